@@ -1,0 +1,56 @@
+# Hlekkr: `make run` starts the embedded install (no servers needed); `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+WEB_CONCURRENCY ?= 2
+WORKER_CONCURRENCY ?= 2
+
+.PHONY: run test lint typecheck check conformance venv migrate worker web bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_demo_users
+	$(PY) manage.py collectstatic --noinput -v 0
+	@echo "Hlekkr:     http://$(HOST):$(PORT)/"
+	@echo "API docs:   http://$(HOST):$(PORT)/api/docs/"
+	@echo "Dashboard:  http://$(HOST):$(PORT)/dashboard/"
+	@echo "Admin:      http://$(HOST):$(PORT)/admin/"
+	@echo "Health:     http://$(HOST):$(PORT)/health/ready"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(VENV)/bin/celery -A hlekkr worker -B -Q interactive,default,batch,bedrock,webhooks,maintenance \
+	    --concurrency $(WORKER_CONCURRENCY) --loglevel INFO \
+	    --schedule var/celerybeat-schedule & \
+	$(VENV)/bin/gunicorn hlekkr.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
+	    --threads 4 --timeout 120 --access-logfile - & \
+	wait
+
+test: venv
+	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+conformance: venv
+	$(PY) -m pytest -q -m conformance tests/conformance $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy .
+
+check: lint typecheck test
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,57 @@
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from hlekkr.accounts.models import ApiKey, User
+from hlekkr.accounts.services import api_key_create, api_key_revoke
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "email", "role", "is_active", "is_staff")
+    list_filter = ("role", "is_active", "is_staff")
+    fieldsets = (*DjangoUserAdmin.fieldsets, ("Hlekkr", {"fields": ("role",)}))  # type: ignore[misc]
+    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Hlekkr", {"fields": ("role",)}))
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "prefix", "user__username")
+    readonly_fields = ("prefix", "secret_hash", "created_at", "revoked_at", "last_used_at")
+    fields = ("user", "name", "scopes", "expires_at", *readonly_fields)
+    actions = ["revoke_keys"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            # Only the name and expiry may change after creation; scopes widen nothing silently.
+            super().save_model(request, obj, form, change)
+            return
+        issued = api_key_create(
+            user=obj.user,
+            name=obj.name,
+            scopes=list(obj.scopes or []),
+            expires_at=obj.expires_at,
+            actor=request.user,
+        )
+        obj.pk = issued.api_key.pk
+        obj.prefix, obj.secret_hash = issued.api_key.prefix, issued.api_key.secret_hash
+        messages.warning(request, f"Copy the key now; it will not be shown again: {issued.plaintext}")
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=key, actor=request.user)

@@ -1,0 +1,64 @@
+"""API authentication: `Authorization: Api-Key hk_…` and `Authorization: Bearer <JWT>`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+from rest_framework_simplejwt import authentication as jwt_authentication
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import Token
+
+from hlekkr.accounts.models import ApiKey, User
+from hlekkr.accounts.services import api_key_authenticate
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request: Request) -> tuple[User, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        keyword, _, raw = header.partition(" ")
+        if keyword != self.keyword:
+            return None
+        raw = raw.strip()
+        if not raw:
+            raise exceptions.AuthenticationFailed({"detail": "Empty API key.", "code": "invalid_api_key"})
+        key = api_key_authenticate(raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed(
+                {"detail": "The API key is unknown, revoked or expired.", "code": "invalid_api_key"}
+            )
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class JWTAuthentication(jwt_authentication.JWTAuthentication):
+    """simplejwt, but an expired access token says `token_expired` so a client knows to refresh."""
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        last_error: TokenError | None = None
+        for token_class in jwt_settings.AUTH_TOKEN_CLASSES:
+            try:
+                return token_class(raw_token)
+            except ExpiredTokenError as exc:
+                raise exceptions.AuthenticationFailed(
+                    {"detail": "The access token has expired; refresh it.", "code": "token_expired"}
+                ) from exc
+            except TokenError as exc:
+                last_error = exc
+        raise exceptions.AuthenticationFailed(
+            {"detail": f"The token is not valid: {last_error}", "code": "token_not_valid"}
+        )
+
+    def authenticate(self, request: Request) -> Any:
+        return super().authenticate(request)
+
+
+def request_api_key(request: Any) -> ApiKey | None:
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiKey) else None

@@ -1,0 +1,46 @@
+"""The Celery app. Settings come from Django settings (CELERY_*); each app contributes its periodic tasks
+through a `beat.py` module with a SCHEDULE dict, collected here so no app imports another."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hlekkr.settings")
+
+app = Celery("hlekkr")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+BEAT_MODULES = ("hlekkr.ops.beat", "media.beat", "analysis.beat", "review.beat", "ratelimit.beat")
+
+
+@app.on_after_finalize.connect
+def _collect_beat_schedules(sender: Celery, **kwargs: Any) -> None:
+    schedule: dict[str, Any] = dict(sender.conf.beat_schedule or {})
+    for module_name in BEAT_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        schedule.update(getattr(module, "SCHEDULE", {}))
+    sender.conf.beat_schedule = schedule
+
+
+@signals.before_task_publish.connect
+def _send_request_id(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    from hlekkr.ops.logging import request_id_var
+
+    if headers is not None:
+        headers.setdefault("hlekkr_request_id", request_id_var.get())
+
+
+@signals.task_prerun.connect
+def _receive_request_id(task: Any = None, **kwargs: Any) -> None:
+    from hlekkr.ops.logging import request_id_var
+
+    request_id = getattr(task.request, "hlekkr_request_id", None) if task is not None else None
+    request_id_var.set(request_id or f"task-{getattr(task.request, 'id', '-')}")

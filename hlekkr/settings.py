@@ -1,0 +1,354 @@
+"""Hlekkr settings: one module, driven by the environment (see README "Configuration").
+
+The embedded default needs no servers: SQLite, local-memory cache, filesystem storage and a filesystem Celery
+transport, all under ``var/``. Setting DATABASE_URL, REDIS_URL, CELERY_BROKER_URL and AWS_STORAGE_BUCKET_NAME
+switches each piece to the real service. ``HLEKKR_ENV=production`` refuses to start without real secrets.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from hlekkr.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HLEKKR_ENV = env_str("HLEKKR_ENV", "development")
+if HLEKKR_ENV not in ("development", "production", "test"):
+    raise ImproperlyConfigured(f"HLEKKR_ENV must be development, production or test, got {HLEKKR_ENV!r}")
+PRODUCTION = HLEKKR_ENV == "production"
+
+# Runtime files live outside the `media` app's folder (DESIGN §2): var/ is git-ignored.
+VAR_DIR = Path(env_str("HLEKKR_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _development_secret(name: str) -> str:
+    """A random secret kept under var/ so sessions and tokens survive restarts of the embedded run."""
+    path = VAR_DIR / f".{name}"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_secret("SECRET_KEY")
+JWT_SIGNING_KEY = env_secret("JWT_SIGNING_KEY")
+DATABASE_URL = env_secret("DATABASE_URL")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+
+if PRODUCTION:
+    missing = [
+        name
+        for name, value in (
+            ("SECRET_KEY", SECRET_KEY),
+            ("DATABASE_URL", DATABASE_URL),
+            ("ALLOWED_HOSTS", ALLOWED_HOSTS),
+            ("JWT_SIGNING_KEY", JWT_SIGNING_KEY),
+        )
+        if not value
+    ]
+    if missing:
+        raise ImproperlyConfigured(f"HLEKKR_ENV=production needs {', '.join(missing)}")
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured("SECRET_KEY is too short or too simple for production (50+ characters)")
+    if JWT_SIGNING_KEY == SECRET_KEY:
+        raise ImproperlyConfigured("JWT_SIGNING_KEY must differ from SECRET_KEY")
+else:
+    SECRET_KEY = SECRET_KEY or _development_secret("secret_key")
+    JWT_SIGNING_KEY = JWT_SIGNING_KEY or _development_secret("jwt_signing_key")
+    ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
+
+DEBUG = env_bool("DEBUG", False) and not PRODUCTION
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "storages",
+    "hlekkr.accounts",
+    "hlekkr.audit",
+    "hlekkr.ops",
+    "media",
+    "analysis",
+    "review",
+    "ratelimit",
+]
+
+MIDDLEWARE = [
+    "hlekkr.ops.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hlekkr.urls"
+WSGI_APPLICATION = "hlekkr.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/dashboard/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- database -------------------------------------------------------------------------------------------
+if DATABASE_URL:
+    DATABASES = {"default": parse_database_url(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "hlekkr.sqlite3",
+            # WAL lets the web process read while the worker writes; the timeout rides out short write locks.
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache ----------------------------------------------------------------------------------------------
+REDIS_URL = env_secret("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "hlekkr",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hlekkr"}}
+
+# --- storage --------------------------------------------------------------------------------------------
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+MEDIA_ROOT = Path(env_str("HLEKKR_MEDIA_ROOT", str(VAR_DIR / "storage")))
+MEDIA_URL = "/files/"
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "hlekkr" / "static"]
+
+if AWS_STORAGE_BUCKET_NAME:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL,
+            "region_name": AWS_S3_REGION_NAME,
+            "default_acl": None,
+            "file_overwrite": True,
+            "querystring_auth": True,
+            "querystring_expire": env_int("HLEKKR_DOWNLOAD_URL_TTL", 300, minimum=1),
+            "signature_version": "s3v4",
+            "addressing_style": "path" if AWS_S3_ENDPOINT_URL else None,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- REST API -------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "hlekkr.accounts.authentication.ApiKeyAuthentication",
+        "hlekkr.accounts.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "hlekkr.accounts.permissions.HasScope",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "hlekkr.pagination.CursorPagination",
+    "PAGE_SIZE": 25,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hlekkr.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hlekkr API",
+    "DESCRIPTION": "Media integrity: upload, analysis, trust scores, human review.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("HLEKKR_JWT_ACCESS_SECONDS", 300, minimum=30)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("HLEKKR_JWT_REFRESH_SECONDS", 86400, minimum=300)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    # Pinned: decode() only accepts this algorithm, so alg=none and algorithm-confusion tokens are refused.
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "LEEWAY": env_int("HLEKKR_JWT_LEEWAY_SECONDS", 10, minimum=0, maximum=120),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# Request bodies: JSON bodies are small; uploads stream to temporary files past 2.5 MB (never whole in memory).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HLEKKR_MAX_JSON_BYTES", 1024 * 1024, minimum=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
+# --- Celery ---------------------------------------------------------------------------------------------
+CELERY_DATA_DIR = VAR_DIR / "celery"
+CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL") or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL == "filesystem://":
+    for _sub in ("queue", "processed"):
+        (CELERY_DATA_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DATA_DIR / "queue"),
+        "data_folder_out": str(CELERY_DATA_DIR / "queue"),
+        "processed_folder": str(CELERY_DATA_DIR / "processed"),
+        "store_processed": False,
+    }
+# Longer than the longest task's hard time limit, so a slow task is never redelivered while still running.
+CELERY_VISIBILITY_TIMEOUT = env_int("HLEKKR_CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+CELERY_TASK_TIME_LIMIT = env_int("HLEKKR_TASK_TIME_LIMIT", 900, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("HLEKKR_TASK_SOFT_TIME_LIMIT", 840, minimum=5)
+if CELERY_TASK_TIME_LIMIT >= CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured("HLEKKR_TASK_TIME_LIMIT must be shorter than HLEKKR_CELERY_VISIBILITY_TIMEOUT")
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("HLEKKR_TASK_SOFT_TIME_LIMIT must be shorter than HLEKKR_TASK_TIME_LIMIT")
+if not CELERY_BROKER_URL.startswith("filesystem"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ALWAYS_EAGER = env_bool("HLEKKR_CELERY_EAGER", False)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}  # filled by hlekkr/celery.py from each app's beat.py
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Hlekkr knobs that are infrastructure, not tuning (tuning lives in admin-edited models) --------------
+HLEKKR_API_KEY_PREFIX = "hk_"
+HLEKKR_BEDROCK_MODELS = env_str("HLEKKR_BEDROCK_MODELS")  # empty: Bedrock detector off
+HLEKKR_BEDROCK_DAILY_BUDGET_USD = env_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
+HLEKKR_METRICS_TOKEN = env_secret("HLEKKR_METRICS_TOKEN")
+HLEKKR_TRUSTED_PROXIES = env_list("HLEKKR_TRUSTED_PROXIES")
+
+# --- security -------------------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("HLEKKR_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("HLEKKR_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("HLEKKR_HSTS_PRELOAD", True)
+    if env_bool("HLEKKR_BEHIND_TLS_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- logging --------------------------------------------------------------------------------------------
+LOG_LEVEL = env_str("HLEKKR_LOG_LEVEL", "INFO").upper()
+LOG_JSON = env_bool("HLEKKR_LOG_JSON", PRODUCTION)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "hlekkr.ops.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_JSON else "plain",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
+
+# WhiteNoise serves static files in every mode; in the embedded run it finds them without collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
