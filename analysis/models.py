@@ -1,0 +1,154 @@
+"""Analyses, per-detector results, scoring policies and PDQ hash banks."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from media.models import MediaItem
+
+
+class AnalysisStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class Verdict(models.TextChoices):
+    LIKELY_AUTHENTIC = "likely_authentic", "Likely authentic"
+    SUSPICIOUS = "suspicious", "Suspicious"
+    LIKELY_MANIPULATED = "likely_manipulated", "Likely manipulated"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
+class AnalysisQueue(models.TextChoices):
+    INTERACTIVE = "interactive", "Interactive (new uploads)"
+    BATCH = "batch", "Batch (re-analyses)"
+
+
+class ScoringPolicy(models.Model):
+    """A versioned set of weights and thresholds. Exactly one is active; analyses record the one they used."""
+
+    version = models.PositiveIntegerField(unique=True)
+    is_active = models.BooleanField(default=False)
+    bias = models.FloatField(default=0.0)
+    weights = models.JSONField(default=dict)  # detector name -> weight
+    decisive = models.JSONField(default=dict)  # decisive evidence code -> log-odds shift
+    clip = models.FloatField(default=0.02)  # probabilities are clipped to [clip, 1 - clip] before logit
+    authentic_threshold = models.PositiveSmallIntegerField(default=70)  # trust >= this: likely authentic
+    manipulated_threshold = models.PositiveSmallIntegerField(default=40)  # trust < this: likely manipulated
+    notes = models.TextField(blank=True)
+    proposed_by_calibration = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name_plural = "scoring policies"
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=models.Q(is_active=True), name="one_active_policy"),
+            models.CheckConstraint(
+                condition=models.Q(manipulated_threshold__lt=models.F("authentic_threshold")),
+                name="policy_bands_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"scoring policy v{self.version}{' (active)' if self.is_active else ''}"
+
+
+class Analysis(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    media = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="analyses")
+    run_number = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED)
+    queue = models.CharField(max_length=12, choices=AnalysisQueue.choices, default=AnalysisQueue.INTERACTIVE)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    manipulation_probability = models.FloatField(null=True, blank=True)
+    trust_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices, blank=True)
+    scoring_policy = models.ForeignKey(ScoringPolicy, null=True, blank=True, on_delete=models.PROTECT)
+    breakdown = models.JSONField(default=dict)  # contributions, decisive evidence, reasons by category
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "analyses"
+        constraints = [
+            models.UniqueConstraint(fields=["media", "run_number"], name="analysis_unique_run"),
+            models.CheckConstraint(
+                condition=models.Q(trust_score__isnull=True) | models.Q(trust_score__lte=100), name="trust_in_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"analysis {self.id} of {self.media_id} #{self.run_number} ({self.status})"
+
+
+class DetectorStatus(models.TextChoices):
+    OK = "ok", "OK"
+    ABSTAINED = "abstained", "Abstained"
+    ERROR = "error", "Error"
+
+
+class DetectorResult(models.Model):
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="detector_results")
+    detector = models.CharField(max_length=32)
+    detector_version = models.CharField(max_length=16)
+    status = models.CharField(max_length=10, choices=DetectorStatus.choices)
+    score = models.FloatField(null=True, blank=True)  # probability of manipulation in [0, 1]
+    reasons = models.JSONField(default=list)  # [{"code", "text", "category"}]
+    evidence = models.JSONField(default=dict)
+    decisive = models.JSONField(default=list)  # decisive evidence codes
+    artifacts = models.JSONField(default=list)  # [{"name", "content_type", "storage_key"}]
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["detector"]
+        constraints = [
+            # Idempotent tasks: one result per analysis and detector, whatever retries happen.
+            models.UniqueConstraint(fields=["analysis", "detector"], name="one_result_per_detector"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.detector} {self.status} {self.score}"
+
+
+class BankKind(models.TextChoices):
+    KNOWN_FAKE = "known_fake", "Known fake"
+    KNOWN_AUTHENTIC = "known_authentic", "Known authentic"
+
+
+class HashBank(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=BankKind.choices)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class BankedHash(models.Model):
+    bank = models.ForeignKey(HashBank, on_delete=models.CASCADE, related_name="hashes")
+    pdq_hash = models.CharField(max_length=64)  # 256-bit PDQ as hex
+    quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bank", "pdq_hash"], name="bank_unique_hash")]
+
+    def __str__(self) -> str:
+        return f"{self.pdq_hash[:12]}… in {self.bank_id}"

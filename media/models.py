@@ -1,0 +1,94 @@
+"""Media items and resumable multipart uploads."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class MediaKind(models.TextChoices):
+    IMAGE = "image", "Image"
+    VIDEO = "video", "Video"
+    AUDIO = "audio", "Audio"
+
+
+class MediaStatus(models.TextChoices):
+    UPLOADING = "uploading", "Uploading"
+    STORED = "stored", "Stored"
+    REJECTED = "rejected", "Rejected"
+    DELETED = "deleted", "Deleted"
+
+
+class MediaItem(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="media_items")
+    kind = models.CharField(max_length=8, choices=MediaKind.choices, blank=True)
+    mime_type = models.CharField(max_length=100, blank=True)  # sniffed from the bytes, never the client's word
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    original_filename = models.CharField(max_length=255, blank=True)  # sanitised; never used as a storage key
+    storage_key = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=12, choices=MediaStatus.choices, default=MediaStatus.UPLOADING)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    # The latest outcome, written by the analysis and review apps through media services so that lists can
+    # filter and sort without joining upward (media never imports analysis or review).
+    analysis_status = models.CharField(max_length=12, blank=True)  # queued/running/completed/failed
+    trust_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    verdict = models.CharField(max_length=20, blank=True)  # machine verdict of the latest analysis
+    final_verdict = models.CharField(max_length=20, blank=True)  # the human verdict once review decides
+    outcome_version = models.PositiveIntegerField(default=0)  # bumps on every change above: ETag and cache key
+    review_requested = models.BooleanField(default=False)  # the client asked for a human look
+    priority = models.CharField(max_length=8, default="normal")  # client urgency: normal | urgent
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Re-uploading the same bytes returns the existing item; deleted items free their hash.
+            models.UniqueConstraint(
+                fields=["owner", "sha256"],
+                condition=models.Q(status__in=["stored", "uploading"]) & ~models.Q(sha256=""),
+                name="media_unique_live_owner_sha256",
+            )
+        ]
+        indexes = [models.Index(fields=["owner", "status", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind or 'media'} {self.id} ({self.status})"
+
+
+class UploadState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    ABORTED = "aborted", "Aborted"
+    FAILED = "failed", "Failed"
+
+
+class MultipartUpload(models.Model):
+    """One S3 multipart upload (or its filesystem twin in the embedded run) that will become `media`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    media = models.OneToOneField(MediaItem, on_delete=models.CASCADE, related_name="multipart_upload")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="multipart_uploads")
+    s3_upload_id = models.CharField(max_length=1024, blank=True)
+    declared_size = models.BigIntegerField()
+    declared_content_type = models.CharField(max_length=100)
+    part_size = models.BigIntegerField()
+    part_count = models.PositiveIntegerField()
+    state = models.CharField(max_length=12, choices=UploadState.choices, default=UploadState.ACTIVE)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    expires_at = models.DateTimeField()  # part URLs issued now stop working at this time
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"upload {self.id} ({self.state})"
