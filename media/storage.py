@@ -66,7 +66,7 @@ def delete_prefix(item: MediaItem) -> None:
     """Remove the original and every artifact of `item`."""
     prefix = media_prefix(item)
     try:
-        directories, files = default_storage.listdir(f"{prefix}/artifacts")
+        _directories, files = default_storage.listdir(f"{prefix}/artifacts")
     except (FileNotFoundError, OSError):
         files = []
     for name in files:
