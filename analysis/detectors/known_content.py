@@ -14,6 +14,9 @@ Outcomes:
 * no match -> status ``ok`` with probability ``None``: an unknown image is not evidence either way. The
   evidence still carries ``pdq_hash`` and ``quality`` (so the item can be banked later) and ``matches: []``.
 
+Each match records ``variant``: the dihedral transform of the submitted image that lines up with the banked
+hash (a copy rotated by 90 degrees matches through ``rotate_270``).
+
 ``pdq_hash`` and ``hamming`` are pure helpers shared with the hash-bank import command.
 """
 
