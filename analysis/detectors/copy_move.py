@@ -1,0 +1,187 @@
+"""Copy-move detector: regions duplicated inside one image.
+
+ORB keypoints (OpenCV) are matched against the same image; each keypoint's best match is itself, so the 2nd
+and 3rd nearest neighbours are used with a ratio test (g2NN: the duplicate must be clearly closer than the next
+candidate). Pairs closer than ``MIN_SHIFT`` px are dropped (same structure seen twice at one spot). The pairs are
+then explained with RANSAC similarity transforms (translation, rotation, scale): a cluster of at least
+``MIN_INLIERS`` pairs sharing one transform is a duplicated region. A mask (``copy_move_mask.png``, grey: the
+two regions in 255, the rest 0 - which one is the original cannot be told from pixels alone) is attached.
+
+Limits: needs texture (flat copies have no keypoints; too few keypoints -> abstain ``low_quality``); repetitive
+structure (tiles, windows, fences) can look like duplication, so probabilities stay moderate for small clusters;
+heavy blur or noise on the copy defeats binary descriptors. Large images are analysed at <= 1024 px a side.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from analysis.detectors.base import (
+    AbstainCode,
+    Artifact,
+    Category,
+    Detector,
+    DetectorContext,
+    DetectorOutput,
+    MediaInput,
+    Reason,
+)
+
+WORK_SIDE = 1024
+MIN_SIDE = 64
+N_FEATURES = 3000
+RATIO = 0.6
+MIN_SHIFT = 24.0  # px at working scale
+MIN_INLIERS = 10
+MIN_KEYPOINTS = 40
+MAX_CLUSTERS = 3
+RANSAC_PX = 3.0
+
+
+class CopyMoveDetector(Detector):
+    """Keypoint self-matching with RANSAC clustering; mask artifact of both regions."""
+
+    name = "copy_move"
+    version = "1.0.0"
+    time_budget_s = 10.0
+
+    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+        try:
+            im = media.open_image()
+            if im.format == "JPEG":
+                im.draft("L", (WORK_SIDE, WORK_SIDE))  # DCT-domain downscale: cheap for big JPEGs
+            im.load()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
+        full_w, full_h = Image.open(io.BytesIO(media.data)).size
+        if min(full_w, full_h) < MIN_SIDE:
+            return DetectorOutput.abstain(AbstainCode.TOO_SMALL, "Too small to hold a duplicated region.")
+        grey = im.convert("L")
+        factor = min(1.0, WORK_SIDE / max(grey.size))
+        if factor < 1.0:
+            grey = grey.resize((round(grey.width * factor), round(grey.height * factor)), Image.Resampling.BILINEAR)
+        scale = full_w / grey.width  # working px -> original px
+        g = np.asarray(grey)
+
+        orb = cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=10)  # type: ignore[attr-defined]
+        keypoints, descriptors = orb.detectAndCompute(g, None)
+        if descriptors is None or len(keypoints) < MIN_KEYPOINTS:
+            return DetectorOutput.abstain(
+                AbstainCode.LOW_QUALITY, "Too little texture to find keypoints.", keypoints=len(keypoints or [])
+            )
+        pts = np.asarray([k.pt for k in keypoints], dtype=np.float32)
+        src, dst = _candidate_pairs(descriptors, pts)
+        clusters = _clusters(src, dst)
+
+        evidence: dict[str, Any] = {
+            "keypoints": len(keypoints),
+            "candidate_pairs": len(src),
+            "analysed_scale": round(1 / scale, 4),
+            "clusters": [],
+        }
+        mask: np.ndarray = np.zeros(g.shape, np.uint8)
+        for c in clusters:
+            a, b, m = c["src"], c["dst"], c["matrix"]
+            for region in (a, b):
+                hull = cv2.convexHull(np.round(region).astype(np.int32))
+                cv2.fillConvexPoly(mask, hull, 255)
+            evidence["clusters"].append(
+                {
+                    "matches": len(a),
+                    "offset": [round(float(m[0, 2]) * scale, 1), round(float(m[1, 2]) * scale, 1)],
+                    "median_shift": [
+                        round(float(np.median(b[:, 0] - a[:, 0])) * scale, 1),
+                        round(float(np.median(b[:, 1] - a[:, 1])) * scale, 1),
+                    ],
+                    "rotation_deg": round(float(np.degrees(np.arctan2(m[1, 0], m[0, 0]))), 1),
+                    "scale": round(float(np.hypot(m[0, 0], m[1, 0])), 3),
+                    "region_a_bbox": _bbox(a, scale),
+                    "region_b_bbox": _bbox(b, scale),
+                }
+            )
+
+        artifacts = []
+        if clusters:
+            if factor < 1.0:
+                mask = cv2.resize(mask, (full_w, full_h), interpolation=cv2.INTER_NEAREST)
+            mask = cv2.dilate(mask, np.ones((9, 9), np.uint8))
+            ok, png = cv2.imencode(".png", mask)
+            if ok:
+                artifacts.append(Artifact("copy_move_mask.png", "image/png", png.tobytes()))
+
+        best = max((len(c["src"]) for c in clusters), default=0)
+        if best == 0:
+            p = 0.08
+            reasons = [Reason("no_duplication", "No duplicated regions were found.", Category.INFO)]
+        else:
+            # 10 matches -> ~0.65, 20 -> ~0.85, 40+ -> ~0.95 (repetitive textures rarely give many consistent ones)
+            p = min(0.97, 1 - 0.35 * (MIN_INLIERS / best) ** 1.5)
+            shift = evidence["clusters"][0]["median_shift"]
+            reasons = [
+                Reason(
+                    "copy_move",
+                    f"A region appears twice in the image, shifted by ({shift[0]:.0f}, {shift[1]:.0f}) px "
+                    f"({best} matching keypoints).",
+                    Category.MANIPULATED,
+                )
+            ]
+        return DetectorOutput(status="ok", probability=p, reasons=reasons, evidence=evidence, artifacts=artifacts)
+
+
+def _candidate_pairs(descriptors: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    knn = matcher.knnMatch(descriptors, descriptors, k=3)
+    src, dst, seen = [], [], set()
+    for ms in knn:
+        # ms[0] is (usually) the keypoint itself; g2NN over the remaining neighbours.
+        others = [m for m in ms if m.trainIdx != m.queryIdx]
+        if len(others) < 2:
+            continue
+        best, second = others[0], others[1]
+        if best.distance > RATIO * max(second.distance, 1.0):
+            continue
+        i, j = best.queryIdx, best.trainIdx
+        if np.hypot(*(pts[i] - pts[j])) < MIN_SHIFT:
+            continue
+        key = (min(i, j), max(i, j))
+        if key in seen:
+            continue
+        seen.add(key)
+        # Orient every pair the same way (left-to-right, then top-to-bottom) so one copy is one cluster.
+        a, b = (i, j) if (pts[i][0], pts[i][1]) < (pts[j][0], pts[j][1]) else (j, i)
+        src.append(pts[a])
+        dst.append(pts[b])
+    if not src:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    return np.asarray(src, dtype=np.float32), np.asarray(dst, dtype=np.float32)
+
+
+def _clusters(src: np.ndarray, dst: np.ndarray) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while len(src) >= MIN_INLIERS and len(out) < MAX_CLUSTERS:
+        m, inliers = cv2.estimateAffinePartial2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000
+        )
+        if m is None or inliers is None:
+            break
+        sel = inliers.ravel().astype(bool)
+        if sel.sum() < MIN_INLIERS:
+            break
+        s = float(np.hypot(m[0, 0], m[1, 0]))
+        a, b = src[sel], dst[sel]
+        spread = min(np.ptp(a[:, 0]) + np.ptp(a[:, 1]), np.ptp(b[:, 0]) + np.ptp(b[:, 1]))
+        if 0.5 <= s <= 2.0 and spread >= 12:
+            out.append({"src": a, "dst": b, "matrix": m})
+        src, dst = src[~sel], dst[~sel]
+    return out
+
+
+def _bbox(points: np.ndarray, scale: float) -> list[int]:
+    x0, y0 = points.min(axis=0) * scale
+    x1, y1 = points.max(axis=0) * scale
+    return [int(x0), int(y0), int(x1), int(y1)]

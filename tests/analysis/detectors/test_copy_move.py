@@ -1,0 +1,114 @@
+"""Copy-move detection on real photos with a pasted 100x100 patch of themselves."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from analysis.detectors.base import AbstainCode, Category, DetectorContext, DetectorOutput, MediaInput
+from analysis.detectors.copy_move import CopyMoveDetector
+
+PHOTOS = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee()}
+
+
+def run(path: Path) -> DetectorOutput:
+    media = MediaInput(path=path, kind="image", mime="", size=path.stat().st_size)
+    out = CopyMoveDetector().run(media, DetectorContext())
+    json.dumps(out.evidence)
+    return out
+
+
+def save(tmp_path: Path, arr: np.ndarray, name: str = "photo.jpg") -> Path:
+    path = tmp_path / name
+    Image.fromarray(arr).save(path, quality=92)
+    return path
+
+
+def copy_moved(photo: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
+    out = photo.copy()
+    (sx, sy), (dx, dy) = src, dst
+    out[dy : dy + 100, dx : dx + 100] = photo[sy : sy + 100, sx : sx + 100]
+    return out
+
+
+CASES = {"astronaut": ((200, 80), (350, 330)), "chelsea": ((150, 60), (300, 170)), "coffee": ((200, 150), (420, 40))}
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_a_copied_patch_is_found_with_its_offset(tmp_path: Path, name: str) -> None:
+    src, dst = CASES[name]
+    out = run(save(tmp_path, copy_moved(PHOTOS[name], src, dst)))
+    assert out.probability is not None and out.probability > 0.6
+    assert any(r.code == "copy_move" and r.category == Category.MANIPULATED for r in out.reasons)
+    shift = out.evidence["clusters"][0]["median_shift"]
+    expected = (dst[0] - src[0], dst[1] - src[1])
+    assert (
+        min(
+            abs(shift[0] - expected[0]) + abs(shift[1] - expected[1]),
+            abs(shift[0] + expected[0]) + abs(shift[1] + expected[1]),
+        )
+        <= 3
+    )
+
+
+def test_the_mask_marks_both_the_source_and_the_copy(tmp_path: Path) -> None:
+    src, dst = CASES["astronaut"]
+    out = run(save(tmp_path, copy_moved(PHOTOS["astronaut"], src, dst)))
+    (artifact,) = out.artifacts
+    assert artifact.name == "copy_move_mask.png"
+    mask = np.asarray(Image.open(io.BytesIO(artifact.data)))
+    assert mask.shape == (512, 512)
+    for x, y in (src, dst):
+        assert mask[y + 30 : y + 70, x + 30 : x + 70].mean() > 128
+    assert mask.mean() < 0.2 * 255
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_an_untouched_photo_scores_low(tmp_path: Path, name: str) -> None:
+    out = run(save(tmp_path, PHOTOS[name]))
+    assert out.probability is not None and out.probability < 0.35
+    assert out.artifacts == []
+
+
+def test_a_resized_photo_scores_low(tmp_path: Path) -> None:
+    resized = np.asarray(Image.fromarray(PHOTOS["astronaut"]).resize((800, 800)))
+    out = run(save(tmp_path, resized))
+    assert out.probability is not None and out.probability < 0.35
+
+
+def test_a_flat_image_abstains_for_lack_of_texture(tmp_path: Path) -> None:
+    out = run(save(tmp_path, np.full((200, 200, 3), 128, np.uint8)))
+    assert out.abstain_code == AbstainCode.LOW_QUALITY
+
+
+def test_a_1x1_image_is_too_small(tmp_path: Path) -> None:
+    assert run(save(tmp_path, np.zeros((1, 1, 3), np.uint8))).abstain_code == AbstainCode.TOO_SMALL
+
+
+def test_a_truncated_jpeg_is_unreadable(tmp_path: Path) -> None:
+    path = save(tmp_path, PHOTOS["coffee"])
+    path.write_bytes(path.read_bytes()[:3000])
+    assert run(path).abstain_code == AbstainCode.UNREADABLE
+
+
+@pytest.mark.parametrize(
+    ("image", "name"),
+    [
+        (Image.fromarray(data.camera()), "grey.png"),
+        (Image.fromarray(data.astronaut()).convert("CMYK"), "cmyk.jpg"),
+        (Image.fromarray(np.dstack([data.coffee(), np.full(data.coffee().shape[:2], 200, np.uint8)])), "alpha.png"),
+    ],
+    ids=["greyscale", "cmyk-jpeg", "png-with-alpha"],
+)
+def test_odd_images_give_a_sane_result(tmp_path: Path, image: Image.Image, name: str) -> None:
+    path = tmp_path / name
+    image.save(path)
+    out = run(path)
+    assert out.status == "ok"
+    assert out.probability is not None and out.probability < 0.35
