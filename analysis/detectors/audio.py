@@ -98,6 +98,9 @@ class AudioDetector(Detector):
                 f"The recording is too short to analyse ({x.size / rate:.2f}s).",
                 container=decoded.facts,
             )
+        metadata_problem = ogg_comment_problem(media.path)
+        if metadata_problem:
+            decoded.facts["metadata_problem"] = metadata_problem
         features = _frame_features(x, rate, nperseg)
         bandwidth = effective_bandwidth(features["ltas"], features["freqs"])
         splices = find_splices(features, rate, nperseg // 2)
@@ -225,6 +228,17 @@ class AudioDetector(Detector):
                     f"{len(gaps)} stretch(es) of exact digital silence inside an otherwise noisy recording: "
                     "audio was cut out or inserted.",
                     Category.MANIPULATED,
+                )
+            )
+        if decoded.facts.get("metadata_problem"):
+            # The sound decodes, so it is still judged: refusing would let anyone dodge the analysis by
+            # breaking a tag. The broken header itself says a non-standard tool wrote or altered the file.
+            reasons.append(
+                Reason(
+                    "audio_malformed_metadata",
+                    f"The file's metadata header is malformed ({decoded.facts['metadata_problem']}); "
+                    "its tags were ignored.",
+                    Category.EDITED,
                 )
             )
         if not reasons:
@@ -399,6 +413,55 @@ def find_digital_silence_gaps(x: FloatArray, rate: int) -> list[dict[str, float]
         if len(gaps) >= 50:
             break
     return gaps
+
+
+def ogg_comment_problem(path: Path, *, window: int = 1 << 16) -> str | None:
+    """Why an Ogg file's Vorbis/Opus comment header cannot be right, or None.
+
+    Decoders skip a bad comment header silently; tag readers choke on it. Declared lengths are checked
+    against the bytes that follow in the first 64 KiB (comment headers sit at the very start).
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(window)
+    except OSError:
+        return None
+    if not head.startswith(b"OggS"):
+        return None
+    for magic in (b"\x03vorbis", b"OpusTags"):
+        at = head.find(magic)
+        if at < 0:
+            continue
+        offset = at + len(magic)
+        available = len(head) if len(head) < window else float("inf")
+        try:
+            vendor_length = int.from_bytes(head[offset : offset + 4], "little")
+            offset += 4 + vendor_length
+            if offset + 4 > available:
+                return f"vendor string of {vendor_length} bytes runs past the header"
+            count = int.from_bytes(head[offset : offset + 4], "little")
+            offset += 4
+            for index in range(min(count, 10_000)):
+                length = int.from_bytes(head[offset : offset + 4], "little")
+                offset += 4 + length
+                if offset > available or length > window:
+                    return f"comment {index + 1} declares {length} bytes, more than the file holds"
+                comment = head[offset - length : offset]
+                # The spec requires UTF-8 "FIELD=value"; binary bytes here mean the header was overwritten.
+                if len(comment) == length and (b"=" not in comment or not _is_utf8(comment)):
+                    return f"comment {index + 1} is not a FIELD=value text"
+        except (IndexError, ValueError):
+            return "comment header is truncated"
+        return None
+    return None
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _mad(values: NDArray[Any]) -> float:

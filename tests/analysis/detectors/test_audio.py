@@ -35,6 +35,30 @@ def write(path: Path, samples: np.ndarray, subtype: str = "PCM_16", rate: int = 
     return path
 
 
+def with_ogg_checksums(data: bytes) -> bytes:
+    """Recompute every Ogg page CRC, so an edited header is still a valid stream (as a hex editor plus a
+    careless tool would leave it)."""
+
+    def crc(page: bytes) -> int:
+        value = 0
+        for byte in page:
+            value ^= byte << 24
+            for _ in range(8):
+                value = ((value << 1) ^ 0x04C11DB7 if value & 0x80000000 else value << 1) & 0xFFFFFFFF
+        return value
+
+    out = bytearray(data)
+    offset = 0
+    while offset + 27 <= len(out) and out[offset : offset + 4] == b"OggS":
+        segments = out[offset + 26]
+        body = sum(out[offset + 27 : offset + 27 + segments])
+        end = offset + 27 + segments + body
+        out[offset + 22 : offset + 26] = b"\x00\x00\x00\x00"
+        out[offset + 22 : offset + 26] = crc(bytes(out[offset:end])).to_bytes(4, "little")
+        offset = end
+    return bytes(out)
+
+
 def codes(output: DetectorOutput) -> set[str]:
     return {reason.code for reason in output.reasons}
 
@@ -205,3 +229,21 @@ def test_it_refuses_video_before_any_work() -> None:
     refusal = AudioDetector().applies(media)
 
     assert refusal is not None and refusal.abstain_code == AbstainCode.UNSUPPORTED_KIND
+
+
+def test_it_flags_a_broken_ogg_comment_header_but_still_judges_the_sound(tmp_path: Path) -> None:
+    path = tmp_path / "tagged.ogg"
+    with sf.SoundFile(str(path), "w", RATE, 1, "VORBIS") as handle:  # a tag to overwrite with binary junk
+        handle.title = "ABCDEFGH"
+        handle.write(recording(3, -50))
+    data = path.read_bytes()
+    assert b"ABCDEFGH" in data
+    broken = tmp_path / "broken.ogg"
+    junk = b"\x00\x01\x02\x03\xff\xfe\x00\x01\x02\x03\x04\x05\x06\x07"
+    broken.write_bytes(with_ogg_checksums(data.replace(b"TITLE=ABCDEFGH", junk)))
+
+    clean, damaged = analyse(path), analyse(broken)
+
+    assert "audio_malformed_metadata" not in codes(clean)
+    assert damaged.status == "ok" and "audio_malformed_metadata" in codes(damaged)
+    assert damaged.evidence["container"]["metadata_problem"]
