@@ -1,0 +1,276 @@
+"""Combine detector results into one trust score with an explained breakdown (see docs/scoring.md).
+
+Pure functions over plain data: no ORM, no settings. The pipeline converts DetectorResult rows and the active
+ScoringPolicy into the dataclasses below, calls `score()`, and stores what comes back.
+
+    logit(P) = bias + sum_d w_d * logit(clip(p_d))  +  sum of decisive shifts
+    trust    = round(100 * (1 - P))
+
+Two rules sit on top of the formula:
+
+* inconclusive: with no scored detector and no decisive evidence there is nothing to combine; the verdict is
+  ``inconclusive`` and the reason names why each detector abstained or failed.
+* edited-only cap: software touching a file (resize, re-save, crop) is not evidence of deception. When no
+  reason points at manipulation or generation and no decisive evidence pushes up, P is capped just below the
+  likely-manipulated band, so an edited camera photo can at worst be ``suspicious``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Reason categories (mirrors analysis.detectors.base.Category without importing detector code).
+EDITED = "edited"
+MANIPULATED = "manipulated"
+GENERATED = "generated"
+AUTHENTIC = "authentic"
+FINDING_CATEGORIES = (EDITED, MANIPULATED, GENERATED, AUTHENTIC)
+
+# Decisive evidence that pushes P up; the others pull it down.
+UPWARD_DECISIVE = frozenset({"ai_declared_trusted", "ai_declared_untrusted", "known_fake", "provenance_tampered"})
+
+LIKELY_AUTHENTIC = "likely_authentic"
+SUSPICIOUS = "suspicious"
+LIKELY_MANIPULATED = "likely_manipulated"
+INCONCLUSIVE = "inconclusive"
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "metadata": 1.0,
+    "ela": 0.35,
+    "jpeg": 0.3,
+    "spectral": 0.35,
+    "copy_move": 0.5,
+    "provenance": 1.0,
+    "known_content": 1.0,
+    "video": 0.8,
+    "audio": 0.6,
+}
+DEFAULT_DECISIVE: dict[str, float] = {
+    "ai_declared_trusted": 6.0,
+    "known_fake": 6.0,
+    "ai_declared_untrusted": 3.0,
+    "provenance_tampered": 3.0,
+    "trusted_authentic": -3.0,
+    "known_authentic": -4.0,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The numbers a ScoringPolicy row holds; `from_obj` reads them off a row (or anything shaped like one)."""
+
+    version: int
+    bias: float = 0.0
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    decisive: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DECISIVE))
+    clip: float = 0.02
+    authentic_threshold: int = 70
+    manipulated_threshold: int = 40
+    edited_only_cap: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.clip < 0.5:
+            raise ValueError("clip must lie in (0, 0.5)")
+        if not 0 < self.manipulated_threshold < self.authentic_threshold <= 100:
+            raise ValueError("thresholds must satisfy 0 < manipulated < authentic <= 100")
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Policy:
+        return cls(
+            version=int(obj.version),
+            bias=float(obj.bias),
+            weights={str(k): float(v) for k, v in (obj.weights or {}).items()},
+            decisive={str(k): float(v) for k, v in (obj.decisive or {}).items()},
+            clip=float(obj.clip),
+            authentic_threshold=int(obj.authentic_threshold),
+            manipulated_threshold=int(obj.manipulated_threshold),
+            edited_only_cap=bool(getattr(obj, "edited_only_cap", True)),
+        )
+
+
+@dataclass(frozen=True)
+class DetectorEvidence:
+    """One detector's result as scoring sees it."""
+
+    detector: str
+    status: str  # ok | abstained | error
+    score: float | None = None
+    reasons: Sequence[Mapping[str, str]] = ()  # {"code", "text", "category"}
+    decisive: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    manipulation_probability: float | None
+    trust_score: int | None
+    confidence: float
+    verdict: str
+    breakdown: dict[str, Any]
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def clipped_logit(p: float, clip: float) -> float:
+    return logit(min(max(p, clip), 1.0 - clip))
+
+
+def verdict_for(trust: int, policy: Policy) -> str:
+    if trust >= policy.authentic_threshold:
+        return LIKELY_AUTHENTIC
+    if trust >= policy.manipulated_threshold:
+        return SUSPICIOUS
+    return LIKELY_MANIPULATED
+
+
+def trust_from_probability(p: float) -> int:
+    return round(100.0 * (1.0 - p))
+
+
+def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
+    """The trust score, verdict, confidence and breakdown for one analysis."""
+    results = list(results)
+    contributions: list[dict[str, Any]] = []
+    decisive: list[dict[str, Any]] = []
+    abstained: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = []
+    findings: dict[str, list[dict[str, str]]] = {category: [] for category in FINDING_CATEGORIES}
+
+    for result in results:
+        if result.status == "error":
+            errors.append({"detector": result.detector, "text": _first_text(result.reasons) or "detector failed"})
+            continue
+        if result.status == "abstained":
+            code = str(result.reasons[0].get("code", "")) if result.reasons else ""
+            abstained.append({"detector": result.detector, "code": code, "text": _first_text(result.reasons)})
+            continue
+        for reason in result.reasons:
+            category = str(reason.get("category", ""))
+            if category in findings:
+                findings[category].append(
+                    {
+                        "detector": result.detector,
+                        "code": str(reason.get("code", "")),
+                        "text": str(reason.get("text", "")),
+                    }
+                )
+        weight = float(policy.weights.get(result.detector, 0.0))
+        if result.score is not None and weight != 0.0:
+            detector_logit = clipped_logit(float(result.score), policy.clip)
+            contributions.append(
+                {
+                    "detector": result.detector,
+                    "score": round(float(result.score), 4),
+                    "weight": weight,
+                    "logit": round(detector_logit, 4),
+                    "contribution": round(weight * detector_logit, 4),
+                }
+            )
+        for code in result.decisive:
+            shift = float(policy.decisive.get(str(code), 0.0))
+            decisive.append({"code": str(code), "detector": result.detector, "shift": shift})
+
+    breakdown: dict[str, Any] = {
+        "policy_version": policy.version,
+        "bias": policy.bias,
+        "contributions": contributions,
+        "decisive": decisive,
+        "edited": findings[EDITED],
+        "manipulated": findings[MANIPULATED],
+        "generated": findings[GENERATED],
+        "authentic": findings[AUTHENTIC],
+        "abstained": abstained,
+        "errors": errors,
+    }
+
+    if not contributions and not any(d["shift"] for d in decisive):
+        breakdown["inconclusive_reason"] = _inconclusive_reason(abstained, errors, results)
+        breakdown["summary"] = breakdown["inconclusive_reason"]
+        return ScoreResult(None, None, 0.0, INCONCLUSIVE, breakdown)
+
+    weighted = sum(c["weight"] * c["logit"] for c in contributions)
+    shifts = sum(d["shift"] for d in decisive)
+    total_logit = policy.bias + weighted + shifts
+    probability = sigmoid(total_logit)
+
+    pushes_up = any(d["shift"] > 0 for d in decisive)
+    capped = False
+    if policy.edited_only_cap and not pushes_up and not findings[MANIPULATED] and not findings[GENERATED]:
+        # The highest P whose trust is still in the suspicious band (trust == manipulated_threshold).
+        ceiling = 1.0 - policy.manipulated_threshold / 100.0
+        if probability > ceiling:
+            probability = ceiling
+            capped = True
+
+    trust = trust_from_probability(probability)
+    verdict = verdict_for(trust, policy)
+    confidence = _confidence(contributions, decisive, total_logit)
+    breakdown.update(
+        {
+            "logit": round(total_logit, 4),
+            "weighted_sum": round(weighted, 4),
+            "decisive_shift": round(shifts, 4),
+            "edited_only_cap_applied": capped,
+        }
+    )
+    breakdown["summary"] = _summary(verdict, findings, decisive, capped)
+    return ScoreResult(round(probability, 4), trust, confidence, verdict, breakdown)
+
+
+def _confidence(contributions: list[dict[str, Any]], decisive: list[dict[str, Any]], total_logit: float) -> float:
+    """Grows with the number of scoring detectors and with how much of their pull agrees with the outcome.
+
+    coverage = 1 - exp(-n / 2)   (1 detector 0.39, 3 detectors 0.78, 5 detectors 0.92)
+    agreement = |sum of contributions| / sum of |contributions|   (1 when all pull the same way)
+    Decisive evidence in the direction of the outcome lifts confidence to at least 0.9.
+    """
+    n = len(contributions)
+    coverage = 1.0 - math.exp(-n / 2.0)
+    magnitude = sum(abs(c["contribution"]) for c in contributions)
+    agreement = abs(sum(c["contribution"] for c in contributions)) / magnitude if magnitude > 0 else 1.0
+    confidence = coverage * (0.5 + 0.5 * agreement)
+    if any(d["shift"] and (d["shift"] > 0) == (total_logit > 0) for d in decisive):
+        confidence = max(confidence, 0.9)
+    return round(min(confidence, 1.0), 3)
+
+
+def _first_text(reasons: Sequence[Mapping[str, str]]) -> str:
+    return str(reasons[0].get("text", "")) if reasons else ""
+
+
+def _inconclusive_reason(
+    abstained: list[dict[str, str]], errors: list[dict[str, str]], results: list[DetectorEvidence]
+) -> str:
+    if not results:
+        return "No detector applies to this kind of media."
+    parts = [f"{a['detector']}: {a['text'] or a['code']}" for a in abstained]
+    parts += [f"{e['detector']} failed" for e in errors]
+    informational = [r.detector for r in results if r.status == "ok"]
+    if informational:
+        parts.append(f"{', '.join(informational)}: informational only")
+    return "No detector produced a score. " + "; ".join(parts)
+
+
+def _summary(
+    verdict: str, findings: dict[str, list[dict[str, str]]], decisive: list[dict[str, Any]], capped: bool
+) -> str:
+    said = []
+    for category in (GENERATED, MANIPULATED, EDITED):
+        if findings[category]:
+            said.append(f"{category}: {len({f['code'] for f in findings[category]})} finding(s)")
+    if decisive:
+        said.append("decisive: " + ", ".join(sorted({d["code"] for d in decisive})))
+    if capped:
+        said.append("only editing evidence, kept out of the manipulated band")
+    return verdict.replace("_", " ") + (" (" + "; ".join(said) + ")" if said else "")

@@ -1,0 +1,170 @@
+"""The trust score as pure functions: formula, decisive evidence, bands, confidence, the edited-only cap."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analysis.scoring import (
+    INCONCLUSIVE,
+    LIKELY_AUTHENTIC,
+    LIKELY_MANIPULATED,
+    SUSPICIOUS,
+    DetectorEvidence,
+    Policy,
+    logit,
+    score,
+    sigmoid,
+)
+
+POLICY = Policy(version=1, bias=0.0, weights={"ela": 0.5, "jpeg": 0.5, "metadata": 1.0, "copy_move": 0.5})
+
+
+def ok(detector: str, p: float | None, *reasons: tuple[str, str], decisive: tuple[str, ...] = ()) -> DetectorEvidence:
+    return DetectorEvidence(
+        detector=detector,
+        status="ok",
+        score=p,
+        reasons=[{"code": code, "text": code, "category": category} for code, category in reasons],
+        decisive=decisive,
+    )
+
+
+def test_it_combines_scores_in_log_odds_space() -> None:
+    result = score([ok("ela", 0.8), ok("jpeg", 0.3)], POLICY)
+    expected = sigmoid(0.5 * logit(0.8) + 0.5 * logit(0.3))
+    assert result.manipulation_probability == pytest.approx(expected, abs=1e-4)
+    assert result.trust_score == round(100 * (1 - expected))
+    assert [c["detector"] for c in result.breakdown["contributions"]] == ["ela", "jpeg"]
+
+
+def test_it_clips_certain_scores_so_one_detector_cannot_reach_infinity() -> None:
+    result = score([ok("ela", 1.0, ("ela_hotspot", "manipulated"))], POLICY)
+    assert result.breakdown["contributions"][0]["logit"] == pytest.approx(logit(0.98), abs=1e-4)
+    assert result.manipulation_probability is not None and result.manipulation_probability < 1.0
+
+
+def test_the_bias_shifts_every_score() -> None:
+    biased = Policy(version=2, bias=1.0, weights=POLICY.weights)
+    plain = score([ok("ela", 0.5, ("ela_hotspot", "manipulated"))], POLICY)
+    shifted = score([ok("ela", 0.5, ("ela_hotspot", "manipulated"))], biased)
+    assert plain.manipulation_probability == pytest.approx(0.5)
+    assert shifted.manipulation_probability == pytest.approx(sigmoid(1.0), abs=1e-4)
+
+
+def test_detectors_without_a_weight_or_score_do_not_count() -> None:
+    result = score([ok("ela", 0.2), ok("faces", None, ("face_count", "info")), ok("unknown", 0.99)], POLICY)
+    assert [c["detector"] for c in result.breakdown["contributions"]] == ["ela"]
+
+
+def test_verdict_bands_follow_the_policy_thresholds() -> None:
+    assert score([ok("metadata", 0.1)], POLICY).verdict == LIKELY_AUTHENTIC
+    assert score([ok("metadata", 0.5, ("x", "manipulated"))], POLICY).verdict == SUSPICIOUS
+    assert score([ok("metadata", 0.9, ("x", "generated"))], POLICY).verdict == LIKELY_MANIPULATED
+    strict = Policy(version=3, weights=POLICY.weights, authentic_threshold=95, manipulated_threshold=80)
+    assert score([ok("metadata", 0.1)], strict).verdict == SUSPICIOUS
+
+
+def test_nothing_scored_is_inconclusive_with_the_reason() -> None:
+    abstained = DetectorEvidence(
+        "ela",
+        "abstained",
+        None,
+        [{"code": "unreadable", "text": "The image could not be decoded.", "category": "info"}],
+    )
+    errored = DetectorEvidence("jpeg", "error", None, [{"code": "exception", "text": "boom", "category": "info"}])
+    result = score([abstained, errored], POLICY)
+    assert result.verdict == INCONCLUSIVE
+    assert result.trust_score is None and result.manipulation_probability is None
+    assert result.confidence == 0.0
+    assert "could not be decoded" in result.breakdown["inconclusive_reason"]
+    assert "jpeg failed" in result.breakdown["inconclusive_reason"]
+
+
+def test_no_detectors_at_all_is_inconclusive() -> None:
+    result = score([], POLICY)
+    assert result.verdict == INCONCLUSIVE
+    assert "No detector applies" in result.breakdown["inconclusive_reason"]
+
+
+@pytest.mark.parametrize("code", ["ai_declared_trusted", "known_fake", "ai_declared_untrusted", "provenance_tampered"])
+def test_upward_decisive_evidence_pushes_the_probability_up(code: str) -> None:
+    base = score([ok("ela", 0.1), ok("jpeg", 0.1)], POLICY)
+    pushed = score([ok("ela", 0.1), ok("jpeg", 0.1), ok("provenance", None, decisive=(code,))], POLICY)
+    assert pushed.manipulation_probability > base.manipulation_probability  # type: ignore[operator]
+    assert pushed.breakdown["decisive"][0]["code"] == code
+
+
+@pytest.mark.parametrize("code", ["trusted_authentic", "known_authentic"])
+def test_downward_decisive_evidence_pulls_the_probability_down(code: str) -> None:
+    base = score([ok("ela", 0.6, ("ela_hotspot", "manipulated"))], POLICY)
+    pulled = score([ok("ela", 0.6, ("ela_hotspot", "manipulated")), ok("x", None, decisive=(code,))], POLICY)
+    assert pulled.manipulation_probability < base.manipulation_probability  # type: ignore[operator]
+
+
+def test_a_trusted_ai_declaration_alone_is_likely_manipulated_with_high_confidence() -> None:
+    result = score([ok("provenance", None, ("ai_declared", "generated"), decisive=("ai_declared_trusted",))], POLICY)
+    assert result.verdict == LIKELY_MANIPULATED
+    assert result.confidence >= 0.9
+
+
+def test_a_photo_only_resized_and_resaved_stays_out_of_likely_manipulated() -> None:
+    # The worst case: every detector reports only editing, strongly.
+    edited = [
+        ok("metadata", 0.95, ("editing_software", "edited")),
+        ok("jpeg", 0.95, ("double_compression", "edited")),
+        ok("ela", 0.7),
+    ]
+    result = score(edited, POLICY)
+    assert result.verdict == SUSPICIOUS
+    assert result.trust_score == POLICY.manipulated_threshold
+    assert result.breakdown["edited_only_cap_applied"] is True
+    assert [f["code"] for f in result.breakdown["edited"]] == ["editing_software", "double_compression"]
+    assert result.breakdown["manipulated"] == [] and result.breakdown["generated"] == []
+
+
+def test_manipulation_evidence_lifts_the_edited_only_cap() -> None:
+    results = [
+        ok("metadata", 0.95, ("editing_software", "edited")),
+        ok("copy_move", 0.95, ("copy_move", "manipulated")),
+        ok("ela", 0.9, ("ela_hotspot", "manipulated")),
+    ]
+    result = score(results, POLICY)
+    assert result.verdict == LIKELY_MANIPULATED
+    assert result.breakdown["edited_only_cap_applied"] is False
+
+
+def test_reasons_are_kept_apart_by_category() -> None:
+    result = score(
+        [
+            ok("metadata", 0.9, ("generator_signature", "generated"), ("editing_software", "edited")),
+            ok("copy_move", 0.7, ("copy_move", "manipulated")),
+            ok("known_content", 0.1, ("known_authentic_match", "authentic")),
+        ],
+        POLICY,
+    )
+    assert [f["code"] for f in result.breakdown["generated"]] == ["generator_signature"]
+    assert [f["code"] for f in result.breakdown["edited"]] == ["editing_software"]
+    assert [f["code"] for f in result.breakdown["manipulated"]] == ["copy_move"]
+    assert [f["code"] for f in result.breakdown["authentic"]] == ["known_authentic_match"]
+
+
+def test_confidence_grows_with_detector_count_and_agreement() -> None:
+    one = score([ok("ela", 0.1)], POLICY).confidence
+    three_agree = score([ok("ela", 0.1), ok("jpeg", 0.1), ok("copy_move", 0.1)], POLICY).confidence
+    three_disagree = score([ok("ela", 0.1), ok("jpeg", 0.9), ok("copy_move", 0.1)], POLICY).confidence
+    assert one < three_agree
+    assert three_disagree < three_agree
+    assert 0.0 <= three_disagree <= 1.0
+
+
+def test_policy_refuses_unordered_bands() -> None:
+    with pytest.raises(ValueError):
+        Policy(version=1, authentic_threshold=40, manipulated_threshold=70)
+
+
+def test_sigmoid_is_stable_for_large_inputs() -> None:
+    assert sigmoid(1000.0) == 1.0
+    assert sigmoid(-1000.0) == 0.0
+    assert math.isclose(sigmoid(logit(0.3)), 0.3)
