@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 SUSPICIOUS_FRAME_P = 0.7  # a frame whose strongest detector says this much is listed for review
 _NEUTRAL_P = 0.5  # logit 0: "no evidence either way" in the scoring's log-odds combination
+# A frame "agrees" only when clearly above neutral: compressed video frames wobble around 0.5 in ELA-like
+# detectors, and counting those as agreement turned one hot frame into a video-level alarm.
+_AGREEING_P = 0.6
 
 
 def default_frame_detectors() -> list[Detector]:
@@ -331,7 +334,7 @@ class VideoDetector(Detector):
                 f"{len(detector_notes)} image detectors.",
             )
         )
-        if suspicious and probability is not None and probability >= 0.6:
+        if len(suspicious) >= 2 and probability is not None and probability >= 0.6:
             times = ", ".join(f"{s['t']:.1f}s" for s in suspicious[:5])
             reasons.append(
                 Reason(
@@ -371,7 +374,8 @@ def aggregate_frame_probabilities(maxima: Sequence[float], *, quantile: float = 
     """One probability for the video from the per-frame maxima.
 
     A high quantile rather than the maximum, so one outlier frame cannot decide; evidence above neutral is
-    then scaled by the share of frames that agree (a quarter of the frames agreeing counts in full).
+    then scaled by the share of frames that agree (p >= 0.6; a quarter of the frames agreeing counts in
+    full).
     Evidence below neutral (frames look clean) passes through unchanged.
     """
     if not maxima:
@@ -380,7 +384,7 @@ def aggregate_frame_probabilities(maxima: Sequence[float], *, quantile: float = 
     high = float(np.quantile(values, quantile))
     if high <= _NEUTRAL_P:
         return high
-    agreeing = int(np.sum(values >= _NEUTRAL_P))
+    agreeing = int(np.sum(values >= _AGREEING_P))
     needed = max(2, math.ceil(0.25 * len(values)))
     weight = min(1.0, agreeing / needed) if len(values) > 1 else 0.5
     return float(min(1.0, max(0.0, _NEUTRAL_P + (high - _NEUTRAL_P) * weight)))

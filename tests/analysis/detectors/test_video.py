@@ -136,6 +136,8 @@ def test_one_wild_frame_does_not_decide_the_video() -> None:
     assert aggregate_frame_probabilities([0.1] * 15 + [0.99]) < 0.5
     assert aggregate_frame_probabilities([0.1] * 14 + [0.99, 0.99]) < 0.8
     assert aggregate_frame_probabilities([0.9] * 16) == pytest.approx(0.9)
+    # Frames wobbling just above neutral (as ELA does on compressed video) are not agreement.
+    assert aggregate_frame_probabilities([0.2] * 11 + [0.52, 0.55, 0.58, 0.68, 0.8]) < 0.6
     assert aggregate_frame_probabilities([]) is None
 
 
