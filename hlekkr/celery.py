@@ -44,3 +44,9 @@ def _receive_request_id(task: Any = None, **kwargs: Any) -> None:
 
     request_id = getattr(task.request, "hlekkr_request_id", None) if task is not None else None
     request_id_var.set(request_id or f"task-{getattr(task.request, 'id', '-')}")
+
+
+@app.task(name="hlekkr.ping", ignore_result=True)
+def ping() -> str:
+    """A no-op used by the worker smoke test and by operators to see a worker consume from a queue."""
+    return "pong"

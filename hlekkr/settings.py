@@ -166,6 +166,7 @@ MEDIA_ROOT = Path(env_str("HLEKKR_MEDIA_ROOT", str(VAR_DIR / "storage")))
 MEDIA_URL = "/files/"
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "hlekkr" / "static"]
 
 if AWS_STORAGE_BUCKET_NAME:
@@ -209,7 +210,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "hlekkr.parsers.LimitedJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

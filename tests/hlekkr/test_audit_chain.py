@@ -1,0 +1,61 @@
+"""The audit chain links every event to the one before it."""
+
+from __future__ import annotations
+
+import pytest
+
+from hlekkr.audit.chain import GENESIS, row_hash
+from hlekkr.audit.models import AuditEvent
+from hlekkr.audit.selectors import audit_chain_verify
+from hlekkr.audit.services import audit_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_events_form_one_linked_chain(client_a):
+    first = audit_record(actor=client_a, action="thing.created", target=client_a, payload={"n": 1})
+    second = audit_record(actor=None, action="thing.changed", object_type="thing", object_id="7", payload={"n": 2})
+    events = list(AuditEvent.objects.order_by("sequence"))
+    assert events[0].prev_hash == GENESIS
+    assert second.prev_hash == first.hash
+    assert second.sequence == first.sequence + 1
+    assert first.actor_id == client_a.pk and second.actor_repr == "system"
+    assert audit_chain_verify() == (len(events), None)
+
+
+def test_the_hash_covers_the_canonical_content(client_a):
+    event = audit_record(actor=client_a, action="x", payload={"b": 2, "a": [1, "é"]})
+    event.refresh_from_db()
+    assert event.hash == row_hash(
+        sequence=event.sequence,
+        created_at=event.created_at,
+        actor_id=event.actor_id,
+        actor_repr=event.actor_repr,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        payload=event.payload,
+        prev_hash=event.prev_hash,
+    )
+
+
+def test_an_edited_payload_is_reported(client_a):
+    for n in range(3):
+        audit_record(actor=client_a, action="x", payload={"n": n})
+    target = AuditEvent.objects.order_by("sequence")[1]
+    AuditEvent.objects.filter(pk=target.pk).update(payload={"n": 99})
+    checked, broken = audit_chain_verify()
+    assert broken is not None and broken.sequence == target.sequence
+    assert "edited" in broken.problem
+
+
+def test_verify_audit_command_exits_non_zero_on_a_break(client_a):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    audit_record(actor=client_a, action="x")
+    audit_record(actor=client_a, action="y")
+    call_command("verify_audit")
+    AuditEvent.objects.filter(sequence=1).update(action="z")
+    with pytest.raises(CommandError, match="broken"):
+        call_command("verify_audit")
