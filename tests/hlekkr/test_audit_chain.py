@@ -44,7 +44,7 @@ def test_an_edited_payload_is_reported(client_a):
         audit_record(actor=client_a, action="x", payload={"n": n})
     target = AuditEvent.objects.order_by("sequence")[1]
     AuditEvent.objects.filter(pk=target.pk).update(payload={"n": 99})
-    checked, broken = audit_chain_verify()
+    _checked, broken = audit_chain_verify()
     assert broken is not None and broken.sequence == target.sequence
     assert "edited" in broken.problem
 

@@ -33,10 +33,9 @@ def recorder():
 def test_in_transaction_subscribers_run_at_once_and_after_commit_ones_on_commit(
     recorder, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            events.publish(events.REVIEW_DECIDED, {"id": "1"})
-            assert [kind for kind, _ in recorder] == ["db"]
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        events.publish(events.REVIEW_DECIDED, {"id": "1"})
+        assert [kind for kind, _ in recorder] == ["db"]
     assert [kind for kind, _ in recorder] == ["db", "after"]
     assert AuditEvent.objects.filter(action="test.subscriber_wrote").count() == 1
 
@@ -44,10 +43,13 @@ def test_in_transaction_subscribers_run_at_once_and_after_commit_ones_on_commit(
 def test_a_rolled_back_publisher_rolls_back_in_transaction_writes_and_never_runs_after_commit(
     recorder, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            events.publish(events.REVIEW_DECIDED, {"id": "2"})
-            raise RuntimeError("publisher fails after publishing")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        events.publish(events.REVIEW_DECIDED, {"id": "2"})
+        raise RuntimeError("publisher fails after publishing")
     assert callbacks == []
     assert [kind for kind, _ in recorder] == ["db"]
     assert not AuditEvent.objects.filter(action="test.subscriber_wrote").exists()
