@@ -11,7 +11,7 @@ from PIL import Image
 from skimage import data
 
 from analysis.detectors.base import AbstainCode, Category, DetectorContext, DetectorOutput, MediaInput
-from analysis.detectors.faces import FacesDetector
+from analysis.detectors.faces import ANALYSIS_MAX_SIDE, FacesDetector
 
 detector = FacesDetector()
 
@@ -78,7 +78,7 @@ def test_a_large_photo_is_downscaled_and_still_counted(tmp_path: Path, astronaut
     output = analyse(tmp_path, encode(large, quality=85))
 
     assert output.evidence["face_count"] == 1
-    assert max(output.evidence["analysed_size"]) <= 640
+    assert max(output.evidence["analysed_size"]) <= ANALYSIS_MAX_SIDE
 
 
 def test_a_portrait_stored_sideways_with_an_exif_rotation_is_turned_upright(
@@ -113,3 +113,14 @@ def test_greyscale_and_transparent_images_are_handled(tmp_path: Path, astronaut:
         output = analyse(tmp_path, encode(image, fmt))
 
         assert output.evidence["face_count"] == 1
+
+
+def test_two_people_side_by_side_are_counted_as_two(tmp_path: Path, astronaut: Image.Image) -> None:
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(astronaut, (0, 0))
+    pair.paste(astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (512, 0))
+
+    output = analyse(tmp_path, encode(pair))
+
+    assert output.evidence["face_count"] == 2
+    assert [round(box["x"], 1) < 0.5 for box in output.evidence["boxes"]] == [True, False]
