@@ -33,6 +33,9 @@ from analysis.detectors.base import (
 # cost 3-4x more). Faces smaller than 5 % of the longer side are missed, which routing can live with.
 ANALYSIS_MAX_SIDE = 400
 MIN_FACE_PX = 20
+# The profile cascade is about twice as expensive as the frontal one and runs twice (mirrored); starting it
+# at 30 px halves its cost. Small faces are still found when they look towards the camera.
+PROFILE_MIN_FACE_PX = 30
 MIN_IMAGE_SIDE = 24
 SCALE_FACTOR = 1.2
 # Above OpenCV's default of 3, so texture (fur, foliage, fabric) is rarely counted; much higher and the
@@ -94,9 +97,10 @@ def detect_faces(grey: np.ndarray) -> list[tuple[tuple[int, int, int, int], str]
         found.append(((int(x), int(y), int(w), int(h)), "frontal"))
     # The profile cascade only knows faces turned one way; run it on the mirror image for the other.
     width = equalised.shape[1]
+    profile_options = {**options, "minSize": (PROFILE_MIN_FACE_PX, PROFILE_MIN_FACE_PX)}
     for mirrored in (False, True):
         image = cv2.flip(equalised, 1) if mirrored else equalised
-        for x, y, w, h in cascades["profile"].detectMultiScale(image, **options):
+        for x, y, w, h in cascades["profile"].detectMultiScale(image, **profile_options):
             left = width - int(x) - int(w) if mirrored else int(x)
             found.append(((left, int(y), int(w), int(h)), "profile"))
     return _merge(found)
