@@ -95,6 +95,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "hlekkr.ops.middleware.RequestIdMiddleware",
+    "hlekkr.ops.middleware.RequestStatsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -304,6 +305,21 @@ HLEKKR_API_KEY_PREFIX = "hk_"
 HLEKKR_BEDROCK_MODELS = env_str("HLEKKR_BEDROCK_MODELS")  # empty: Bedrock detector off
 HLEKKR_BEDROCK_DAILY_BUDGET_USD = env_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
 HLEKKR_METRICS_TOKEN = env_secret("HLEKKR_METRICS_TOKEN")
+HLEKKR_METRICS_ALLOWED_NETWORKS = env_list("HLEKKR_METRICS_ALLOWED_NETWORKS")  # CIDRs matched against REMOTE_ADDR
+HLEKKR_WORKER_QUEUES = env_list(
+    "HLEKKR_WORKER_QUEUES", ["interactive", "batch", "bedrock", "webhooks", "maintenance", "default"]
+)  # queues that must have a worker heartbeat
+HLEKKR_REQUEST_STATS_FLUSH_SECONDS = env_float("HLEKKR_REQUEST_STATS_FLUSH_SECONDS", 10.0, minimum=1)
+# Alert notifications (hlekkr/ops): email recipients and an optional webhook receiving JSON.
+ALERT_EMAILS = env_list("ALERT_EMAILS")
+HLEKKR_ALERT_WEBHOOK_URL = env_secret("HLEKKR_ALERT_WEBHOOK_URL")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hlekkr@localhost")
 HLEKKR_TRUSTED_PROXIES = env_list("HLEKKR_TRUSTED_PROXIES")
 
 # --- security -------------------------------------------------------------------------------------------

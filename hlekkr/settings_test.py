@@ -25,3 +25,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405
+# Request stats flush only when a test asks (hlekkr/ops): an implicit flush would add a query to pinned counts.
+HLEKKR_REQUEST_STATS_FLUSH_SECONDS = 10**9
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

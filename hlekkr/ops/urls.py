@@ -4,4 +4,8 @@ from hlekkr.ops import views
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("health/ready", views.health_ready, name="health-ready"),
+    path("metrics", views.metrics, name="metrics"),
+    # Lives with ops (the roof), shown inside the dashboard.
+    path("dashboard/status/", views.status_page, name="ops-status"),
 ]

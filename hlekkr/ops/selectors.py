@@ -1,0 +1,266 @@
+"""Reads for health, metrics, alerts, the status page and doctor.
+
+ops is the roof: it may read every app, but those apps land at different times, so each read of another app's
+tables is defensive (a missing model yields None or zero, never an exception).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from hlekkr.ops.models import AlertKind, AlertRule, QueueDepthSample, RequestMinute
+from hlekkr.ops.stats import merge_buckets, percentile_from_buckets
+
+logger = logging.getLogger(__name__)
+
+OPEN_REVIEW_STATUSES = ("pending", "assigned", "escalated")
+PRIORITIES = ("critical", "high", "medium", "low")
+
+
+def _model(app_label: str, name: str) -> Any | None:
+    try:
+        return apps.get_model(app_label, name)
+    except LookupError:
+        return None
+
+
+def _find_model(name: str) -> Any | None:
+    for model in apps.get_models():
+        if model.__name__ == name:
+            return model
+    return None
+
+
+def _field_names(model: Any) -> set[str]:
+    return {f.name for f in model._meta.get_fields()}
+
+
+# --- review queue ---------------------------------------------------------------------------------------
+def review_queue_snapshot() -> dict[str, Any] | None:
+    """Items awaiting a decision (pending, assigned, escalated) by priority, and SLA breaches; None without
+    the review app's ReviewItem."""
+    model = _model("review", "ReviewItem")
+    if model is None or not {"status", "priority"} <= _field_names(model):
+        return None
+    open_items = model.objects.filter(status__in=OPEN_REVIEW_STATUSES).order_by()
+    by_priority = dict.fromkeys(PRIORITIES, 0)
+    for priority, count in open_items.values_list("priority").annotate(n=Count("pk")):
+        by_priority[str(priority)] = count
+    breaches = dict.fromkeys(PRIORITIES, 0)
+    if "due_at" in _field_names(model):
+        overdue = open_items.filter(due_at__lt=timezone.now())
+        for priority, count in overdue.values_list("priority").annotate(n=Count("pk")):
+            breaches[str(priority)] = count
+    return {
+        "total": sum(by_priority.values()),
+        "by_priority": by_priority,
+        "breaches_by_priority": breaches,
+        "sla_breaches": sum(breaches.values()),
+    }
+
+
+def queue_depth_period_averages(
+    *, window_minutes: int, periods: int, now: datetime | None = None
+) -> list[float | None]:
+    """Average sampled depth in each of the last `periods` windows, newest first (None: no sample in it)."""
+    now = now or timezone.now()
+    out: list[float | None] = []
+    for index in range(periods):
+        end = now - timedelta(minutes=window_minutes * index)
+        start = end - timedelta(minutes=window_minutes)
+        totals = list(
+            QueueDepthSample.objects.filter(sampled_at__gt=start, sampled_at__lte=end).values_list("total", flat=True)
+        )
+        out.append(sum(totals) / len(totals) if totals else None)
+    return out
+
+
+# --- analyses -------------------------------------------------------------------------------------------
+def stuck_after() -> timedelta:
+    rule = AlertRule.objects.filter(kind=AlertKind.STUCK_ANALYSES).first()
+    if rule is not None and rule.window_minutes:
+        return timedelta(minutes=rule.window_minutes)
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+
+
+def stuck_analyses_count() -> int:
+    from analysis.models import Analysis, AnalysisStatus
+
+    cutoff = timezone.now() - stuck_after()
+    return Analysis.objects.filter(status=AnalysisStatus.RUNNING, started_at__lt=cutoff).count()
+
+
+def stuck_analyses(limit: int = 10) -> list[str]:
+    from analysis.models import Analysis, AnalysisStatus
+
+    cutoff = timezone.now() - stuck_after()
+    rows = Analysis.objects.filter(status=AnalysisStatus.RUNNING, started_at__lt=cutoff).order_by("started_at")
+    return [str(pk) for pk in rows.values_list("id", flat=True)[:limit]]
+
+
+# --- requests -------------------------------------------------------------------------------------------
+def request_window(*, minutes: int, now: datetime | None = None, routes: Any = None) -> dict[str, Any]:
+    """Sums over RequestMinute rows of the last `minutes` whole and partial minutes."""
+    now = now or timezone.now()
+    rows = RequestMinute.objects.filter(minute__gte=(now - timedelta(minutes=minutes)).replace(second=0, microsecond=0))
+    if routes is not None:
+        rows = rows.filter(routes)
+    totals = rows.aggregate(
+        count=Sum("count"), c2=Sum("count_2xx"), c4=Sum("count_4xx"), c429=Sum("count_429"), c5=Sum("count_5xx")
+    )
+    buckets = merge_buckets(rows.values_list("latency_buckets", flat=True))
+    count = totals["count"] or 0
+    return {
+        "count": count,
+        "count_2xx": totals["c2"] or 0,
+        "count_4xx": totals["c4"] or 0,
+        "count_429": totals["c429"] or 0,
+        "count_5xx": totals["c5"] or 0,
+        "error_rate_pct": (100.0 * (totals["c5"] or 0) / count) if count else None,
+        "p95_ms": percentile_from_buckets(buckets, 0.95),
+    }
+
+
+UPLOAD_ROUTES_Q = Q(method="POST") & (
+    Q(route="api/v1/media/") | (Q(route__startswith="api/v1/media/uploads/") & Q(route__endswith="/complete/"))
+)
+
+
+def upload_window(*, minutes: int, now: datetime | None = None) -> dict[str, Any]:
+    """Uploads in the window: success = 2xx, failure = 4xx and 5xx except 429 (refusals, counted apart)."""
+    stats = request_window(minutes=minutes, now=now, routes=UPLOAD_ROUTES_Q)
+    failures = stats["count_4xx"] - stats["count_429"] + stats["count_5xx"]
+    attempts = stats["count_2xx"] + failures
+    return {
+        "attempts": attempts,
+        "successes": stats["count_2xx"],
+        "failures": failures,
+        "success_rate_pct": (100.0 * stats["count_2xx"] / attempts) if attempts else None,
+    }
+
+
+# --- rate limits, webhooks, Bedrock ------------------------------------------------------------------------
+def ratelimit_refusals_last_hour() -> int:
+    """From the rate-limit monitor when it is installed, else the 429s the request stats recorded."""
+    try:
+        from ratelimit import selectors as ratelimit_selectors  # type: ignore[attr-defined]
+
+        return int(ratelimit_selectors.refusals_last_hour())
+    except (ImportError, AttributeError):
+        pass
+    except Exception:
+        logger.warning("ratelimit.selectors.refusals_last_hour failed; using request stats", exc_info=True)
+    return int(request_window(minutes=60)["count_429"])
+
+
+def ratelimit_top_offenders(limit: int = 5) -> list[Any]:
+    try:
+        from ratelimit import selectors as ratelimit_selectors  # type: ignore[attr-defined]
+
+        offenders = ratelimit_selectors.top_offenders(limit=limit)
+    except (ImportError, AttributeError):
+        return []
+    except Exception:
+        logger.warning("ratelimit.selectors.top_offenders failed", exc_info=True)
+        return []
+    return list(offenders)[:limit]
+
+
+def webhook_deliveries_by_status(hours: int = 1) -> dict[str, int] | None:
+    """Deliveries created or updated in the last `hours`, by status; None while no webhooks model exists."""
+    model = _find_model("WebhookDelivery")
+    if model is None or "status" not in _field_names(model):
+        return None
+    fields = _field_names(model)
+    time_field = next((f for f in ("updated_at", "last_attempt_at", "created_at") if f in fields), None)
+    rows = model.objects.order_by()
+    if time_field:
+        rows = rows.filter(**{f"{time_field}__gte": timezone.now() - timedelta(hours=hours)})
+    return {str(status): n for status, n in rows.values_list("status").annotate(n=Count("pk"))}
+
+
+FAILED_DELIVERY_STATUSES = ("failed", "dead", "parked", "error", "gave_up")
+
+
+def webhook_failures_last_hour() -> int | None:
+    counts = webhook_deliveries_by_status()
+    if counts is None:
+        return None
+    return sum(n for status, n in counts.items() if status in FAILED_DELIVERY_STATUSES)
+
+
+def bedrock_usage_last_day() -> dict[str, Any]:
+    """Calls and errors from the bedrock detector's results; spend from a Bedrock usage table when one exists."""
+    from analysis.models import DetectorResult
+
+    since = timezone.now() - timedelta(days=1)
+    counts = DetectorResult.objects.filter(detector="bedrock", created_at__gte=since).aggregate(
+        calls=Count("id"), errors=Count("id", filter=Q(status="error"))
+    )
+    spend: float | None = None
+    for model in apps.get_models():
+        if "bedrock" not in model.__name__.lower() or model.__name__ == "DetectorResult":
+            continue
+        fields = _field_names(model)
+        cost_field = next((f for f in ("cost_usd", "spend_usd", "cost", "usd") if f in fields), None)
+        time_field = next((f for f in ("created_at", "called_at", "timestamp") if f in fields), None)
+        if cost_field and time_field:
+            total = model._default_manager.filter(**{f"{time_field}__gte": since}).aggregate(s=Sum(cost_field))["s"]
+            spend = float(total or 0)
+            break
+    return {"calls": counts["calls"], "errors": counts["errors"], "spend_usd": spend}
+
+
+# --- time series for the status page ---------------------------------------------------------------------
+def hourly_series(hours: int = 24) -> dict[str, list[tuple[datetime, float]]]:
+    """Per hour over the last `hours`: queue depth (mean of samples), analyses finished, request error rate."""
+    now = timezone.now()
+    start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    slots = [start + timedelta(hours=i) for i in range(hours)]
+
+    depth: dict[datetime, list[int]] = {}
+    for sampled_at, total in QueueDepthSample.objects.filter(sampled_at__gte=start).values_list("sampled_at", "total"):
+        depth.setdefault(sampled_at.replace(minute=0, second=0, microsecond=0), []).append(total)
+
+    finished: dict[datetime, int] = {}
+    analysis = _model("analysis", "Analysis")
+    if analysis is not None:
+        rows = (
+            analysis.objects.filter(finished_at__gte=start)
+            .annotate(hour=TruncHour("finished_at"))
+            .order_by()
+            .values_list("hour")
+            .annotate(n=Count("pk"))
+        )
+        finished = dict(rows)
+
+    requests: dict[datetime, tuple[int, int]] = {}
+    rows2 = (
+        RequestMinute.objects.filter(minute__gte=start)
+        .annotate(hour=TruncHour("minute"))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Sum("count"), e=Sum("count_5xx"))
+    )
+    requests = {hour: (n or 0, e or 0) for hour, n, e in rows2}
+
+    def mean(values: list[int] | None) -> float:
+        return sum(values) / len(values) if values else 0.0
+
+    return {
+        "queue_depth": [(slot, mean(depth.get(slot))) for slot in slots],
+        "analyses_finished": [(slot, float(finished.get(slot, 0))) for slot in slots],
+        "error_rate_pct": [
+            (slot, 100.0 * requests[slot][1] / requests[slot][0] if requests.get(slot, (0, 0))[0] else 0.0)
+            for slot in slots
+        ],
+        "requests": [(slot, float(requests.get(slot, (0, 0))[0])) for slot in slots],
+    }

@@ -1,0 +1,51 @@
+"""Thin periodic tasks of the ops app (scheduled in hlekkr/ops/beat.py)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from celery import shared_task, signals
+
+from hlekkr.ops import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="ops.heartbeat", bind=True, acks_late=True, ignore_result=True)
+def heartbeat_task(self: Any, queue: str) -> None:
+    """Proves that some worker consumes `queue` (beat sends one per queue every 30 s)."""
+    services.heartbeat_record(hostname=self.request.hostname or socket.gethostname(), queues=[queue])
+
+
+@shared_task(name="ops.sample_queue_depth", acks_late=True, ignore_result=True)
+def sample_queue_depth_task() -> None:
+    services.queue_depth_sample_record()
+
+
+@shared_task(name="ops.evaluate_alerts", acks_late=True, ignore_result=True)
+def evaluate_alerts_task() -> None:
+    report = services.alerts_evaluate()
+    if report.opened or report.resolved:
+        logger.warning("alerts opened=%s resolved=%s", report.opened, report.resolved)
+
+
+@shared_task(name="ops.purge_records", acks_late=True, ignore_result=True)
+def purge_records_task() -> None:
+    services.ops_records_purge()
+
+
+@signals.worker_ready.connect
+def _heartbeat_on_start(sender: Any = None, **kwargs: Any) -> None:
+    """Report at start-up for every queue this worker consumes, so a fresh worker counts before beat's first
+    heartbeat round (30 s later)."""
+    try:
+        queues = sorted(q.name for q in sender.task_consumer.queues)
+        hostname = sender.hostname
+    except AttributeError:
+        return
+    try:
+        services.heartbeat_record(hostname=hostname, queues=queues)
+    except Exception:  # a start-up heartbeat must never stop the worker
+        logger.exception("start-up heartbeat failed")

@@ -1,0 +1,75 @@
+"""Fixtures for the ops tests: clean in-process request stats, an analysis factory, a loopback receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from hlekkr.ops.stats import request_stats
+
+
+@pytest.fixture(autouse=True)
+def _clean_request_stats() -> Iterator[None]:
+    with request_stats._lock:
+        request_stats._pending.clear()
+    yield
+    with request_stats._lock:
+        request_stats._pending.clear()
+
+
+@pytest.fixture
+def make_analysis(client_a: Any):  # type: ignore[no-untyped-def]
+    """make_analysis(status=..., started_at=..., finished_at=...) -> Analysis of a fresh stored image."""
+    from analysis.models import Analysis
+    from media.models import MediaItem
+
+    def make(status: str = "queued", **fields: Any) -> Analysis:
+        media = MediaItem.objects.create(
+            owner=client_a,
+            kind="image",
+            mime_type="image/png",
+            size=10,
+            sha256=hashlib.sha256(uuid.uuid4().bytes).hexdigest(),
+            storage_key=f"test/{uuid.uuid4().hex}",
+            status="stored",
+        )
+        return Analysis.objects.create(media=media, run_number=1, status=status, **fields)
+
+    return make
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        type(self).received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(url, received bodies): an HTTP server on 127.0.0.1 in a thread; alerts POST here in tests."""
+    handler = type("Receiver", (_Receiver,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", handler.received
+    server.shutdown()
+    server.server_close()
+
+
+def now() -> Any:
+    return timezone.now()
