@@ -10,7 +10,8 @@ States reported in ``evidence["state"]`` (``evidence["sdk_state"]`` keeps c2pa-r
                  we report that as untrusted, because anyone can make a certificate.
 * ``valid``      the active manifest's signer is trusted and intact but c2pa-rs stops short of "Trusted"
                  (for example an ingredient signed by an untrusted party).
-* ``trusted``    valid and signed by a certificate that chains to ``context.c2pa_trust_anchors_pem``.
+* ``trusted``    valid and signed by a certificate that chains to ``context.c2pa_trust_anchors_pem`` (a PEM
+                 bundle, or a c2pa settings JSON document whose ``trust`` section is used).
 * ``tampered``   an integrity failure: the file or the manifest changed after signing
                  (``assertion.dataHash.mismatch``, ``claimSignature.mismatch``, ...). Decisive.
 * ``invalid``    c2pa-rs rejects the manifest for another reason (expired or unsuitable certificate,
@@ -43,9 +44,7 @@ from analysis.detectors.base import (
 )
 
 # IPTC digital source types that declare AI generation (the URL's last path segment).
-AI_SOURCE_TYPES = frozenset(
-    {"trainedAlgorithmicMedia", "algorithmicMedia", "compositeWithTrainedAlgorithmicMedia"}
-)
+AI_SOURCE_TYPES = frozenset({"trainedAlgorithmicMedia", "algorithmicMedia", "compositeWithTrainedAlgorithmicMedia"})
 
 # Failure codes that mean bytes changed after signing, as opposed to a credential or format problem.
 _INTEGRITY_CODES = frozenset(
@@ -61,9 +60,7 @@ _INTEGRITY_CODES = frozenset(
 _UNTRUSTED = "signingCredential.untrusted"
 
 # Actions that create or bring in content rather than change it; every other action counts as an edit.
-_NON_EDIT_ACTIONS = frozenset(
-    {"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.repackaged"}
-)
+_NON_EDIT_ACTIONS = frozenset({"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.repackaged"})
 
 _REMOTE_URL = re.compile(r"https?://\S+")
 
@@ -92,8 +89,24 @@ def offline_settings(trust_anchors_pem: str | None) -> dict[str, Any]:
         }
     }
     if trust_anchors_pem and trust_anchors_pem.strip():
-        settings["trust"] = {"trust_anchors": trust_anchors_pem}
+        settings["trust"] = _trust_section(trust_anchors_pem)
     return settings
+
+
+def _trust_section(anchors: str) -> dict[str, Any]:
+    """A PEM bundle, or a c2pa settings document's trust section (the form c2pa's test anchors ship in)."""
+    if not anchors.lstrip().startswith("{"):
+        return {"trust_anchors": anchors}
+    try:
+        document = json.loads(anchors)
+    except ValueError as exc:
+        raise c2pa.C2paError(f"trust anchors JSON cannot be parsed: {exc}") from exc
+    trust = document.get("trust") if isinstance(document, dict) else None
+    if not isinstance(trust, dict) or not trust.get("trust_anchors"):
+        raise c2pa.C2paError("trust anchors JSON has no trust.trust_anchors")
+    # Only the trust fields: a settings document must not be able to switch network fetching back on.
+    keys = ("trust_anchors", "trust_config", "allowed_list", "user_anchors")
+    return {key: str(trust[key]) for key in keys if trust.get(key)}
 
 
 def _codes(entries: Any) -> list[str]:
@@ -155,9 +168,7 @@ def summarise_manifest_store(store: dict[str, Any]) -> dict[str, Any]:
         ingredient_failures.update(_codes((delta.get("validationDeltas") or {}).get("failure")))
     signature = manifest.get("signature_info") or {}
     actions = _actions(manifest)
-    source_types = list(
-        dict.fromkeys(a["digital_source_type"] for a in actions if "digital_source_type" in a)
-    )
+    source_types = list(dict.fromkeys(a["digital_source_type"] for a in actions if "digital_source_type" in a))
     return {
         "sdk_state": store.get("validation_state"),
         "active_manifest": label,
@@ -355,9 +366,7 @@ class ProvenanceDetector(Detector):
         edits = sorted({a["action"] for a in summary["actions"] if a["action"] not in _NON_EDIT_ACTIONS})
         if edits and state != "tampered":
             reasons.append(
-                Reason(
-                    "c2pa_edits_declared", f"The manifest records edits: {', '.join(edits)}.", Category.EDITED
-                )
+                Reason("c2pa_edits_declared", f"The manifest records edits: {', '.join(edits)}.", Category.EDITED)
             )
         return DetectorOutput(
             status="ok", probability=probability, reasons=reasons, evidence=evidence, decisive=decisive

@@ -275,6 +275,24 @@ def test_unparseable_trust_anchors_are_a_configuration_abstention(tmp_path: Path
     assert output.abstain_code == AbstainCode.NOT_CONFIGURED
 
 
+def test_anchors_may_come_as_a_c2pa_settings_document(tmp_path: Path, ca: SigningCA, camera_signed: bytes) -> None:
+    import json
+
+    document = json.dumps({"version": 1, "trust": {"trust_anchors": ca.root_pem}})
+
+    _, output = analyse(tmp_path, camera_signed, anchors=document)
+
+    assert output.evidence["state"] == "trusted"
+
+
+def test_a_settings_document_without_anchors_is_a_configuration_abstention(
+    tmp_path: Path, camera_signed: bytes
+) -> None:
+    _, output = analyse(tmp_path, camera_signed, anchors='{"verify": {"remote_manifest_fetch": true}}')
+
+    assert output.abstain_code == AbstainCode.NOT_CONFIGURED
+
+
 def test_classification_keeps_credential_problems_apart_from_tampering() -> None:
     base = {"sdk_state": "Invalid", "actions": [], "digital_source_types": []}
 
