@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "hlekkr.accounts",
     "hlekkr.audit",
     "hlekkr.ops",
+    "hlekkr.webhooks",
     "media",
     "analysis",
     "review",

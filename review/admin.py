@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from review.models import EscalationPolicy, ModeratorProfile, ReviewAssignment, ReviewDecision, ReviewItem
+
+
+@admin.register(ModeratorProfile)
+class ModeratorProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "seniority", "max_concurrent", "is_active", "work_start", "work_end", "time_zone")
+    list_filter = ("seniority", "is_active")
+    search_fields = ("user__username",)
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_active", "trust_threshold", "probability_threshold", "qa_sample_rate", "lease_minutes")
+
+
+class AssignmentInline(admin.TabularInline):
+    model = ReviewAssignment
+    extra = 0
+    readonly_fields = ("moderator", "status", "source", "assigned_by", "lease_expires_at", "created_at", "ended_at")
+    can_delete = False
+
+
+class DecisionInline(admin.TabularInline):
+    model = ReviewDecision
+    extra = 0
+    readonly_fields = ("moderator", "verdict", "confidence", "notes", "overrides_machine", "created_at")
+    can_delete = False
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(admin.ModelAdmin):
+    # Read-only: state changes go through the services (audited), not through admin edits.
+    list_display = ("id", "status", "priority", "due_at", "reviewers_required", "final_verdict", "inconsistency")
+    list_filter = ("status", "priority", "qa_sample", "disagreement", "inconsistency")
+    inlines = (AssignmentInline, DecisionInline)
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False

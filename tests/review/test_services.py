@@ -1,0 +1,215 @@
+"""Escalation subscriber, claims, leases, decisions and the batch run, through the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from review_factories import make_analysis, payload_for
+
+from hlekkr.audit.models import AuditEvent
+from hlekkr.events import ANALYSIS_COMPLETED, REVIEW_DECIDED, publish, subscribe, unsubscribe
+from hlekkr.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
+from media.models import MediaItem
+from review import services
+from review.models import AssignmentStatus, ItemStatus, ModeratorProfile, ReviewAssignment, ReviewItem
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_suspicious_analysis_opens_a_review_item_in_the_same_transaction(client_a, policy) -> None:
+    analysis = make_analysis(client_a, probability=0.95, confidence=0.9)
+    publish(ANALYSIS_COMPLETED, payload_for(analysis, faces=1))
+    item = ReviewItem.objects.get(analysis=analysis)
+    assert item.priority == "critical" and item.status == ItemStatus.PENDING
+    assert item.required_expertise == ["image", "face_manipulation"]
+    assert {r["code"] for r in item.reasons} == {"low_trust", "high_probability"}
+    assert abs((item.due_at - timezone.now()).total_seconds() - 2 * 3600) < 60
+    assert AuditEvent.objects.filter(action="review.item_created", object_id=str(item.pk)).exists()
+    # A second delivery of the same event is absorbed.
+    publish(ANALYSIS_COMPLETED, payload_for(analysis))
+    assert ReviewItem.objects.filter(analysis=analysis).count() == 1
+
+
+def test_an_authentic_analysis_is_not_queued_and_a_newer_analysis_supersedes_the_old_item(client_a, policy) -> None:
+    policy.qa_sample_rate = 0
+    policy.save()
+    ok = make_analysis(client_a, probability=0.05)
+    publish(ANALYSIS_COMPLETED, payload_for(ok))
+    assert not ReviewItem.objects.filter(analysis=ok).exists()
+    bad = make_analysis(client_a, probability=0.9)
+    publish(ANALYSIS_COMPLETED, payload_for(bad))
+    rerun = bad.media.analyses.create(run_number=2, status="completed", manipulation_probability=0.1, trust_score=90)
+    publish(ANALYSIS_COMPLETED, payload_for(rerun, detector_scores={}))
+    assert ReviewItem.objects.get(analysis=bad).status == ItemStatus.EXPIRED
+
+
+def test_claim_next_takes_the_most_urgent_eligible_item(item_factory, junior, senior) -> None:
+    item_factory(priority="low")
+    critical = item_factory(priority="critical")
+    overdue = item_factory(priority="medium", due_in=dt.timedelta(minutes=-5))
+    assert services.review_item_claim_next(user=senior) == overdue
+    assert services.review_item_claim_next(user=senior) == critical
+    taken = services.review_item_claim_next(user=junior)
+    assert taken.priority == "low"  # the critical item was never offered to the junior
+    with pytest.raises(NotFound) as empty:
+        services.review_item_claim_next(user=junior)
+    assert empty.value.code == "queue_empty"
+
+
+def test_a_moderator_at_capacity_gets_no_more(item_factory, junior) -> None:
+    for _ in range(4):
+        item_factory()
+    for _ in range(3):
+        services.review_item_claim_next(user=junior)
+    with pytest.raises(Conflict) as full:
+        services.review_item_claim_next(user=junior)
+    assert full.value.code == "at_capacity"
+
+
+def test_a_junior_cannot_claim_a_critical_item(item_factory, junior) -> None:
+    critical = item_factory(priority="critical")
+    with pytest.raises(PermissionDenied) as denied:
+        services.review_item_claim(item_id=critical.pk, user=junior)
+    assert denied.value.code == "insufficient_seniority"
+
+
+def test_a_decision_finalises_the_item_and_reaches_the_media_and_subscribers(item_factory, senior) -> None:
+    seen: list[dict] = []
+
+    def handler(event: str, payload: dict) -> None:
+        seen.append(payload)
+
+    subscribe(REVIEW_DECIDED, handler, after_commit=False)
+    try:
+        item = item_factory(probability=0.8, confidence=0.9)
+        services.review_item_claim(item_id=item.pk, user=senior)
+        item, _decision = services.review_decision_submit(
+            item_id=item.pk, user=senior, verdict="manipulated", confidence=0.8
+        )
+    finally:
+        unsubscribe(REVIEW_DECIDED, handler)
+    assert item.status == ItemStatus.DECIDED and item.final_verdict == "manipulated"
+    assert not item.inconsistency
+    assert MediaItem.objects.get(pk=item.media_id).final_verdict == "manipulated"
+    assert seen == [
+        {
+            "review_item_id": str(item.pk),
+            "analysis_id": str(item.analysis_id),
+            "media_id": str(item.media_id),
+            "owner_id": str(item.media.owner_id),
+            "verdict": "manipulated",
+            "confidence": 0.8,
+        }
+    ]
+    assert AuditEvent.objects.filter(action="review.decided", object_id=str(item.pk)).exists()
+    with pytest.raises(Conflict) as twice:
+        services.review_decision_submit(item_id=item.pk, user=senior, verdict="authentic", confidence=0.5, notes="x")
+    assert twice.value.code == "already_decided"
+
+
+def test_overriding_the_machine_needs_notes_and_a_far_verdict_is_flagged(item_factory, senior) -> None:
+    item = item_factory(probability=0.9, confidence=0.95)
+    services.review_item_claim(item_id=item.pk, user=senior)
+    with pytest.raises(ValidationFailed) as bare:
+        services.review_decision_submit(item_id=item.pk, user=senior, verdict="authentic", confidence=0.9)
+    assert bare.value.code == "notes_required"
+    item, _ = services.review_decision_submit(
+        item_id=item.pk, user=senior, verdict="authentic", confidence=0.9, notes="Original found at the agency."
+    )
+    assert item.inconsistency and item.final_verdict == "authentic"
+
+
+def test_deciding_unassigned_or_after_the_lease_expired_is_refused(item_factory, senior, junior) -> None:
+    item = item_factory()
+    with pytest.raises(PermissionDenied) as unassigned:
+        services.review_decision_submit(item_id=item.pk, user=senior, verdict="manipulated", confidence=0.7)
+    assert unassigned.value.code == "not_assigned"
+    services.review_item_claim(item_id=item.pk, user=senior)
+    ReviewAssignment.objects.filter(item=item).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    with pytest.raises(Conflict) as late:
+        services.review_decision_submit(item_id=item.pk, user=senior, verdict="manipulated", confidence=0.7)
+    assert late.value.code == "lease_expired"
+    assert services.review_leases_expire() == 1
+    item.refresh_from_db()
+    assert item.status == ItemStatus.PENDING and item.open_slots == 1
+    assert services.review_item_claim_next(user=junior) == item
+
+
+def test_two_reviewers_who_disagree_escalate_to_a_lead(item_factory, senior, junior, lead) -> None:
+    item = item_factory(reviewers=2, probability=0.8)
+    services.review_item_claim(item_id=item.pk, user=senior)
+    services.review_item_claim(item_id=item.pk, user=junior)
+    with pytest.raises(Conflict) as full:
+        services.review_item_claim(item_id=item.pk, user=lead)
+    assert full.value.code == "fully_assigned"
+    services.review_decision_submit(item_id=item.pk, user=senior, verdict="manipulated", confidence=0.9)
+    item, _ = services.review_decision_submit(
+        item_id=item.pk, user=junior, verdict="authentic", confidence=0.6, notes="Looks like the original."
+    )
+    assert item.status == ItemStatus.ESCALATED and item.disagreement and item.open_slots == 1
+    with pytest.raises(Conflict) as again:
+        services.review_item_claim(item_id=item.pk, user=junior)
+    assert again.value.code == "already_decided"
+    assert services.review_item_claim_next(user=lead) == item
+    item, _ = services.review_decision_submit(item_id=item.pk, user=lead, verdict="manipulated", confidence=0.95)
+    assert item.status == ItemStatus.DECIDED and item.final_verdict == "manipulated"
+
+
+def test_a_lead_reassigns_and_takes_over(item_factory, senior, junior, lead) -> None:
+    item = item_factory()
+    services.review_item_claim(item_id=item.pk, user=junior)
+    services.review_item_assign(item_id=item.pk, moderator=senior, by=lead)
+    holders = list(
+        ReviewAssignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE).values_list(
+            "moderator__username", flat=True
+        )
+    )
+    assert holders == ["senior"]
+    services.review_item_assign(item_id=item.pk, moderator=lead, by=lead)
+    assert ReviewAssignment.objects.get(item=item, status=AssignmentStatus.ACTIVE).moderator == lead
+    with pytest.raises(PermissionDenied):
+        services.review_item_assign(item_id=item.pk, moderator=junior, by=senior)
+
+
+def test_release_and_escalate_return_slots(item_factory, senior, lead) -> None:
+    item = item_factory()
+    services.review_item_claim(item_id=item.pk, user=senior)
+    item = services.review_item_release(item_id=item.pk, user=senior)
+    assert item.status == ItemStatus.PENDING and item.open_slots == 1
+    services.review_item_claim(item_id=item.pk, user=senior)
+    with pytest.raises(ValidationFailed):
+        services.review_item_escalate(item_id=item.pk, user=senior, note="  ")
+    item = services.review_item_escalate(item_id=item.pk, user=senior, note="Needs audio forensics.")
+    assert item.status == ItemStatus.ESCALATED
+    assert not ReviewAssignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE).exists()
+
+
+def test_the_batch_run_pushes_work_by_expertise_and_seniority(item_factory, policy, senior, junior) -> None:
+    policy.auto_assign = True
+    policy.save()
+    faces = item_factory(priority="high", expertise=["face_manipulation"])
+    critical = item_factory(priority="critical")
+    plain = item_factory(priority="low", expertise=[])
+    assert services.review_assignment_run() == 3
+    holder = {a.item_id: a.moderator.username for a in ReviewAssignment.objects.select_related("moderator")}
+    assert holder[critical.pk] == "senior" and holder[faces.pk] == "senior" and holder[plain.pk] == "junior"
+    # A pushed item is what "next" hands its holder first.
+    assert services.review_item_claim_next(user=senior) in (faces, critical)
+
+
+def test_profiles_are_created_lazily_from_the_role(moderator, lead, admin_user) -> None:
+    assert services.moderator_profile_ensure(user=moderator).seniority == "junior"
+    assert services.moderator_profile_ensure(user=lead).seniority == "lead"
+    admin_profile = services.moderator_profile_ensure(user=admin_user)
+    assert admin_profile.seniority == "lead" and not admin_profile.is_active
+    assert ModeratorProfile.objects.count() == 3
+
+
+def test_working_hours_follow_the_moderators_time_zone(junior) -> None:
+    profile = junior.moderator_profile
+    profile.work_start, profile.work_end, profile.time_zone = dt.time(22), dt.time(6), "Atlantic/Reykjavik"
+    at = dt.datetime(2025, 1, 1, 23, 0, tzinfo=dt.UTC)
+    assert profile.is_on_shift(at)
+    assert not profile.is_on_shift(at.replace(hour=12))
