@@ -64,6 +64,7 @@ class MediaItem(models.Model):
 
 class UploadState(models.TextChoices):
     ACTIVE = "active", "Active"
+    COMPLETING = "completing", "Completing"  # claimed by one complete call while storage finishes
     COMPLETED = "completed", "Completed"
     ABORTED = "aborted", "Aborted"
     FAILED = "failed", "Failed"
@@ -82,6 +83,10 @@ class MultipartUpload(models.Model):
     part_count = models.PositiveIntegerField()
     state = models.CharField(max_length=12, choices=UploadState.choices, default=UploadState.ACTIVE)
     failure_reason = models.CharField(max_length=255, blank=True)
+    # When the completed bytes were already stored by the same owner, the upload resolves to that item.
+    duplicate_of = models.ForeignKey(
+        MediaItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=True
+    )
     expires_at = models.DateTimeField()  # part URLs issued now stop working at this time
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)

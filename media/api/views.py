@@ -1,0 +1,259 @@
+"""Media API: direct upload, list, detail (ETag + server cache), delete, multipart uploads, filesystem part PUTs
+and filesystem downloads. Validation of input here; every rule and write in media.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import magic
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hlekkr.api import error_body
+from hlekkr.exceptions import PayloadTooLarge, ValidationFailed
+from media import conf, multipart, selectors, services, storage
+from media.api import serializers as s
+from media.models import MediaItem, MultipartUpload, UploadState
+
+# Multipart form overhead allowed above the file itself before the body is refused unread.
+FORM_OVERHEAD = 64 * 1024
+MEDIA_SCOPES = {"GET": "media:read", "HEAD": "media:read", "POST": "media:write", "DELETE": "media:write"}
+
+
+class _MethodGroups:
+    """`ratelimit_group` by HTTP method, for paths that serve a read and a write."""
+
+    ratelimit_groups: dict[str, str] = {}
+    request: Any
+
+    @property
+    def ratelimit_group(self) -> str:
+        method = (getattr(getattr(self, "request", None), "method", None) or "GET").upper()
+        return self.ratelimit_groups.get(method, "read")
+
+
+def _absolute(request: Request | HttpRequest, url: str | None) -> str | None:
+    if url and url.startswith("/"):
+        return request.build_absolute_uri(url)
+    return url
+
+
+def _item_row(item: MediaItem) -> dict[str, Any]:
+    return dict(s.MediaListRow(item).data)
+
+
+def _ticket_body(request: Request, upload: MultipartUpload, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "upload_id": str(upload.id),
+        "media_id": str(upload.media_id),
+        "state": upload.state,
+        "size": upload.declared_size,
+        "part_size": upload.part_size,
+        "part_count": upload.part_count,
+        "expires_at": upload.expires_at.isoformat().replace("+00:00", "Z"),
+        "parts": [{"part_number": p["part_number"], "url": _absolute(request, p["url"])} for p in parts],
+    }
+
+
+def _result_response(request: Request, result: services.UploadResult) -> Response:
+    body = selectors.media_item_detail_body(result.item, include_details=False)
+    body["download_url"] = _absolute(request, body.get("download_url"))
+    body["duplicate"] = result.duplicate
+    return Response(body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+
+
+class MediaCollectionView(_MethodGroups, APIView):
+    """GET: own items (filters, cursor pagination). POST: direct upload (multipart form field `file`)."""
+
+    ratelimit_groups = {"GET": "read", "POST": "upload"}
+    required_scopes = MEDIA_SCOPES
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(
+        parameters=[s.MediaListFilters],
+        responses=s.MediaListRow(many=True),
+        summary="List own media items",
+    )
+    def get(self, request: Request) -> Response:
+        filters = s.MediaListFilters(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        data = {k: v for k, v in filters.validated_data.items() if k not in ("cursor", "page_size")}
+        items = selectors.media_items_list(owner=request.user, **data)
+        paginator = self.paginator
+        page = paginator.paginate_queryset(items, request, view=self)
+        return paginator.get_paginated_response([_item_row(item) for item in page])
+
+    @property
+    def paginator(self) -> Any:
+        if not hasattr(self, "_paginator"):
+            from hlekkr.pagination import CursorPagination
+
+            self._paginator = CursorPagination()
+        return self._paginator
+
+    @extend_schema(request={"multipart/form-data": s.DirectUploadInput}, summary="Upload a file directly")
+    def post(self, request: Request) -> Response:
+        # Refuse an oversized body before Django spools it (Content-Length is known for form posts).
+        limit = conf.max_direct_upload_bytes()
+        try:
+            declared_length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared_length = 0
+        if declared_length > limit + FORM_OVERHEAD:
+            raise PayloadTooLarge(
+                f"Direct uploads are limited to {limit} bytes; use a multipart upload for larger files.",
+                code="payload_too_large",
+                details={"max_bytes": limit},
+            )
+        form = s.DirectUploadInput(data=request.data)
+        if not form.is_valid():
+            if "file" in form.errors and "file" not in request.data:
+                raise ValidationFailed("Send the file in the multipart form field `file`.", code="file_missing")
+            raise ValidationFailed(details={"fields": form.errors})
+        uploaded = form.validated_data["file"]
+        result = services.media_item_create_from_upload(
+            owner=request.user,
+            uploaded_file=uploaded,
+            filename=uploaded.name,
+            declared_content_type=uploaded.content_type,
+            review_requested=form.validated_data["review_requested"],
+            priority=form.validated_data["priority"],
+        )
+        return _result_response(request, result)
+
+
+class MediaItemView(_MethodGroups, APIView):
+    """GET: detail with ETag / If-None-Match and a 300 s server cache. DELETE: item and stored objects."""
+
+    ratelimit_groups = {"GET": "read", "DELETE": "upload"}
+    required_scopes = MEDIA_SCOPES
+
+    @extend_schema(
+        parameters=[OpenApiParameter("include_details", bool, description="Add per-detector results")],
+        summary="One media item",
+    )
+    def get(self, request: Request, media_id: str) -> Response:
+        query = s.DetailQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        include_details = bool(query.validated_data["include_details"])
+        item = selectors.media_item_get_owned(owner=request.user, media_id=media_id)
+        etag = selectors.detail_etag(item, include_details=include_details)
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        body = selectors.media_item_detail_body(item, include_details=include_details)
+        body["download_url"] = _absolute(request, body.get("download_url"))
+        return Response(body, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
+
+    @extend_schema(responses={204: None}, summary="Delete a media item and its stored objects")
+    def delete(self, request: Request, media_id: str) -> Response:
+        services.media_item_delete(owner=request.user, media_id=media_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UploadStartView(APIView):
+    ratelimit_group = "upload_init"
+    required_scopes = MEDIA_SCOPES
+
+    @extend_schema(request=s.MultipartStartInput, responses={201: s.MultipartTicketOutput})
+    def post(self, request: Request) -> Response:
+        form = s.MultipartStartInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        ticket = services.multipart_upload_start(owner=request.user, **form.validated_data)
+        return Response(_ticket_body(request, ticket.upload, ticket.parts), status=status.HTTP_201_CREATED)
+
+
+class UploadView(_MethodGroups, APIView):
+    """GET: parts received so far and fresh URLs for missing ones (resume). DELETE: abort."""
+
+    ratelimit_groups = {"GET": "read", "DELETE": "upload"}
+    required_scopes = MEDIA_SCOPES
+
+    def get(self, request: Request, upload_id: str) -> Response:
+        status_info = services.multipart_upload_status(owner=request.user, upload_id=upload_id)
+        upload = status_info["upload"]
+        body = _ticket_body(request, upload, status_info["parts"])
+        body["parts_received"] = status_info["parts_received"]
+        body["missing_parts"] = status_info["missing_parts"]
+        body["failure_reason"] = upload.failure_reason
+        return Response(body)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, upload_id: str) -> Response:
+        upload = services.upload_get_owned(owner=request.user, upload_id=upload_id)
+        services.multipart_upload_abort(upload=upload, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UploadCompleteView(APIView):
+    ratelimit_group = "upload"
+    required_scopes = MEDIA_SCOPES
+
+    @extend_schema(request=s.MultipartCompleteInput)
+    def post(self, request: Request, upload_id: str) -> Response:
+        form = s.MultipartCompleteInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        result = services.multipart_upload_complete(
+            owner=request.user, upload_id=upload_id, parts=form.validated_data["parts"]
+        )
+        response = _result_response(request, result)
+        response.data["upload_id"] = upload_id
+        return response
+
+
+def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+@csrf_exempt
+def upload_part(request: HttpRequest, upload_id: str, part_number: int) -> HttpResponse:
+    """Filesystem twin of S3 UploadPart: `PUT ...?token=` with the raw part as the body; answers with the
+    part's MD5 as a quoted `ETag` header, as S3 does. The token (signed, salted, expiring) names this upload
+    and this part only; it is the whole authorisation, exactly like a presigned URL."""
+    if request.method != "PUT":
+        return _json_error(405, "method_not_allowed", "Use PUT.")
+    problem = multipart.part_token_check(request.GET.get("token", ""), upload_id=upload_id, part_number=part_number)
+    if problem is not None:
+        message = "The part URL has expired." if problem == "part_token_expired" else "The part URL is not valid."
+        return _json_error(403, problem, message)
+    if multipart.is_s3():
+        return _json_error(404, "not_found", "Parts go to storage directly.")
+    upload = MultipartUpload.objects.filter(pk=upload_id).only("id", "state", "part_size", "part_count").first()
+    if upload is None or part_number > upload.part_count:
+        return _json_error(404, "not_found", "No such upload part.")
+    if upload.state != UploadState.ACTIVE:
+        return _json_error(409, "upload_not_active", "This upload is not active.")
+    stored = multipart.fs_part_write(upload.id, part_number, request, max_bytes=upload.part_size)
+    if stored is None:
+        return _json_error(413, "payload_too_large", f"A part holds at most {upload.part_size} bytes.")
+    response = HttpResponse(status=200)
+    response["ETag"] = f'"{stored.etag}"'
+    return response
+
+
+upload_part.ratelimit_group = "upload"  # type: ignore[attr-defined]
+
+
+def download_file(request: HttpRequest, token: str) -> HttpResponse | FileResponse:
+    """Serve a filesystem download granted by media.storage.download_url (streamed, never loaded whole)."""
+    key = storage.download_token_key(token)
+    if key is None or not default_storage.exists(key):
+        return _json_error(404, "not_found", "No such file, or the link has expired.")
+    item = MediaItem.objects.filter(storage_key=key).only("mime_type").first()
+    handle = default_storage.open(key, "rb")
+    if item is not None and item.mime_type:
+        content_type = item.mime_type
+    else:  # artifacts (heatmaps, masks): trust only what the bytes say, and only for images
+        sniffed = magic.from_buffer(handle.read(2048), mime=True)
+        handle.seek(0)
+        content_type = sniffed if sniffed in ("image/png", "image/jpeg", "image/webp") else "application/octet-stream"
+    response = FileResponse(handle, content_type=content_type)
+    response["Content-Disposition"] = "attachment" if content_type == "application/octet-stream" else "inline"
+    response["Cache-Control"] = "private, max-age=60"
+    return response

@@ -1,0 +1,9 @@
+"""Periodic tasks of the media app (collected by hlekkr/celery.py)."""
+
+SCHEDULE = {
+    "media-abort-stale-uploads": {
+        "task": "media.tasks.abort_stale_uploads_task",
+        "schedule": 3600.0,  # hourly: an upload is aborted at most an hour after it turns 24 h old
+        "options": {"queue": "maintenance"},
+    }
+}

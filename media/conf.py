@@ -1,0 +1,77 @@
+"""Upload limits and timings for the media app.
+
+Each knob is read from Django settings when set there (tests override them with the `settings` fixture) and
+otherwise from the environment, with the defaults of issue 3. They are infrastructure limits (what the web tier
+and the bucket are sized for), so they live in env rather than in an admin-edited model; see docs/media.md.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from hlekkr.env import env_int, env_str
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def _setting(name: str, default: int, *, minimum: int = 0) -> int:
+    value = getattr(settings, name, None)
+    if value is None:
+        return env_int(name, default, minimum=minimum)
+    return int(value)
+
+
+def max_direct_upload_bytes() -> int:
+    """Largest body accepted by `POST media/` (default 25 MiB)."""
+    return _setting("HLEKKR_MAX_DIRECT_UPLOAD_BYTES", 25 * MiB, minimum=1)
+
+
+def max_multipart_bytes() -> int:
+    """Global ceiling for a multipart upload (default 5 GiB); per-role values can only lower it."""
+    return _setting("HLEKKR_MAX_MULTIPART_BYTES", 5 * GiB, minimum=1)
+
+
+def max_multipart_bytes_for(role: str) -> int:
+    """Per-role maximum: HLEKKR_MAX_MULTIPART_BYTES_BY_ROLE="client=2147483648,admin=5368709120"."""
+    ceiling = max_multipart_bytes()
+    raw = getattr(settings, "HLEKKR_MAX_MULTIPART_BYTES_BY_ROLE", None)
+    if raw is None:
+        raw = env_str("HLEKKR_MAX_MULTIPART_BYTES_BY_ROLE")
+    per_role: dict[str, int] = {}
+    if isinstance(raw, dict):
+        per_role = {str(k): int(v) for k, v in raw.items()}
+    elif raw:
+        for pair in str(raw).split(","):
+            name, sep, value = pair.strip().partition("=")
+            if not sep or not value.strip().isdigit():
+                raise ImproperlyConfigured(f"HLEKKR_MAX_MULTIPART_BYTES_BY_ROLE: bad entry {pair!r} (role=bytes)")
+            per_role[name.strip()] = int(value)
+    return min(ceiling, per_role.get(role, ceiling))
+
+
+def max_image_pixels() -> int:
+    """Images with more pixels are refused from their header, before any decoding (default 50 megapixels)."""
+    return _setting("HLEKKR_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+
+
+def part_url_ttl_seconds() -> int:
+    """Presigned (or signed filesystem) part URLs expire after this many seconds (default 15 minutes)."""
+    return _setting("HLEKKR_PART_URL_TTL", 900, minimum=10)
+
+
+def stale_upload_hours() -> int:
+    """Multipart uploads still incomplete after this many hours are aborted by the periodic task."""
+    return _setting("HLEKKR_STALE_UPLOAD_HOURS", 24, minimum=1)
+
+
+def download_url_ttl_seconds() -> int:
+    """Lifetime of the download URL in a detail body; longer than the 300 s detail cache so a cached body
+    never hands out a URL that is about to expire."""
+    return _setting("HLEKKR_MEDIA_DOWNLOAD_URL_TTL", 900, minimum=301)
+
+
+DETAIL_CACHE_SECONDS = 300
+MIN_PART_SIZE = 8 * MiB
+MAX_PARTS = 10_000

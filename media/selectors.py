@@ -1,0 +1,126 @@
+"""Reads used by the API: owner-scoped lookups, the filtered list and the cached detail body."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
+
+from hlekkr.exceptions import NotFound
+from media import conf, storage
+from media.extensions import detail_extras
+from media.models import MediaItem, MediaStatus
+
+LIST_FIELDS = (
+    "id",
+    "owner_id",
+    "kind",
+    "mime_type",
+    "size",
+    "original_filename",
+    "status",
+    "created_at",
+    "trust_score",
+    "verdict",
+    "final_verdict",
+    "analysis_status",
+    "review_requested",
+    "priority",
+)
+
+
+def media_items_visible_to(owner: Any) -> QuerySet[MediaItem]:
+    """The one place that scopes items: a client sees only its own, never deleted ones."""
+    return MediaItem.objects.filter(owner=owner).exclude(status=MediaStatus.DELETED)
+
+
+def media_item_get_owned(*, owner: Any, media_id: Any) -> MediaItem:
+    item = media_items_visible_to(owner).filter(pk=media_id).first()
+    if item is None:
+        raise NotFound("No such media item.", code="not_found")
+    return item
+
+
+def media_items_list(
+    *,
+    owner: Any,
+    status: str | None = None,
+    kind: str | None = None,
+    verdict: str | None = None,
+    trust_min: int | None = None,
+    trust_max: int | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[MediaItem]:
+    """Own items with the list filters; `verdict` matches the human verdict when there is one, else the
+    machine verdict (what the client would call "the verdict"). One query per page, whatever its size."""
+    items = media_items_visible_to(owner).only(*LIST_FIELDS)
+    if status:
+        items = items.filter(status=status)
+    if kind:
+        items = items.filter(kind=kind)
+    if verdict:
+        items = items.filter(Q(final_verdict=verdict) | Q(final_verdict="", verdict=verdict))
+    if trust_min is not None:
+        items = items.filter(trust_score__gte=trust_min)
+    if trust_max is not None:
+        items = items.filter(trust_score__lte=trust_max)
+    if created_after is not None:
+        items = items.filter(created_at__gte=created_after)
+    if created_before is not None:
+        items = items.filter(created_at__lt=created_before)
+    return items
+
+
+def detail_etag(item: MediaItem, *, include_details: bool) -> str:
+    """Changes whenever the rendered detail can change: a new outcome, a status change, the details flag."""
+    raw = f"{item.id}:{item.status}:{item.outcome_version}:{int(include_details)}"
+    return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
+
+
+def detail_cache_key(item: MediaItem, *, include_details: bool) -> str:
+    return f"media:detail:v1:{item.id}:{item.status}:{item.outcome_version}:{int(include_details)}"
+
+
+def media_item_detail_body(item: MediaItem, *, include_details: bool) -> dict[str, Any]:
+    """The detail body, rendered once per (item, status, outcome_version, include_details) and cached 300 s.
+    A new outcome bumps outcome_version, so the old entry is never read again (it ages out)."""
+    key = detail_cache_key(item, include_details=include_details)
+    body = cache.get(key)
+    if body is None:
+        body = _render_detail(item, include_details=include_details)
+        cache.set(key, body, conf.DETAIL_CACHE_SECONDS)
+    return dict(body)
+
+
+def _render_detail(item: MediaItem, *, include_details: bool) -> dict[str, Any]:
+    download = None
+    if item.status == MediaStatus.STORED and item.storage_key:
+        download = storage.download_url(item.storage_key, expires=conf.download_url_ttl_seconds())
+    body: dict[str, Any] = {
+        "id": str(item.id),
+        "kind": item.kind,
+        "mime_type": item.mime_type,
+        "size": item.size,
+        "sha256": item.sha256,
+        "original_filename": item.original_filename,
+        "status": item.status,
+        "created_at": item.created_at.isoformat().replace("+00:00", "Z"),
+        "width": item.width,
+        "height": item.height,
+        "duration_seconds": item.duration_seconds,
+        "review_requested": item.review_requested,
+        "priority": item.priority,
+        "trust_score": item.trust_score,
+        "verdict": item.verdict,
+        "final_verdict": item.final_verdict,
+        "analysis_status": item.analysis_status,
+        "outcome_version": item.outcome_version,
+        "download_url": download,
+        "download_url_expires_in": conf.download_url_ttl_seconds() if download else None,
+    }
+    body.update(detail_extras(item, include_details=include_details))
+    return body

@@ -1,0 +1,569 @@
+"""Every write of the media app: uploads (direct and multipart), deletion, and the latest-outcome fields that
+the analysis and review apps record through here (media never imports them).
+
+Rules the functions keep (docs/media.md):
+* a refused upload leaves nothing behind: no stored object and, for direct uploads, no row;
+* the same owner sending the same bytes gets the stored item back (`duplicate=True`), and nothing is published;
+* `media.stored` is published inside the storing transaction; analysis subscribes after commit;
+* every upload, completion, rejection, abort and deletion is an audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from hlekkr.audit.services import audit_record
+from hlekkr.events import MEDIA_DELETED, MEDIA_STORED, publish
+from hlekkr.exceptions import (
+    Conflict,
+    HlekkrError,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
+from media import conf, multipart, storage
+from media.models import MediaItem, MediaStatus, MultipartUpload, UploadState
+from media.validation import MediaFacts, check_declared_allowed, sanitize_filename, validate_media
+
+logger = logging.getLogger(__name__)
+HASH_CHUNK = 1024 * 1024
+# Part-list mistakes the client can fix and retry; every other refusal at completion is final.
+RETRYABLE_COMPLETE_CODES = {"missing_parts", "etag_mismatch", "parts_out_of_order"}
+
+
+@dataclass
+class UploadResult:
+    item: MediaItem
+    duplicate: bool = False
+
+
+@dataclass
+class UploadTicket:
+    upload: MultipartUpload
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+def _audit_rejection(*, owner: Any, error: HlekkrError, filename: str, size: int, declared: str, **extra: Any) -> None:
+    audit_record(
+        actor=owner,
+        action="media.upload_rejected",
+        object_type="media.mediaitem",
+        object_id=str(extra.pop("media_id", "")),
+        payload={"code": error.code, "filename": filename, "size": size, "declared_content_type": declared, **extra},
+    )
+
+
+def _apply_facts(item: MediaItem, facts: MediaFacts) -> None:
+    item.mime_type = facts.mime_type
+    item.kind = facts.kind
+    item.width = facts.width
+    item.height = facts.height
+    item.duration_seconds = facts.duration_seconds
+
+
+def _stored_payload(item: MediaItem) -> dict[str, Any]:
+    return {"media_id": str(item.id), "owner_id": item.owner_id, "kind": item.kind, "queue": "interactive"}
+
+
+def _live_duplicate(owner: Any, sha256: str) -> MediaItem | None:
+    return MediaItem.objects.filter(owner=owner, sha256=sha256, status=MediaStatus.STORED).first()
+
+
+def _delete_object(key: str) -> None:
+    try:
+        if key and default_storage.exists(key):
+            default_storage.delete(key)
+    except Exception:  # cleanup must not hide the original error
+        logger.exception("could not delete stored object %s", key)
+
+
+def _audit_duplicate(*, owner: Any, existing: MediaItem, filename: str, via: str) -> None:
+    audit_record(
+        actor=owner,
+        action="media.upload_duplicate",
+        target=existing,
+        payload={"filename": filename, "sha256": existing.sha256, "via": via},
+    )
+
+
+# --- direct upload -----------------------------------------------------------------------------------------
+def media_item_create_from_upload(
+    *,
+    owner: Any,
+    uploaded_file: UploadedFile,
+    filename: str | None = None,
+    declared_content_type: str | None = None,
+    review_requested: bool = False,
+    priority: str = "normal",
+) -> UploadResult:
+    """Validate an uploaded file from its bytes, de-duplicate by SHA-256, stream it to storage and record it.
+
+    The upload is spooled by Django (to disk past 2.5 MB); validation, hashing and the copy to storage all read
+    it in chunks. Any refusal raises a HlekkrError (the codes are in media/validation.py) after an audit event,
+    with no row and no object left behind. The same owner's live item with the same bytes is returned with
+    `duplicate=True`; then nothing is stored or published.
+    """
+    name = sanitize_filename(filename if filename is not None else uploaded_file.name)
+    declared = declared_content_type if declared_content_type is not None else (uploaded_file.content_type or "")
+    size = int(uploaded_file.size or 0)
+    try:
+        if size <= 0:
+            raise ValidationFailed("The file is empty.", code="empty_file")
+        limit = conf.max_direct_upload_bytes()
+        if size > limit:
+            raise PayloadTooLarge(
+                f"Direct uploads are limited to {limit} bytes; use a multipart upload for larger files.",
+                code="payload_too_large",
+                details={"size": size, "max_bytes": limit},
+            )
+        facts = validate_media(uploaded_file, size=size, declared_content_type=declared)  # type: ignore[arg-type]
+    except HlekkrError as error:
+        _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
+        raise
+
+    uploaded_file.seek(0)
+    digest = hashlib.sha256()
+    for chunk in uploaded_file.chunks(HASH_CHUNK):
+        digest.update(chunk)
+    sha256 = digest.hexdigest()
+    existing = _live_duplicate(owner, sha256)
+    if existing is not None:
+        _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
+        return UploadResult(existing, duplicate=True)
+
+    item = MediaItem(
+        id=uuid.uuid4(),
+        owner=owner,
+        size=size,
+        sha256=sha256,
+        original_filename=name,
+        review_requested=review_requested,
+        priority=priority,
+        status=MediaStatus.STORED,
+    )
+    _apply_facts(item, facts)
+    item.storage_key = storage.original_key(item)
+    # S3 serves the object with this type later; it must be the sniffed one, never the client's claim.
+    uploaded_file.content_type = facts.mime_type
+    uploaded_file.seek(0)
+    saved_name = default_storage.save(item.storage_key, uploaded_file)
+    try:
+        if saved_name != item.storage_key:
+            raise RuntimeError(f"storage saved {saved_name!r} instead of {item.storage_key!r}")
+        with transaction.atomic():
+            item.save(force_insert=True)
+            audit_record(
+                actor=owner,
+                action="media.uploaded",
+                target=item,
+                payload={"kind": item.kind, "mime_type": item.mime_type, "size": size, "sha256": sha256},
+            )
+            publish(MEDIA_STORED, _stored_payload(item))
+    except IntegrityError:
+        # The same bytes were stored by a concurrent request between our check and our insert.
+        _delete_object(saved_name)
+        existing = _live_duplicate(owner, sha256)
+        if existing is None:
+            raise
+        _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
+        return UploadResult(existing, duplicate=True)
+    except BaseException:
+        _delete_object(saved_name)
+        raise
+    return UploadResult(item)
+
+
+# --- multipart ---------------------------------------------------------------------------------------------
+def part_size_for(size: int) -> int:
+    return max(conf.MIN_PART_SIZE, math.ceil(size / conf.MAX_PARTS))
+
+
+def _part_urls(upload: MultipartUpload, numbers: list[int]) -> list[dict[str, Any]]:
+    ttl = conf.part_url_ttl_seconds()
+    expires_at = timezone.now() + timedelta(seconds=ttl)
+    urls = []
+    for number in numbers:
+        if multipart.is_s3():
+            url = multipart.s3_part_url(upload.media.storage_key, upload.s3_upload_id, number, ttl)
+        else:
+            token = multipart.part_token(upload.id, number, expires_at)
+            url = reverse("media-upload-part", args=[upload.id, number]) + f"?token={token}"
+        urls.append({"part_number": number, "url": url})
+    upload.expires_at = expires_at
+    return urls
+
+
+def multipart_upload_start(
+    *,
+    owner: Any,
+    filename: str,
+    size: int,
+    content_type: str,
+    review_requested: bool = False,
+    priority: str = "normal",
+) -> UploadTicket:
+    """Start a resumable upload: a placeholder item (status `uploading`), the S3 multipart upload (or its
+    filesystem twin) and one URL per part. Part size is max(8 MiB, ceil(size / 10000)); the size limit is the
+    caller's role maximum (media/conf.py)."""
+    name = sanitize_filename(filename)
+    declared = str(content_type or "")
+    try:
+        if size <= 0:
+            raise ValidationFailed("The file is empty.", code="empty_file")
+        limit = conf.max_multipart_bytes_for(getattr(owner, "role", ""))
+        if size > limit:
+            raise PayloadTooLarge(
+                f"Uploads are limited to {limit} bytes for your account.",
+                code="payload_too_large",
+                details={"size": size, "max_bytes": limit},
+            )
+        declared = check_declared_allowed(declared)
+    except HlekkrError as error:
+        _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
+        raise
+    part_size = part_size_for(size)
+    item = MediaItem(
+        id=uuid.uuid4(),
+        owner=owner,
+        size=size,
+        original_filename=name,
+        status=MediaStatus.UPLOADING,
+        review_requested=review_requested,
+        priority=priority,
+    )
+    item.storage_key = storage.original_key(item)
+    s3_upload_id = multipart.s3_start(item.storage_key) if multipart.is_s3() else ""
+    upload = MultipartUpload(
+        owner=owner,
+        media=item,
+        s3_upload_id=s3_upload_id,
+        declared_size=size,
+        declared_content_type=declared,
+        part_size=part_size,
+        part_count=math.ceil(size / part_size),
+        expires_at=timezone.now(),
+    )
+    parts = _part_urls(upload, list(range(1, upload.part_count + 1)))
+    try:
+        with transaction.atomic():
+            item.save(force_insert=True)
+            upload.save(force_insert=True)
+            audit_record(
+                actor=owner,
+                action="media.upload_started",
+                target=upload,
+                payload={"media_id": str(item.id), "size": size, "parts": upload.part_count, "filename": name},
+            )
+    except BaseException:
+        if s3_upload_id:
+            multipart.s3_abort(item.storage_key, s3_upload_id)
+        raise
+    return UploadTicket(upload, parts)
+
+
+def upload_get_owned(*, owner: Any, upload_id: Any) -> MultipartUpload:
+    upload = MultipartUpload.objects.select_related("media").filter(pk=upload_id, owner=owner).first()
+    if upload is None:
+        raise NotFound("No such upload.", code="not_found")
+    return upload
+
+
+def _stored_parts(upload: MultipartUpload) -> dict[int, multipart.StoredPart]:
+    if multipart.is_s3():
+        return multipart.s3_list_parts(upload.media.storage_key, upload.s3_upload_id)
+    return multipart.fs_list_parts(upload.id)
+
+
+def multipart_upload_status(*, owner: Any, upload_id: Any) -> dict[str, Any]:
+    """What storage holds so far, and fresh URLs for the parts still missing (resume)."""
+    upload = upload_get_owned(owner=owner, upload_id=upload_id)
+    received: dict[int, multipart.StoredPart] = {}
+    urls: list[dict[str, Any]] = []
+    missing: list[int] = []
+    if upload.state == UploadState.ACTIVE:
+        received = _stored_parts(upload)
+        missing = [n for n in range(1, upload.part_count + 1) if n not in received]
+        urls = _part_urls(upload, missing)
+        MultipartUpload.objects.filter(pk=upload.pk).update(expires_at=upload.expires_at)
+    return {
+        "upload": upload,
+        "parts_received": [
+            {"part_number": p.part_number, "etag": p.etag, "size": p.size} for p in sorted(received.values(), key=_num)
+        ],
+        "missing_parts": missing,
+        "parts": urls,
+    }
+
+
+def _num(part: multipart.StoredPart) -> int:
+    return part.part_number
+
+
+def _check_part_list(upload: MultipartUpload, given: list[dict[str, Any]]) -> list[multipart.StoredPart]:
+    numbers = [int(p["part_number"]) for p in given]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise ValidationFailed(
+            "Parts must be listed once each, in ascending part_number order.", code="parts_out_of_order"
+        )
+    stored = _stored_parts(upload)
+    expected = list(range(1, upload.part_count + 1))
+    missing = [n for n in expected if n not in numbers or n not in stored]
+    unknown = [n for n in numbers if n not in expected]
+    if missing or unknown:
+        raise ValidationFailed(
+            "The part list does not cover every part of the upload.",
+            code="missing_parts",
+            details={"missing": missing[:100], "unexpected": unknown[:100]},
+        )
+    wrong = [p["part_number"] for p in given if multipart.clean_etag(p["etag"]) != stored[int(p["part_number"])].etag]
+    if wrong:
+        raise ValidationFailed(
+            "Some ETags do not match the parts storage received.", code="etag_mismatch", details={"parts": wrong[:100]}
+        )
+    parts = [stored[n] for n in expected]
+    total = sum(p.size for p in parts)
+    if total != upload.declared_size or any(p.size != upload.part_size for p in parts[:-1]):
+        raise ValidationFailed(
+            "The uploaded bytes do not add up to the declared size.",
+            code="size_mismatch",
+            details={"declared": upload.declared_size, "received": total},
+        )
+    return parts
+
+
+def _finish_in_storage(upload: MultipartUpload, parts: list[multipart.StoredPart]) -> tuple[int, str | None]:
+    """Assemble the object; returns (stored size, sha256 if computed on the way)."""
+    key = upload.media.storage_key
+    if multipart.is_s3():
+        multipart.s3_complete(key, upload.s3_upload_id, parts)
+        return multipart.s3_object_size(key) or 0, None
+    size, sha256 = multipart.fs_assemble(upload.id, [p.part_number for p in parts], key)
+    multipart.fs_discard(upload.id)
+    return size, sha256
+
+
+def _discard_upload_bytes(upload: MultipartUpload) -> None:
+    key = upload.media.storage_key
+    if multipart.is_s3():
+        if upload.s3_upload_id:
+            multipart.s3_abort(key, upload.s3_upload_id)
+    else:
+        multipart.fs_discard(upload.id)
+    _delete_object(key)
+
+
+def _reject_upload(upload: MultipartUpload, error: HlekkrError, *, actor: Any) -> None:
+    _discard_upload_bytes(upload)
+    with transaction.atomic():
+        MultipartUpload.objects.filter(pk=upload.pk).update(
+            state=UploadState.FAILED, failure_reason=error.code, completed_at=timezone.now()
+        )
+        MediaItem.objects.filter(pk=upload.media_id).update(status=MediaStatus.REJECTED, updated_at=timezone.now())
+        _audit_rejection(
+            owner=actor,
+            error=error,
+            filename=upload.media.original_filename,
+            size=upload.declared_size,
+            declared=upload.declared_content_type,
+            media_id=upload.media_id,
+            upload_id=str(upload.id),
+        )
+
+
+def multipart_upload_complete(*, owner: Any, upload_id: Any, parts: list[dict[str, Any]]) -> UploadResult:
+    """Finish an upload: check the part list against what storage holds, complete it, then check the stored
+    object's size and bytes exactly like a direct upload before the item becomes `stored`.
+
+    Part-list mistakes (missing part, wrong ETag, out of order) are refused and the upload stays active so the
+    client can fix the list. Anything wrong with the bytes rejects the upload for good: the object and parts
+    are deleted and the item is `rejected`. Completing an upload that is not active is 409 upload_not_active.
+    """
+    upload = upload_get_owned(owner=owner, upload_id=upload_id)
+    claimed = MultipartUpload.objects.filter(pk=upload.pk, state=UploadState.ACTIVE).update(
+        state=UploadState.COMPLETING
+    )
+    if not claimed:
+        raise Conflict("This upload is not active (already completed, aborted or failed).", code="upload_not_active")
+    try:
+        stored_parts = _check_part_list(upload, parts)
+    except HlekkrError as error:
+        if error.code in RETRYABLE_COMPLETE_CODES:
+            MultipartUpload.objects.filter(pk=upload.pk).update(state=UploadState.ACTIVE)
+            audit_record(
+                actor=owner, action="media.upload_complete_refused", target=upload, payload={"code": error.code}
+            )
+        else:
+            _reject_upload(upload, error, actor=owner)
+        raise
+    except BaseException:
+        MultipartUpload.objects.filter(pk=upload.pk).update(state=UploadState.ACTIVE)
+        raise
+    item = upload.media
+    try:
+        size, sha256 = _finish_in_storage(upload, stored_parts)
+        if size != upload.declared_size:
+            raise ValidationFailed(
+                "The stored object's size differs from the declared size.",
+                code="size_mismatch",
+                details={"declared": upload.declared_size, "stored": size},
+            )
+        with multipart.open_stored(item.storage_key, size) as handle:
+            facts = validate_media(handle, size=size, declared_content_type=upload.declared_content_type)
+        sha256 = sha256 or multipart.stored_sha256(item.storage_key)
+    except HlekkrError as error:
+        _reject_upload(upload, error, actor=owner)
+        raise
+    except BaseException:
+        # Storage failed underneath us: nothing may stay half-stored; the client starts over.
+        _reject_upload(upload, HlekkrError("storage failure", code="storage_error"), actor=owner)
+        raise
+    existing = _live_duplicate(owner, sha256)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                item = MediaItem.objects.select_for_update().get(pk=item.pk)
+                _apply_facts(item, facts)
+                item.size, item.sha256, item.status = size, sha256, MediaStatus.STORED
+                item.save()
+                MultipartUpload.objects.filter(pk=upload.pk).update(
+                    state=UploadState.COMPLETED, completed_at=timezone.now()
+                )
+                audit_record(
+                    actor=owner,
+                    action="media.upload_completed",
+                    target=item,
+                    payload={"upload_id": str(upload.id), "kind": item.kind, "size": size, "sha256": sha256},
+                )
+                publish(MEDIA_STORED, _stored_payload(item))
+            return UploadResult(item)
+        except IntegrityError:
+            existing = _live_duplicate(owner, sha256)
+            if existing is None:
+                raise
+    # The same owner already has these bytes: resolve to that item and drop this copy.
+    _delete_object(item.storage_key)
+    with transaction.atomic():
+        MediaItem.objects.filter(pk=item.pk).update(status=MediaStatus.DELETED, updated_at=timezone.now())
+        MultipartUpload.objects.filter(pk=upload.pk).update(
+            state=UploadState.COMPLETED, completed_at=timezone.now(), duplicate_of=existing
+        )
+        _audit_duplicate(owner=owner, existing=existing, filename=item.original_filename, via="multipart")
+    return UploadResult(existing, duplicate=True)
+
+
+def multipart_upload_abort(*, upload: MultipartUpload, actor: Any, reason: str = "client") -> MultipartUpload:
+    """Abort an active (or stuck completing) upload: storage drops the parts, the placeholder item is deleted."""
+    with transaction.atomic():
+        # A stuck `completing` claim (its process died) is only released by the stale sweep.
+        states = [UploadState.ACTIVE, UploadState.COMPLETING] if reason == "stale" else [UploadState.ACTIVE]
+        changed = MultipartUpload.objects.filter(pk=upload.pk, state__in=states).update(
+            state=UploadState.ABORTED, failure_reason=reason, completed_at=timezone.now()
+        )
+        if not changed:
+            raise Conflict("This upload is not active.", code="upload_not_active")
+        MediaItem.objects.filter(pk=upload.media_id, status=MediaStatus.UPLOADING).update(
+            status=MediaStatus.DELETED, updated_at=timezone.now()
+        )
+        audit_record(actor=actor, action="media.upload_aborted", target=upload, payload={"reason": reason})
+    _discard_upload_bytes(upload)
+    upload.refresh_from_db()
+    return upload
+
+
+def multipart_uploads_abort_stale(*, older_than_hours: int | None = None) -> int:
+    """Abort uploads still incomplete after `older_than_hours` (default from settings, 24 h); returns how many."""
+    hours = older_than_hours if older_than_hours is not None else conf.stale_upload_hours()
+    cutoff = timezone.now() - timedelta(hours=hours)
+    stale = MultipartUpload.objects.select_related("media").filter(
+        state__in=[UploadState.ACTIVE, UploadState.COMPLETING], created_at__lt=cutoff
+    )
+    aborted = 0
+    for upload in stale.iterator():
+        try:
+            multipart_upload_abort(upload=upload, actor=None, reason="stale")
+            aborted += 1
+        except Conflict:
+            continue  # finished or aborted by someone else meanwhile
+    return aborted
+
+
+# --- deletion and outcomes ---------------------------------------------------------------------------------
+def media_item_delete(*, owner: Any, media_id: Any) -> MediaItem:
+    """Delete an owner's item: status `deleted`, its original and every artifact removed from storage,
+    `media.deleted` published. Another owner's or an already deleted item is 404."""
+    with transaction.atomic():
+        item = (
+            MediaItem.objects.select_for_update()
+            .filter(pk=media_id, owner=owner)
+            .exclude(status=MediaStatus.DELETED)
+            .first()
+        )
+        if item is None:
+            raise NotFound("No such media item.", code="not_found")
+        previous = item.status
+        item.status = MediaStatus.DELETED
+        item.save(update_fields=["status", "updated_at"])
+        active_upload = MultipartUpload.objects.filter(media=item, state=UploadState.ACTIVE).first()
+        if active_upload is not None:
+            MultipartUpload.objects.filter(pk=active_upload.pk).update(
+                state=UploadState.ABORTED, failure_reason="media_deleted", completed_at=timezone.now()
+            )
+        audit_record(actor=owner, action="media.deleted", target=item, payload={"previous_status": previous})
+        publish(MEDIA_DELETED, {"media_id": str(item.id), "owner_id": item.owner_id})
+    if active_upload is not None:
+        active_upload.media = item
+        _discard_upload_bytes(active_upload)
+    storage.delete_prefix(item)
+    return item
+
+
+def media_item_record_outcome(
+    *, media_id: Any, analysis_status: str, trust_score: int | None = None, verdict: str = ""
+) -> MediaItem:
+    """Record the latest analysis outcome on the item (called by the analysis app); bumps outcome_version,
+    which changes the detail ETag and cache key."""
+    with transaction.atomic():
+        updated = MediaItem.objects.filter(pk=media_id).update(
+            analysis_status=analysis_status,
+            trust_score=trust_score,
+            verdict=verdict or "",
+            outcome_version=F("outcome_version") + 1,
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise NotFound("No such media item.", code="not_found")
+        item = MediaItem.objects.get(pk=media_id)
+        audit_record(
+            actor=None,
+            action="media.outcome_recorded",
+            target=item,
+            payload={"analysis_status": analysis_status, "trust_score": trust_score, "verdict": verdict},
+        )
+    return item
+
+
+def media_item_record_final_verdict(*, media_id: Any, verdict: str) -> MediaItem:
+    """Record the human verdict once review decides (called by the review app); bumps outcome_version."""
+    with transaction.atomic():
+        updated = MediaItem.objects.filter(pk=media_id).update(
+            final_verdict=verdict or "", outcome_version=F("outcome_version") + 1, updated_at=timezone.now()
+        )
+        if not updated:
+            raise NotFound("No such media item.", code="not_found")
+        item = MediaItem.objects.get(pk=media_id)
+        audit_record(actor=None, action="media.final_verdict_recorded", target=item, payload={"verdict": verdict})
+    return item
