@@ -89,7 +89,7 @@ def _upload_success(rule: AlertRule, now: datetime) -> Evaluation:
 def _refusals(rule: AlertRule, now: datetime) -> Evaluation:
     count = selectors.ratelimit_refusals_last_hour()
     offenders = selectors.ratelimit_top_offenders(limit=3)
-    tail = f"; top: {', '.join(str(o) for o in offenders)}" if offenders else ""
+    tail = f"; top: {', '.join(selectors.format_offender(o) for o in offenders)}" if offenders else ""
     return Evaluation(rule.breached(count), float(count), f"{count} rate-limit refusals in the last hour{tail}"[:450])
 
 

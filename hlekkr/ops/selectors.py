@@ -148,30 +148,40 @@ def upload_window(*, minutes: int, now: datetime | None = None) -> dict[str, Any
 
 
 # --- rate limits, webhooks, Bedrock ------------------------------------------------------------------------
-def ratelimit_refusals_last_hour() -> int:
-    """From the rate-limit monitor when it is installed, else the 429s the request stats recorded."""
+def _ratelimit_selectors() -> Any | None:
     try:
         from ratelimit import selectors as ratelimit_selectors  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return ratelimit_selectors
 
-        return int(ratelimit_selectors.refusals_last_hour())
-    except (ImportError, AttributeError):
-        pass
-    except Exception:
-        logger.warning("ratelimit.selectors.refusals_last_hour failed; using request stats", exc_info=True)
+
+def ratelimit_refusals_last_hour() -> int:
+    """From the rate-limit monitor when it is installed, else the 429s the request stats recorded."""
+    module = _ratelimit_selectors()
+    if module is not None and hasattr(module, "refusals_last_hour"):
+        try:
+            return int(module.refusals_last_hour())
+        except Exception:
+            logger.warning("ratelimit.selectors.refusals_last_hour failed; using request stats", exc_info=True)
     return int(request_window(minutes=60)["count_429"])
 
 
 def ratelimit_top_offenders(limit: int = 5) -> list[Any]:
-    try:
-        from ratelimit import selectors as ratelimit_selectors  # type: ignore[attr-defined]
-
-        offenders = ratelimit_selectors.top_offenders(limit=limit)
-    except (ImportError, AttributeError):
+    module = _ratelimit_selectors()
+    if module is None or not hasattr(module, "top_offenders"):
         return []
+    try:
+        return list(module.top_offenders(limit=limit))[:limit]
     except Exception:
         logger.warning("ratelimit.selectors.top_offenders failed", exc_info=True)
         return []
-    return list(offenders)[:limit]
+
+
+def format_offender(offender: Any) -> str:
+    if isinstance(offender, dict) and "key" in offender:
+        return f"{offender['key']} ({offender.get('refused', '?')} refused)"
+    return str(offender)
 
 
 def webhook_deliveries_by_status(hours: int = 1) -> dict[str, int] | None:

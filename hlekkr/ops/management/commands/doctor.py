@@ -232,7 +232,7 @@ class Doctor:
         refusals = selectors.ratelimit_refusals_last_hour()
         offenders = selectors.ratelimit_top_offenders(limit=3)
         detail = f"{refusals} refusals in the last hour" + (
-            f"; top: {', '.join(str(o) for o in offenders)}" if offenders else ""
+            f"; top: {', '.join(selectors.format_offender(o) for o in offenders)}" if offenders else ""
         )
         if refusals > _threshold("ratelimit_refusals", 100):
             return Finding(

@@ -1,0 +1,197 @@
+"""GET /metrics: never public; Prometheus text with per-route latency and the database-derived gauges."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.django_db
+TOKEN = "metrics-token-for-tests-0123456789"
+
+
+def scrape(client: Any) -> dict[str, Any]:
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    return {f.name: f for f in text_string_to_metric_families(response.content.decode())}
+
+
+def samples(family: Any, name: str | None = None) -> dict[tuple[tuple[str, str], ...], float]:
+    return {tuple(sorted(s.labels.items())): s.value for s in family.samples if name is None or s.name == name}
+
+
+@pytest.fixture
+def token(settings: Any) -> str:
+    settings.HLEKKR_METRICS_TOKEN = TOKEN
+    return TOKEN
+
+
+def test_metrics_do_not_exist_when_nothing_is_configured(client: Any, settings: Any) -> None:
+    settings.HLEKKR_METRICS_TOKEN = ""
+    settings.HLEKKR_METRICS_ALLOWED_NETWORKS = []
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_anonymous_scrapes_are_refused(client: Any, token: str) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_wrong_token_is_refused(client: Any, token: str) -> None:
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-the-token")
+    assert response.status_code == 401
+
+
+def test_a_user_jwt_is_not_a_metrics_token(api_as: Any, lead: Any, token: str) -> None:
+    assert api_as(lead).get("/metrics").status_code == 401
+
+
+def test_the_token_opens_the_metrics(client: Any, token: str) -> None:
+    families = scrape(client)
+    assert "hlekkr_http_request_duration_seconds" in families
+    assert "hlekkr_analyses" in families
+
+
+def test_an_allowed_network_scrapes_without_a_token(client: Any, settings: Any) -> None:
+    settings.HLEKKR_METRICS_TOKEN = ""
+    settings.HLEKKR_METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="192.168.1.1").status_code == 401
+
+
+def test_a_forged_forwarded_for_header_does_not_pass_the_network_check(client: Any, settings: Any) -> None:
+    settings.HLEKKR_METRICS_TOKEN = ""
+    settings.HLEKKR_METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    response = client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="10.0.0.1")
+    assert response.status_code == 401
+
+
+def test_latency_is_labelled_by_route_pattern_not_raw_path(client: Any, token: str) -> None:
+    import uuid
+
+    for _ in range(2):
+        client.get(f"/api/v1/media/{uuid.uuid4()}/")  # two different ids, one route
+    client.get("/no/such/path/here")
+    families = scrape(client)
+    counts = samples(families["hlekkr_http_request_duration_seconds"], "hlekkr_http_request_duration_seconds_count")
+    routes = {dict(labels)["route"] for labels in counts}
+    assert not any(str(r).count("-") >= 4 for r in routes), routes  # no UUIDs in labels
+    assert "<unmatched>" in routes
+    requests = samples(families["hlekkr_http_requests"], "hlekkr_http_requests_total")
+    assert any(dict(labels)["status_class"] == "4xx" for labels in requests)
+
+
+def test_health_probes_and_scrapes_are_not_counted_as_traffic(client: Any, token: str) -> None:
+    from hlekkr.ops.stats import request_stats
+
+    client.get("/health")
+    client.get("/health/ready")
+    scrape(client)
+    assert request_stats.pending_count() == 0
+
+
+def test_analyses_by_status_and_stuck(client: Any, token: str, make_analysis: Any) -> None:
+    make_analysis(status="completed", finished_at=timezone.now())
+    make_analysis(status="running", started_at=timezone.now() - timedelta(hours=2))
+    make_analysis(status="queued")
+    families = scrape(client)
+    by_status = {dict(k)["status"]: v for k, v in samples(families["hlekkr_analyses"]).items()}
+    assert by_status == {"completed": 1, "running": 1, "queued": 1}
+    assert samples(families["hlekkr_analyses_stuck"])[()] == 1
+    finished = {dict(k)["status"]: v for k, v in samples(families["hlekkr_analyses_finished_last_hour"]).items()}
+    assert finished == {"completed": 1}
+
+
+def test_detector_duration_and_errors_per_detector(client: Any, token: str, make_analysis: Any) -> None:
+    from analysis.models import DetectorResult
+
+    analysis = make_analysis(status="completed")
+    DetectorResult.objects.create(analysis=analysis, detector="ela", detector_version="1", status="ok", duration_ms=400)
+    DetectorResult.objects.create(
+        analysis=analysis, detector="jpeg", detector_version="1", status="error", duration_ms=100
+    )
+    other = make_analysis(status="completed")
+    DetectorResult.objects.create(analysis=other, detector="ela", detector_version="1", status="ok", duration_ms=200)
+    families = scrape(client)
+    avg = {dict(k)["detector"]: v for k, v in samples(families["hlekkr_detector_duration_seconds_avg"]).items()}
+    assert avg == {"ela": pytest.approx(0.3), "jpeg": pytest.approx(0.1)}
+    errors = {dict(k)["detector"]: v for k, v in samples(families["hlekkr_detector_errors_last_hour"]).items()}
+    assert errors == {"ela": 0, "jpeg": 1}
+
+
+def test_review_queue_depth_by_priority_and_sla_breaches(client: Any, token: str) -> None:
+    snapshot = {
+        "total": 5,
+        "by_priority": {"critical": 1, "high": 4, "medium": 0, "low": 0},
+        "breaches_by_priority": {"critical": 1, "high": 0, "medium": 0, "low": 0},
+        "sla_breaches": 1,
+    }
+    with mock.patch("hlekkr.ops.selectors.review_queue_snapshot", return_value=snapshot):
+        families = scrape(client)
+    depth = {dict(k)["priority"]: v for k, v in samples(families["hlekkr_review_queue_depth"]).items()}
+    assert depth["critical"] == 1 and depth["high"] == 4
+    breaches = {dict(k)["priority"]: v for k, v in samples(families["hlekkr_review_sla_breaches"]).items()}
+    assert breaches["critical"] == 1
+
+
+def test_upload_outcomes_are_classified_by_route_and_status() -> None:
+    from hlekkr.ops.metrics import is_upload, upload_outcome
+
+    assert is_upload("api/v1/media/", "POST")
+    assert is_upload("api/v1/media/uploads/<uuid:pk>/complete/", "POST")
+    assert not is_upload("api/v1/media/", "GET")
+    assert not is_upload("api/v1/media/<uuid:pk>/analyses/", "POST")
+    assert upload_outcome(201) == "success"
+    assert upload_outcome(415) == "failure"
+    assert upload_outcome(503) == "failure"
+    assert upload_outcome(429) is None
+
+
+def test_rate_limit_refusals_webhook_failures_and_bedrock_usage_are_exposed(client: Any, token: str) -> None:
+    with (
+        mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=42),
+        mock.patch("hlekkr.ops.selectors.webhook_deliveries_by_status", return_value={"delivered": 3, "failed": 2}),
+        mock.patch(
+            "hlekkr.ops.selectors.bedrock_usage_last_day", return_value={"calls": 9, "errors": 1, "spend_usd": 0.42}
+        ),
+    ):
+        families = scrape(client)
+    assert samples(families["hlekkr_ratelimit_refusals_last_hour"])[()] == 42
+    webhooks = {dict(k)["status"]: v for k, v in samples(families["hlekkr_webhook_deliveries_last_hour"]).items()}
+    assert webhooks == {"delivered": 3, "failed": 2}
+    assert samples(families["hlekkr_bedrock_calls_last_day"])[()] == 9
+    assert samples(families["hlekkr_bedrock_errors_last_day"])[()] == 1
+    assert samples(families["hlekkr_bedrock_spend_usd_last_day"])[()] == pytest.approx(0.42)
+
+
+def test_bedrock_calls_are_counted_from_detector_results(make_analysis: Any) -> None:
+    from analysis.models import DetectorResult
+    from hlekkr.ops.selectors import bedrock_usage_last_day
+
+    analysis = make_analysis(status="completed")
+    DetectorResult.objects.create(analysis=analysis, detector="bedrock", detector_version="1", status="error")
+    usage = bedrock_usage_last_day()
+    assert usage["calls"] == 1 and usage["errors"] == 1
+
+
+def test_one_failing_family_does_not_blank_the_scrape(client: Any, token: str) -> None:
+    with mock.patch("hlekkr.ops.selectors.review_queue_snapshot", side_effect=RuntimeError("table missing")):
+        families = scrape(client)
+    assert "hlekkr_analyses" in families
+    assert "hlekkr_review_queue_depth" not in families
+
+
+def test_a_scrape_costs_a_bounded_number_of_queries(
+    client: Any, token: str, django_assert_max_num_queries: Any
+) -> None:
+    with django_assert_max_num_queries(25):
+        scrape(client)
