@@ -7,7 +7,11 @@ urlpatterns = [
     path("media/uploads/", views.UploadStartView.as_view(), name="media-upload-start"),
     path("media/uploads/<uuid:upload_id>/", views.UploadView.as_view(), name="media-upload"),
     path("media/uploads/<uuid:upload_id>/complete/", views.UploadCompleteView.as_view(), name="media-upload-complete"),
-    path("media/uploads/<uuid:upload_id>/parts/<int:part_number>/", views.upload_part, name="media-upload-part"),
+    path(
+        "media/uploads/<uuid:upload_id>/parts/<int:part_number>/",
+        views.UploadPartView.as_view(),
+        name="media-upload-part",
+    ),
     path("media/<uuid:media_id>/", views.MediaItemView.as_view(), name="media-item"),
     path("files/<str:token>/", views.download_file, name="media-file"),
 ]

@@ -8,10 +8,10 @@ from typing import Any
 import magic
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -211,33 +211,41 @@ def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status_code)
 
 
-@csrf_exempt
-def upload_part(request: HttpRequest, upload_id: str, part_number: int) -> HttpResponse:
+class UploadPartView(APIView):
     """Filesystem twin of S3 UploadPart: `PUT ...?token=` with the raw part as the body; answers with the
     part's MD5 as a quoted `ETag` header, as S3 does. The token (signed, salted, expiring) names this upload
-    and this part only; it is the whole authorisation, exactly like a presigned URL."""
-    if request.method != "PUT":
-        return _json_error(405, "method_not_allowed", "Use PUT.")
-    problem = multipart.part_token_check(request.GET.get("token", ""), upload_id=upload_id, part_number=part_number)
-    if problem is not None:
-        message = "The part URL has expired." if problem == "part_token_expired" else "The part URL is not valid."
-        return _json_error(403, problem, message)
-    if multipart.is_s3():
-        return _json_error(404, "not_found", "Parts go to storage directly.")
-    upload = MultipartUpload.objects.filter(pk=upload_id).only("id", "state", "part_size", "part_count").first()
-    if upload is None or part_number > upload.part_count:
-        return _json_error(404, "not_found", "No such upload part.")
-    if upload.state != UploadState.ACTIVE:
-        return _json_error(409, "upload_not_active", "This upload is not active.")
-    stored = multipart.fs_part_write(upload.id, part_number, request, max_bytes=upload.part_size)
-    if stored is None:
-        return _json_error(413, "payload_too_large", f"A part holds at most {upload.part_size} bytes.")
-    response = HttpResponse(status=200)
-    response["ETag"] = f'"{stored.etag}"'
-    return response
+    and this part only; it is the whole authorisation, exactly like a presigned URL.
 
+    Rate limiting: parts are not uploads. On S3 they never reach Hlekkr, and here their number is bounded by
+    the upload's part_count, whose start is limited by `upload_init`; so parts have their own group, which
+    has no default policy (an operator can add one in admin)."""
 
-upload_part.ratelimit_group = "upload"  # type: ignore[attr-defined]
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    ratelimit_group = "upload_part"
+    parser_classes: list[Any] = []  # the body is streamed from the WSGI input, never parsed
+
+    @extend_schema(request={"application/octet-stream": bytes}, responses={200: None})
+    def put(self, request: Request, upload_id: str, part_number: int) -> HttpResponse:
+        problem = multipart.part_token_check(
+            request.query_params.get("token", ""), upload_id=upload_id, part_number=part_number
+        )
+        if problem is not None:
+            message = "The part URL has expired." if problem == "part_token_expired" else "The part URL is not valid."
+            return _json_error(403, problem, message)
+        if multipart.is_s3():
+            return _json_error(404, "not_found", "Parts go to storage directly.")
+        upload = MultipartUpload.objects.filter(pk=upload_id).only("id", "state", "part_size", "part_count").first()
+        if upload is None or part_number > upload.part_count:
+            return _json_error(404, "not_found", "No such upload part.")
+        if upload.state != UploadState.ACTIVE:
+            return _json_error(409, "upload_not_active", "This upload is not active.")
+        stored = multipart.fs_part_write(upload.id, part_number, request._request, max_bytes=upload.part_size)
+        if stored is None:
+            return _json_error(413, "payload_too_large", f"A part holds at most {upload.part_size} bytes.")
+        response = HttpResponse(status=200)
+        response["ETag"] = f'"{stored.etag}"'
+        return response
 
 
 def download_file(request: HttpRequest, token: str) -> HttpResponse | FileResponse:
