@@ -105,6 +105,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: limits dashboard/admin logins and dashboard writes; X-RateLimit-* on every limited
+    # response (API views are limited by ratelimit.throttling.GroupRateThrottle below).
+    "ratelimit.middleware.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "hlekkr.urls"
@@ -220,6 +223,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hlekkr.api.exception_handler",
+    # Every API view is limited by its `ratelimit_group` (policies in admin; docs/ratelimit.md).
+    "DEFAULT_THROTTLE_CLASSES": ["ratelimit.throttling.GroupRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -23,6 +23,21 @@ def _user(username: str, role: str) -> User:
     return user
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(request: pytest.FixtureRequest) -> None:
+    """Empty the cache (rate-limit counters live there) before every test, so no test is throttled by another's
+    requests; with database access, load the rate-limit policies before the test body (pinned query counts)."""
+    from ratelimit.testing import reset
+
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
+    if marker or transactional or "db" in request.fixturenames:
+        request.getfixturevalue("transactional_db" if transactional else "db")
+        reset(load_policies=True)
+    else:
+        reset(load_policies=False)
+
+
 @pytest.fixture
 def client_a(db: Any) -> User:
     return _user("client_a", Role.CLIENT)

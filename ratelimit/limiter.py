@@ -1,0 +1,211 @@
+"""The limiter: count one request against every enabled window of its group and decide.
+
+Counting is django-ratelimit's `get_usage(increment=True)`: a fixed window per (group, key type, limit, key)
+in the Django cache (Redis in production), an atomic add-then-increment, so N parallel requests against a
+limit L admit at most L per window on every process. Two refinements on top:
+
+- A refused request gives its increments back, so hammering while refused does not eat the hourly budget of
+  a group with several windows.
+- For `auth` a successful response gives its slot back too (see middleware): the login limit counts failed
+  and in-flight attempts, so a newsroom behind one NAT address is not locked out by colleagues logging in,
+  while guessing passwords stays at 5 tries per 5 minutes per address.
+
+If the cache is unreachable the limiter fails open (logged, counted in
+`hlekkr_ratelimit_backend_errors_total`) except for the groups in `HLEKKR_RATELIMIT_FAIL_CLOSED_GROUPS`
+(default: auth), which are refused: an outage must not open a password-guessing window. After a failure the
+cache is not tried again for `CIRCUIT_SECONDS`, so an outage costs one timeout, not one per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django_ratelimit import ALL
+from django_ratelimit.core import _get_window, _make_cache_key, get_usage
+
+from hlekkr.exceptions import RateLimited
+from ratelimit import metrics, monitor
+from ratelimit.client_ip import client_ip
+from ratelimit.policies import Window, windows_for
+
+logger = logging.getLogger(__name__)
+
+CIRCUIT_SECONDS = 5.0
+UNAVAILABLE_RETRY_AFTER = 30
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Usage:
+    """The window closest to refusing, for the X-RateLimit-* headers."""
+
+    limit: int
+    remaining: int
+    reset: int  # seconds until the window resets
+
+
+@dataclass
+class Decision:
+    group: str
+    refused: bool = False
+    retry_after: int = 0
+    usage: Usage | None = None
+    unavailable: bool = False
+    refund_on_success: bool = False
+    success_is_redirect: bool = False  # HTML login forms: success is a redirect, a failure re-renders (200)
+    counted: list[str] = field(default_factory=list)  # cache keys incremented by this request
+
+    def error(self) -> RateLimited:
+        if self.unavailable:
+            return RateLimited(
+                "The rate limiter is unavailable; this endpoint is closed until it recovers.",
+                code="rate_limit_unavailable",
+                retry_after=self.retry_after,
+                details={"group": self.group},
+            )
+        return RateLimited(
+            f"Too many requests in the `{self.group}` group. Retry after {self.retry_after} s.",
+            retry_after=self.retry_after,
+            details={"group": self.group, "limit": self.usage.limit if self.usage else None},
+        )
+
+
+class _Circuit:
+    def __init__(self) -> None:
+        self.open_until = 0.0
+        self.last_log = 0.0
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self, group: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        self.open_until = now + CIRCUIT_SECONDS
+        if now - self.last_log > CIRCUIT_SECONDS:  # one log line per outage interval, not one per request
+            self.last_log = now
+            logger.error("rate-limit cache unreachable (%s: %s); group %s", type(exc).__name__, exc, group)
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+circuit = _Circuit()
+
+
+def group_for(view: Any, method: str | None) -> str:
+    """The view's `ratelimit_group`; a view without one counts as `read` for safe methods, `upload` otherwise."""
+    group = getattr(view, "ratelimit_group", None)
+    if group:
+        return str(group)
+    return "read" if (method or "GET").upper() in SAFE_METHODS else "upload"
+
+
+def _authenticated(user: Any) -> bool:
+    return bool(user is not None and getattr(user, "is_authenticated", False))
+
+
+def key_for(window: Window, request: Any, user: Any, api_key: Any) -> str:
+    """What the window counts by. Never contains a secret: API keys appear by their public prefix."""
+    if window.key_type == "api_key" and api_key is not None:
+        return f"key:{api_key.prefix}"
+    if window.key_type in ("user", "api_key") and _authenticated(user):
+        return f"user:{user.pk}"
+    return f"ip:{client_ip(request)}"
+
+
+def monitor_key(request: Any, user: Any, api_key: Any) -> str:
+    if api_key is not None:
+        return f"key:{api_key.prefix}"
+    if _authenticated(user):
+        return f"user:{user.pk}"
+    return f"ip:{client_ip(request)}"
+
+
+def _fail_closed_groups() -> frozenset[str]:
+    return frozenset(getattr(settings, "HLEKKR_RATELIMIT_FAIL_CLOSED_GROUPS", ("auth",)))
+
+
+def _cache_key(rl_group: str, value: str, limit: int, period: int) -> str:
+    return str(_make_cache_key(rl_group, _get_window(value, period), (limit, period), value, ALL))
+
+
+def _unavailable(decision: Decision) -> Decision:
+    closed = decision.group in _fail_closed_groups()
+    metrics.backend_errors_total.labels(decision.group, "closed" if closed else "open").inc()
+    if closed:
+        decision.refused, decision.unavailable, decision.retry_after = True, True, UNAVAILABLE_RETRY_AFTER
+    else:
+        decision.usage = None
+    return decision
+
+
+def check(request: Any, *, group: str, user: Any = None, api_key: Any = None) -> Decision:
+    """Count this request in every enabled window of `group` and decide. Never raises for cache trouble."""
+    decision = Decision(group=group, refund_on_success=(group == "auth"))
+    windows = windows_for(group)
+    if not windows or not getattr(settings, "RATELIMIT_ENABLE", True):
+        return decision
+    if circuit.is_open():
+        return _unavailable(decision)
+    role = getattr(user, "role", None) if _authenticated(user) else None
+    refused_resets: list[int] = []
+    tightest: Usage | None = None
+    for window in windows:
+        value = key_for(window, request, user, api_key)
+        limit = window.limit_for(role)
+        rl_group = f"hlekkr:{window.group}:{window.key_type}"
+        try:
+            usage = get_usage(
+                request, group=rl_group, key=lambda _g, _r, v=value: v, rate=(limit, window.period), increment=True
+            )
+        except Exception as exc:
+            circuit.trip(group, exc)
+            return _unavailable(decision)
+        if usage is None:
+            continue
+        if usage["limit"] == 0 and usage["time_left"] == -1:
+            # get_usage's own signal that the cache returned nothing (add and incr both failed).
+            circuit.trip(group, RuntimeError("cache returned no count"))
+            return _unavailable(decision)
+        decision.counted.append(_cache_key(rl_group, value, limit, window.period))
+        reset = max(1, int(usage["time_left"]))
+        current = Usage(limit=limit, remaining=max(0, limit - int(usage["count"])), reset=reset)
+        if usage["should_limit"]:
+            refused_resets.append(reset)
+        if tightest is None or (current.remaining, -current.reset) < (tightest.remaining, -tightest.reset):
+            tightest = current
+    decision.usage = tightest
+    if refused_resets:
+        decision.refused = True
+        decision.retry_after = max(refused_resets)
+        metrics.refusals_total.labels(group).inc()
+        refund(decision)
+    monitor.record(group=group, key=monitor_key(request, user, api_key), refused=decision.refused)
+    return decision
+
+
+def refund(decision: Decision) -> None:
+    """Give back this request's increments (a refused request, or a successful login)."""
+    keys, decision.counted = decision.counted, []
+    for key in keys:
+        try:
+            cache.decr(key)
+        except ValueError:
+            pass  # the window ended in between: nothing to give back
+        except Exception as exc:
+            circuit.trip(decision.group, exc)
+            return
+
+
+def enforce(request: Any, *, group: str, user: Any = None, api_key: Any = None) -> Decision:
+    """check() and stash the decision on the Django request for the headers middleware; raise on refusal."""
+    decision = check(request, group=group, user=user, api_key=api_key)
+    request.ratelimit_decision = decision
+    if decision.refused:
+        raise decision.error()
+    return decision

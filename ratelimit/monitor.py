@@ -1,0 +1,135 @@
+"""Per-minute request and refusal counters by (group, key), kept in the cache and flushed to RateLimitHit.
+
+The hot path only increments: on Redis one pipelined round trip (HINCRBY into one hash per minute, plus a set
+of minutes not yet flushed); on any other cache backend (local memory in the embedded run and tests, which is
+per process anyway) a dict in this process. `drain()` takes the counts away atomically and
+`ratelimit.services.ratelimit_monitor_flush` adds them to the database, every minute from Celery beat.
+
+With local memory the counts live in the web process, which the beat worker cannot see, so there the web
+process flushes its own closed minutes inline, at most once a minute (`maybe_flush_inline`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+
+logger = logging.getLogger(__name__)
+
+Counts = dict[tuple[int, str, str], list[int]]  # (minute, group, key) -> [requests, refused]
+HASH_TTL = 3 * 3600  # unflushed minutes older than this are dropped (beat down for hours)
+_SEP = "|"
+
+
+def _is_redis() -> bool:
+    return isinstance(caches["default"], RedisCache)
+
+
+def _redis() -> Any:
+    return caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+
+
+def _minutes_key() -> str:
+    return caches["default"].make_key("ratelimit:mon:minutes")
+
+
+def _hash_key(minute: int) -> str:
+    return caches["default"].make_key(f"ratelimit:mon:{minute}")
+
+
+class _Local:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Counts = defaultdict(lambda: [0, 0])
+        self.last_inline_flush = 0
+        self.inline_flush = True
+
+
+_local = _Local()
+
+
+def now_minute() -> int:
+    return int(time.time() // 60)
+
+
+def record(*, group: str, key: str, refused: bool, minute: int | None = None) -> None:
+    """Count one request (and a refusal). Never raises: the monitor must not fail a request."""
+    minute = now_minute() if minute is None else minute
+    if _is_redis():
+        try:
+            field = f"{group}{_SEP}{key}"
+            pipe = _redis().pipeline(transaction=False)
+            hkey = _hash_key(minute)
+            pipe.hincrby(hkey, field + f"{_SEP}n", 1)
+            if refused:
+                pipe.hincrby(hkey, field + f"{_SEP}x", 1)
+            pipe.expire(hkey, HASH_TTL)
+            pipe.sadd(_minutes_key(), minute)
+            pipe.execute()
+        except Exception as exc:
+            logger.debug("rate-limit monitor could not count (%s)", type(exc).__name__)
+        return
+    with _local.lock:
+        row = _local.counts[(minute, group, key)]
+        row[0] += 1
+        row[1] += int(refused)
+
+
+def drain() -> Counts:
+    """Take every pending count out of the counters (each count is returned by exactly one drain)."""
+    if not _is_redis():
+        with _local.lock:
+            taken, _local.counts = dict(_local.counts), defaultdict(lambda: [0, 0])
+        return taken
+    client = _redis()
+    result: Counts = {}
+    current = now_minute()
+    for raw in client.smembers(_minutes_key()):
+        minute = int(raw)
+        pipe = client.pipeline(transaction=True)  # MULTI: read and delete as one step
+        pipe.hgetall(_hash_key(minute))
+        pipe.delete(_hash_key(minute))
+        fields, _ = pipe.execute()
+        if minute < current - 1:
+            # Closed (with a minute's slack for clock skew between web nodes): no more increments will come.
+            client.srem(_minutes_key(), raw)
+        for raw_field, raw_value in fields.items():
+            text = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+            group, key, kind = text.rsplit(_SEP, 2)
+            row = result.setdefault((minute, group, key), [0, 0])
+            row[0 if kind == "n" else 1] += int(raw_value)
+    return result
+
+
+def maybe_flush_inline() -> None:
+    """Local-memory backend only: flush closed minutes from the web process, at most once a minute."""
+    if _is_redis() or not _local.inline_flush:
+        return
+    minute = now_minute()
+    if minute == _local.last_inline_flush:
+        return
+    _local.last_inline_flush = minute
+    with _local.lock:
+        closed = {k: v for k, v in _local.counts.items() if k[0] < minute}
+        for k in closed:
+            del _local.counts[k]
+    if closed:
+        from ratelimit.services import ratelimit_monitor_store
+
+        try:
+            ratelimit_monitor_store(counts=closed)
+        except Exception:
+            logger.exception("rate-limit monitor flush failed; %d rows lost", len(closed))
+
+
+def reset_local(*, inline_flush: bool) -> None:
+    with _local.lock:
+        _local.counts = defaultdict(lambda: [0, 0])
+        _local.inline_flush = inline_flush
+        _local.last_inline_flush = 0
