@@ -40,6 +40,8 @@ class ScoringPolicy(models.Model):
     clip = models.FloatField(default=0.02)  # probabilities are clipped to [clip, 1 - clip] before logit
     authentic_threshold = models.PositiveSmallIntegerField(default=70)  # trust >= this: likely authentic
     manipulated_threshold = models.PositiveSmallIntegerField(default=40)  # trust < this: likely manipulated
+    # Editing evidence alone (resize, re-save) can reach "suspicious" at worst, never "likely manipulated".
+    edited_only_cap = models.BooleanField(default=True)
     notes = models.TextField(blank=True)
     proposed_by_calibration = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -78,6 +80,11 @@ class Analysis(models.Model):
     verdict = models.CharField(max_length=20, choices=Verdict.choices, blank=True)
     scoring_policy = models.ForeignKey(ScoringPolicy, null=True, blank=True, on_delete=models.PROTECT)
     breakdown = models.JSONField(default=dict)  # contributions, decisive evidence, reasons by category
+    timings = models.JSONField(default=dict)  # milliseconds: download, per detector, scoring, total
+    # When the task was last sent to the broker, and how often: the reconciler re-sends queued work whose
+    # message may have been lost, backing off so a long backlog is not flooded with duplicates.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    enqueue_count = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -88,7 +95,7 @@ class Analysis(models.Model):
                 condition=models.Q(trust_score__isnull=True) | models.Q(trust_score__lte=100), name="trust_in_range"
             ),
         ]
-        indexes = [models.Index(fields=["status", "started_at"])]
+        indexes = [models.Index(fields=["status", "started_at"]), models.Index(fields=["media", "-created_at"])]
 
     def __str__(self) -> str:
         return f"analysis {self.id} of {self.media_id} #{self.run_number} ({self.status})"

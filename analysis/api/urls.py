@@ -1,3 +1,8 @@
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from analysis.api import views
+
+urlpatterns = [
+    path("media/<uuid:media_id>/analyses/", views.MediaAnalysisCreateListView.as_view(), name="media-analyses"),
+    path("analyses/<uuid:analysis_id>/", views.AnalysisDetailView.as_view(), name="analysis-detail"),
+]

@@ -1,0 +1,59 @@
+"""Infrastructure knobs of the analysis app (tuning such as weights lives in ScoringPolicy rows instead).
+
+Each is read from Django settings when set there (tests use the `settings` fixture) and otherwise from the
+environment, so no edit to hlekkr/settings.py is needed to configure them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from hlekkr.env import env_float, env_int, env_str
+
+
+def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    value = getattr(settings, name, None)
+    return int(value) if value is not None else env_int(name, default, minimum=minimum, maximum=maximum)
+
+
+def _float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    value = getattr(settings, name, None)
+    return float(value) if value is not None else env_float(name, default, minimum=minimum)
+
+
+def c2pa_trust_anchors_file() -> str:
+    """Path to a PEM bundle of C2PA trust anchors (HLEKKR_C2PA_TRUST_ANCHORS_FILE); empty = no trust list."""
+    value = getattr(settings, "HLEKKR_C2PA_TRUST_ANCHORS_FILE", None)
+    return str(value) if value is not None else env_str("HLEKKR_C2PA_TRUST_ANCHORS_FILE")
+
+
+def pdq_max_distance() -> int:
+    return _int("HLEKKR_PDQ_MAX_DISTANCE", 31, minimum=0, maximum=128)
+
+
+def pdq_min_quality() -> int:
+    return _int("HLEKKR_PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
+
+
+def detector_budget_scale() -> float:
+    """Multiplies every detector's time budget (HLEKKR_DETECTOR_BUDGET_SCALE, default 1): raise it on slow
+    hardware rather than editing detectors."""
+    return _float("HLEKKR_DETECTOR_BUDGET_SCALE", 1.0, minimum=0.01)
+
+
+def analysis_time_limit_seconds() -> int:
+    """An analysis running longer than this is considered stuck (the task's hard time limit)."""
+    return int(getattr(settings, "HLEKKR_ANALYSIS_TIME_LIMIT", None) or settings.CELERY_TASK_TIME_LIMIT)
+
+
+def analysis_soft_time_limit_seconds() -> int:
+    return int(getattr(settings, "HLEKKR_ANALYSIS_SOFT_TIME_LIMIT", None) or settings.CELERY_TASK_SOFT_TIME_LIMIT)
+
+
+def requeue_after_seconds() -> int:
+    """A queued analysis whose task was last sent this long ago is sent again by the reconciler."""
+    return _int("HLEKKR_ANALYSIS_REQUEUE_AFTER", 60, minimum=1)
+
+
+MAX_ATTEMPTS = 3
+ARTIFACT_URL_TTL = 900  # longer than the 300 s media detail cache, so a cached body never holds a dead URL

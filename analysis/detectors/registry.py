@@ -1,0 +1,97 @@
+"""Which detectors the pipeline runs, in what order, and what context it hands them.
+
+Order matters only for reading: cheap metadata and provenance facts first, then pixel forensics, then the
+informational face count, then the container-level video and audio detectors. Each detector decides for itself
+whether it applies to a kind (`Detector.kinds` / `applies`); the pipeline records an abstention for the rest, so
+every analysis has one row per registered detector.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from analysis.detectors.base import Detector, DetectorContext, HashBankEntry
+
+logger = logging.getLogger(__name__)
+
+DETECTOR_CLASSES: tuple[tuple[str, str], ...] = (
+    ("analysis.detectors.metadata", "MetadataDetector"),
+    ("analysis.detectors.provenance", "ProvenanceDetector"),
+    ("analysis.detectors.known_content", "KnownContentDetector"),
+    ("analysis.detectors.ela", "ElaDetector"),
+    ("analysis.detectors.jpeg", "JpegDetector"),
+    ("analysis.detectors.spectral", "SpectralDetector"),
+    ("analysis.detectors.copy_move", "CopyMoveDetector"),
+    ("analysis.detectors.faces", "FacesDetector"),
+    ("analysis.detectors.video", "VideoDetector"),
+    ("analysis.detectors.audio", "AudioDetector"),
+)
+
+
+@lru_cache(maxsize=1)
+def detector_classes() -> tuple[type[Detector], ...]:
+    """The registered detector classes, imported once per process.
+
+    A module that fails to import is logged and skipped rather than taking every analysis down with it; the
+    detail view then simply lacks that detector, and the import error is in the worker log.
+    """
+    classes: list[type[Detector]] = []
+    for module_name, class_name in DETECTOR_CLASSES:
+        try:
+            classes.append(getattr(importlib.import_module(module_name), class_name))
+        except (ImportError, AttributeError):
+            logger.exception("detector %s.%s could not be loaded", module_name, class_name)
+    return tuple(classes)
+
+
+def detectors() -> list[Detector]:
+    """Fresh instances for one analysis (detectors keep no state between runs, but instances are cheap)."""
+    return [cls() for cls in detector_classes()]
+
+
+def applicable_kinds() -> dict[str, list[str]]:
+    """Detector name -> media kinds it examines (for docs, admin and the evidence bundle)."""
+    return {cls.name: sorted(cls.kinds) for cls in detector_classes()}
+
+
+def trust_anchors_pem() -> str | None:
+    """The C2PA trust anchors PEM bundle from HLEKKR_C2PA_TRUST_ANCHORS_FILE, or None when not configured."""
+    from analysis import conf
+
+    path = conf.c2pa_trust_anchors_file()
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        # Misconfiguration must be loud in the log but must not fail every analysis: provenance then reports
+        # signers as untrusted, which is the honest answer without anchors.
+        logger.error("HLEKKR_C2PA_TRUST_ANCHORS_FILE %s cannot be read", path)
+        return None
+    return text if text.strip() else None
+
+
+def hash_bank_entries() -> list[HashBankEntry]:
+    """Every hash of every active bank, as plain entries the known_content detector can match against."""
+    from analysis.models import BankedHash
+
+    rows = BankedHash.objects.filter(bank__is_active=True).values_list("bank__name", "bank__kind", "pdq_hash", "label")
+    return [
+        HashBankEntry(bank=name, bank_kind=kind, hash_hex=h, label=label)  # type: ignore[arg-type]
+        for name, kind, h, label in rows
+    ]
+
+
+def build_context() -> DetectorContext:
+    """The DetectorContext for one analysis, loaded from the database and settings."""
+    from analysis import conf
+
+    return DetectorContext(
+        hash_banks=hash_bank_entries(),
+        c2pa_trust_anchors_pem=trust_anchors_pem(),
+        pdq_max_distance=conf.pdq_max_distance(),
+        pdq_min_quality=conf.pdq_min_quality(),
+    )

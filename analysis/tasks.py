@@ -1,0 +1,36 @@
+"""Thin Celery tasks: ids in, services do the work (see analysis/services.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from analysis import conf
+from hlekkr.exceptions import TransientError
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=conf.MAX_ATTEMPTS,
+    soft_time_limit=conf.analysis_soft_time_limit_seconds(),
+    time_limit=conf.analysis_time_limit_seconds(),
+)
+def analyze_media_task(self: Any, analysis_id: str) -> None:
+    """Run one analysis. Safe to deliver twice: the claim lets only one delivery run it."""
+    from analysis.services import analysis_run
+
+    analysis_run(analysis_id=analysis_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def reconcile_analyses_task() -> dict[str, int]:
+    """Every minute: re-queue or fail analyses stuck in running; re-send queued ones whose message was lost."""
+    from analysis.services import analysis_reconcile
+
+    return analysis_reconcile()
