@@ -1,0 +1,88 @@
+"""Client webhook endpoints: register (secret shown once), list, read, delete, enable, and delivery history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hlekkr.exceptions import NotFound
+from hlekkr.pagination import CursorPagination
+from hlekkr.webhooks import selectors, services
+from hlekkr.webhooks.api.serializers import (
+    DeliveryOutput,
+    EndpointCreatedOutput,
+    EndpointCreateInput,
+    EndpointOutput,
+)
+from hlekkr.webhooks.models import WebhookEndpoint
+
+SCOPES = {"GET": "media:read", "POST": "media:write", "DELETE": "media:write"}
+
+
+def _own_endpoint(request: Request, endpoint_id: Any) -> WebhookEndpoint:
+    endpoint = selectors.endpoint_of(request.user, endpoint_id)
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.", code="webhook_not_found")
+    return endpoint
+
+
+class EndpointListCreateView(APIView):
+    ratelimit_group = "webhooks"
+    required_scopes = SCOPES
+
+    @extend_schema(responses=EndpointOutput(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(selectors.endpoints_of(request.user), request, view=self)
+        return paginator.get_paginated_response(EndpointOutput(page, many=True).data)
+
+    @extend_schema(request=EndpointCreateInput, responses={201: EndpointCreatedOutput})
+    def post(self, request: Request) -> Response:
+        serializer = EndpointCreateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint, secret = services.webhook_endpoint_create(owner=request.user, **serializer.validated_data)
+        body = EndpointOutput(endpoint).data
+        body["secret"] = secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class EndpointDetailView(APIView):
+    ratelimit_group = "webhooks"
+    required_scopes = SCOPES
+
+    @extend_schema(responses=EndpointOutput)
+    def get(self, request: Request, endpoint_id: uuid.UUID) -> Response:
+        return Response(EndpointOutput(_own_endpoint(request, endpoint_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, endpoint_id: uuid.UUID) -> Response:
+        services.webhook_endpoint_delete(endpoint=_own_endpoint(request, endpoint_id), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EndpointEnableView(APIView):
+    ratelimit_group = "webhooks"
+    required_scopes = SCOPES
+
+    @extend_schema(request=None, responses=EndpointOutput)
+    def post(self, request: Request, endpoint_id: uuid.UUID) -> Response:
+        endpoint = services.webhook_endpoint_enable(endpoint=_own_endpoint(request, endpoint_id), actor=request.user)
+        return Response(EndpointOutput(endpoint).data)
+
+
+class DeliveryListView(APIView):
+    ratelimit_group = "webhooks"
+    required_scopes = SCOPES
+
+    @extend_schema(responses=DeliveryOutput(many=True))
+    def get(self, request: Request, endpoint_id: uuid.UUID) -> Response:
+        endpoint = _own_endpoint(request, endpoint_id)
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(selectors.deliveries_of(endpoint), request, view=self)
+        return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
