@@ -20,7 +20,7 @@ DROP FUNCTION IF EXISTS audit_auditevent_insert_only();
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
+        schema_editor.execute(CREATE, params=None)  # no placeholders: keep the % in RAISE literal
 
 
 def backwards(apps, schema_editor):
