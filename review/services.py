@@ -331,6 +331,7 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
         candidates = list(_claimable(user, profile, now).select_for_update(skip_locked=True)[:PULL_CANDIDATES])
         if not candidates:
             raise NotFound("No review item is waiting for you.", code="queue_empty")
+
         # Overdue first and priority order are strict; among the leading equals, the best fit for this moderator.
         def group(item: ReviewItem) -> tuple[bool, int]:
             return (item.due_at < now, item.priority_rank)

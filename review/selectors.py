@@ -1,0 +1,121 @@
+"""Reads for the review API and dashboard. Moderators see the whole queue; clients never reach these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from hlekkr.accounts.models import User
+from hlekkr.exceptions import NotFound
+from review.models import (
+    OPEN_STATUSES,
+    AssignmentStatus,
+    ItemStatus,
+    ReviewAssignment,
+    ReviewDecision,
+    ReviewItem,
+)
+
+
+def _with_people(qs: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+    active = ReviewAssignment.objects.filter(status=AssignmentStatus.ACTIVE).select_related("moderator")
+    return qs.select_related("media").prefetch_related(
+        Prefetch("assignments", queryset=active, to_attr="active_assignments"),
+        Prefetch("decisions", queryset=ReviewDecision.objects.select_related("moderator")),
+    )
+
+
+def review_queue(
+    *,
+    status: str | None = None,
+    priority: str | None = None,
+    expertise: str | None = None,
+    overdue: bool | None = None,
+    assigned_to: User | None = None,
+) -> QuerySet[ReviewItem]:
+    """Open items by default (pending, assigned, escalated), most urgent deadline first."""
+    qs = ReviewItem.objects.all()
+    qs = qs.filter(status=status) if status else qs.filter(status__in=OPEN_STATUSES)
+    if priority:
+        qs = qs.filter(priority=priority)
+    if expertise:
+        # JSON list membership without JSON operators, so SQLite and PostgreSQL agree.
+        qs = qs.filter(required_expertise__icontains=f'"{expertise}"')
+    if overdue is not None:
+        now = timezone.now()
+        qs = qs.filter(due_at__lt=now, status__in=OPEN_STATUSES) if overdue else qs.filter(due_at__gte=now)
+    if assigned_to is not None:
+        qs = qs.filter(assignments__moderator=assigned_to, assignments__status=AssignmentStatus.ACTIVE)
+    return _with_people(qs).order_by("due_at")
+
+
+def review_item_get(*, item_id: Any) -> ReviewItem:
+    try:
+        return _with_people(ReviewItem.objects.select_related("analysis", "media")).get(pk=item_id)
+    except (ReviewItem.DoesNotExist, ValueError, DjangoValidationError):  # a malformed id is "not found" too
+        raise NotFound("No such review item.", code="not_found")
+
+
+def queue_depth() -> dict[str, Any]:
+    """Counts for the live depth widget and stats: open items by status, overdue and per priority."""
+    now = timezone.now()
+    agg = ReviewItem.objects.filter(status__in=OPEN_STATUSES).aggregate(
+        total=Count("id"),
+        pending=Count("id", filter=Q(status=ItemStatus.PENDING)),
+        assigned=Count("id", filter=Q(status=ItemStatus.ASSIGNED)),
+        escalated=Count("id", filter=Q(status=ItemStatus.ESCALATED)),
+        overdue=Count("id", filter=Q(due_at__lt=now)),
+        critical=Count("id", filter=Q(priority="critical")),
+        high=Count("id", filter=Q(priority="high")),
+        medium=Count("id", filter=Q(priority="medium")),
+        low=Count("id", filter=Q(priority="low")),
+    )
+    return agg
+
+
+def my_assignments(*, user: User) -> QuerySet[ReviewAssignment]:
+    return (
+        ReviewAssignment.objects.filter(moderator=user, status=AssignmentStatus.ACTIVE)
+        .select_related("item", "item__media")
+        .order_by("item__due_at")
+    )
+
+
+def review_stats() -> dict[str, Any]:
+    """Queue depth, SLA breaches, decisions per moderator and agreement with the machine."""
+    decided = ReviewItem.objects.filter(status=ItemStatus.DECIDED)
+    breaches_open = ReviewItem.objects.filter(status__in=OPEN_STATUSES, due_at__lt=timezone.now()).count()
+    breaches_decided = decided.filter(decided_at__gt=F("due_at")).count()
+    per_moderator: list[dict[str, Any]] = [
+        {
+            "moderator": row["moderator__username"],
+            "decisions": row["decisions"],
+            "overrides": row["overrides"],
+            "agreement": (1 - row["overrides"] / row["decisions"]) if row["decisions"] else None,
+        }
+        for row in ReviewDecision.objects.values("moderator__username")
+        .annotate(decisions=Count("id"), overrides=Count("id", filter=Q(overrides_machine=True)))
+        .order_by("-decisions")
+    ]
+    totals = decided.aggregate(
+        n=Count("id"),
+        agree=Count(
+            "id",
+            filter=(Q(final_verdict="manipulated", machine_probability__gte=0.5))
+            | Q(final_verdict="authentic", machine_probability__lt=0.5),
+        ),
+        inconsistent=Count("id", filter=Q(inconsistency=True)),
+        disagreements=Count("id", filter=Q(disagreement=True)),
+    )
+    return {
+        "depth": queue_depth(),
+        "sla_breaches": {"open": breaches_open, "decided_late": breaches_decided},
+        "per_moderator": per_moderator,
+        "decided": totals["n"],
+        "machine_agreement": (totals["agree"] / totals["n"]) if totals["n"] else None,
+        "inconsistent": totals["inconsistent"],
+        "disagreements": totals["disagreements"],
+    }
