@@ -58,9 +58,10 @@ class RateLimitHitAdmin(admin.ModelAdmin):
         except ValueError:
             above, hours = 60, 1
         # The admin's own filter code rejects unknown query parameters; hand it a copy without ours.
-        request.GET = request.GET.copy()
+        params = request.GET.copy()
         for name in ("above", "hours"):
-            request.GET.pop(name, None)
+            params.pop(name, None)
+        request.GET = params  # type: ignore[assignment]
         context = {
             **(extra_context or {}),
             "alert": selectors.refusal_alert(),

@@ -47,7 +47,7 @@ class Window:
         return max(1, int(self.limit * factor))
 
 
-_DEFAULT_MULTIPLIERS = {"client": 1, "moderator": 2, "lead": 3, "admin": 5}
+_DEFAULT_MULTIPLIERS: dict[str, float] = {"client": 1, "moderator": 2, "lead": 3, "admin": 5}
 # (group, key_type, rate, role multipliers): the same rows the data migration creates.
 DEFAULT_POLICIES: tuple[tuple[str, str, str, dict[str, float], str], ...] = (
     ("auth", "ip", "5/5m", {}, "Login and token endpoints, per client IP (failed and in-flight attempts)"),

@@ -54,7 +54,7 @@ def top_offenders(*, hours: float = 1, limit: int = 10, now: datetime | None = N
         ).values_list("key", "group"):
             groups.setdefault(key, set()).add(group)
         for r in result:
-            r["groups"] = sorted(groups.get(r["key"], ()))
+            r["groups"] = sorted(groups.get(r["key"], set()))
     return result
 
 

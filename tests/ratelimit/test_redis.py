@@ -1,0 +1,98 @@
+"""On a real Redis: the limit holds under parallel requests, and the monitor's pipelined counters drain once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.core.cache import cache, caches
+from django.test import RequestFactory
+from django_ratelimit.core import _get_window
+
+from ratelimit import limiter, monitor
+from ratelimit.models import RateLimitHit
+from ratelimit.policies import policy_cache
+from ratelimit.services import ratelimit_monitor_flush
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def on_redis(settings: Any, redis_url: str, set_policy: Callable) -> Iterator[None]:
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"hlekkr-test-{time.time_ns()}",
+        }
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _wait_for_a_fresh_window(value: str, period: int, margin: float = 5) -> None:
+    """Fixed windows end at a per-key instant; start a burst well inside one so it cannot straddle two."""
+    while _get_window(value, period) - time.time() < margin:
+        time.sleep(0.2)
+
+
+def test_parallel_requests_admit_at_most_the_limit_in_one_window(
+    on_redis: None, set_policy: Callable, settings: Any
+) -> None:
+    limit, threads_n = 5, 24
+    set_policy("upload", "5/m")
+    policy_cache.windows("upload")  # load in this thread; workers only read the cached policies
+    settings.HLEKKR_RATELIMIT_POLICY_TTL = 3600
+    user = SimpleNamespace(pk=4242, is_authenticated=True, role="client")
+    _wait_for_a_fresh_window("user:4242", 60)
+    barrier = threading.Barrier(threads_n)
+    decisions: list[bool] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        request = RequestFactory().post("/api/v1/probe/upload/")
+        barrier.wait()
+        # Django gives each thread its own cache object, so each thread talks to Redis on its own connection.
+        refused = limiter.check(request, group="upload", user=user).refused
+        with lock:
+            decisions.append(refused)
+
+    workers = [threading.Thread(target=one) for _ in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    assert len(decisions) == threads_n
+    assert decisions.count(False) == limit
+    assert limiter.circuit.open_until == 0
+
+
+def test_the_monitor_counts_in_redis_and_drains_each_count_once(on_redis: None, db: Any) -> None:
+    assert monitor._is_redis()
+    for refused in (True, False, False):
+        monitor.record(group="read", key="user:1", refused=refused)
+    monitor.record(group="auth", key="ip:192.0.2.9", refused=True, minute=monitor.now_minute() - 10)
+    assert ratelimit_monitor_flush() == 2
+    assert ratelimit_monitor_flush() == 0
+    read = RateLimitHit.objects.get(group="read")
+    assert (read.key, read.requests, read.refused) == ("user:1", 3, 1)
+    client = caches["default"]._cache.get_client(write=True)
+    members = {int(m) for m in client.smembers(monitor._minutes_key())}
+    assert monitor.now_minute() - 10 not in members  # closed minutes leave the index once drained
+
+
+def test_limits_and_headers_work_end_to_end_on_redis(
+    on_redis: None, set_policy: Callable, api_as: Any, client_a: Any
+) -> None:
+    set_policy("read", "3/m")
+    _wait_for_a_fresh_window(f"user:{client_a.pk}", 60)
+    client = api_as(client_a)
+    responses = [client.get("/api/v1/probe/read/") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert responses[-1]["Retry-After"].isdigit()
