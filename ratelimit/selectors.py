@@ -43,7 +43,7 @@ def top_offenders(*, hours: float = 1, limit: int = 10, now: datetime | None = N
         .annotate(refused_total=Sum("refused"), requests_total=Sum("requests"))
         .order_by("-refused_total", "key")[:limit]
     )
-    result = [
+    result: list[dict[str, Any]] = [
         {"key": r["key"], "refused": int(r["refused_total"]), "requests": int(r["requests_total"]), "groups": []}
         for r in rows
     ]
