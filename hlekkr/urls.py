@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("analysis.api.urls")),
     path("", include("review.api.urls")),
     path("", include("hlekkr.webhooks.api.urls")),
+    path("", include("hlekkr.evidence.urls")),
 ]
 
 urlpatterns = [
