@@ -84,7 +84,8 @@ def download_url(key: str, *, expires: int = 300) -> str:
     backend = default_storage
     if hasattr(backend, "bucket_name"):
         return str(backend.url(key, expire=expires))  # type: ignore[call-arg]
-    token = _download_signer.sign(f"{key}|{expires}")
+    # sign_object: URL-safe base64, so keys with slashes fit in one path segment
+    token = _download_signer.sign_object({"k": key, "e": int(expires)})
     return f"/api/v1/files/{token}/"
 
 
@@ -93,9 +94,9 @@ def download_token_key(token: str) -> str | None:
     from django.core.signing import BadSignature, SignatureExpired
 
     try:
-        unsigned = _download_signer.unsign(token, max_age=None)
-        key, _, expires = unsigned.rpartition("|")
-        _download_signer.unsign(token, max_age=int(expires))
-    except (BadSignature, SignatureExpired, ValueError):
+        payload = _download_signer.unsign_object(token)
+        _download_signer.unsign_object(token, max_age=int(payload["e"]))
+        key = str(payload["k"])
+    except (BadSignature, SignatureExpired, ValueError, KeyError, TypeError):
         return None
     return key
