@@ -4,35 +4,17 @@ recorder for domain events."""
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import pytest
+from analysis_samples import photo_jpeg
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image
 
 from hlekkr import events
 from media.models import MediaItem, MediaStatus
 from media.storage import original_key
-
-
-def photo_jpeg(name: str = "astronaut", side: int = 256, quality: int = 90) -> bytes:
-    from skimage import data
-
-    image = Image.fromarray(getattr(data, name)()).resize((side, side))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def noise_png(side: int = 128) -> bytes:
-    rng = np.random.default_rng(3)
-    buffer = io.BytesIO()
-    Image.fromarray((rng.random((side, side, 3)) * 255).astype("uint8")).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture

@@ -1,0 +1,109 @@
+"""Admin: scoring policies (activated through the audited service), hash banks, read-only analyses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from analysis.models import Analysis, BankedHash, DetectorResult, HashBank, ScoringPolicy
+from analysis.services import scoring_policy_activate
+
+
+@admin.register(ScoringPolicy)
+class ScoringPolicyAdmin(admin.ModelAdmin):
+    list_display = ("version", "is_active", "bias", "authentic_threshold", "manipulated_threshold",
+                    "proposed_by_calibration", "created_at")  # fmt: skip
+    list_filter = ("is_active", "proposed_by_calibration")
+    # Activation goes through the action (one atomic, audited flip), never by ticking the box.
+    readonly_fields = ("is_active", "proposed_by_calibration", "created_at", "created_by")
+    actions = ["activate"]
+
+    def has_change_permission(self, request: HttpRequest, obj: ScoringPolicy | None = None) -> bool:
+        # Analyses record the version they used: an active or used policy is frozen; edit a new version instead.
+        if obj is not None and (obj.is_active or obj.analysis_set.exists()):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ScoringPolicy | None = None) -> bool:
+        if obj is not None and (obj.is_active or obj.analysis_set.exists()):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ScoringPolicy, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Activate the selected policy (deactivates the current one)")
+    def activate(self, request: HttpRequest, queryset: QuerySet[ScoringPolicy]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one policy to activate.", level=messages.ERROR)
+            return
+        policy = scoring_policy_activate(policy=queryset.get(), actor=request.user)
+        self.message_user(request, f"Scoring policy v{policy.version} is now active.", level=messages.SUCCESS)
+
+
+class BankedHashInline(admin.TabularInline):
+    model = BankedHash
+    extra = 0
+    fields = ("pdq_hash", "quality", "label", "created_at")
+    readonly_fields = ("created_at",)
+    show_change_link = True
+    max_num = 200  # large banks are imported with `manage.py import_hashes`, not edited inline
+
+
+@admin.register(HashBank)
+class HashBankAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "is_active", "created_at")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name",)
+    inlines = [BankedHashInline]
+
+
+@admin.register(BankedHash)
+class BankedHashAdmin(admin.ModelAdmin):
+    list_display = ("pdq_hash", "bank", "quality", "label", "created_at")
+    list_filter = ("bank",)
+    search_fields = ("pdq_hash", "label")
+    list_select_related = ("bank",)
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DetectorResultInline(admin.TabularInline):
+    model = DetectorResult
+    extra = 0
+    fields = ("detector", "detector_version", "status", "score", "duration_ms")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Analysis)
+class AnalysisAdmin(_ReadOnly):
+    list_display = ("id", "media", "run_number", "status", "queue", "attempts", "trust_score", "verdict", "created_at")
+    list_filter = ("status", "queue", "verdict")
+    search_fields = ("id", "media__id")
+    list_select_related = ("media",)
+    inlines = [DetectorResultInline]
+
+
+@admin.register(DetectorResult)
+class DetectorResultAdmin(_ReadOnly):
+    list_display = ("analysis", "detector", "detector_version", "status", "score", "duration_ms")
+    list_filter = ("detector", "status")
+    list_select_related = ("analysis",)

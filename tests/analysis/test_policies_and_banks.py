@@ -1,0 +1,155 @@
+"""Scoring policies (default v1, activation, calibration proposals) and hash-bank imports."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+
+from analysis import scoring
+from analysis.calibration import Sample, fit_logistic, label_from_verdict
+from analysis.models import Analysis, AnalysisStatus, BankedHash, DetectorResult, HashBank, ScoringPolicy
+from analysis.services import scoring_policy_activate, scoring_policy_create
+from hlekkr.audit.models import AuditEvent
+
+
+def test_the_default_policy_v1_is_active_and_matches_the_documented_defaults(db: Any) -> None:
+    policy = ScoringPolicy.objects.get(is_active=True)
+    assert policy.version == 1
+    assert policy.weights == scoring.DEFAULT_WEIGHTS
+    assert policy.decisive == scoring.DEFAULT_DECISIVE
+    assert (policy.authentic_threshold, policy.manipulated_threshold) == (70, 40)
+
+
+def test_activating_a_policy_flips_atomically_and_is_audited(admin_user: Any) -> None:
+    v2 = scoring_policy_create(weights={"ela": 1.0}, bias=0.5, base=ScoringPolicy.objects.get(version=1), notes="")
+    assert not v2.is_active
+    scoring_policy_activate(policy=v2, actor=admin_user)
+    assert list(ScoringPolicy.objects.filter(is_active=True).values_list("version", flat=True)) == [2]
+    event = AuditEvent.objects.filter(action="scoring_policy.activated").get()
+    assert event.payload == {"version": 2, "previous": [1]}
+
+
+def test_the_admin_action_activates_exactly_one_policy(admin_user: Any) -> None:
+    v2 = scoring_policy_create(weights={"ela": 1.0}, bias=0.0, base=None, notes="")
+    client = Client()
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/analysis/scoringpolicy/", {"action": "activate", "_selected_action": [v2.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert ScoringPolicy.objects.get(is_active=True).version == 2
+
+
+def test_calibration_labels_come_from_the_human_verdict() -> None:
+    assert label_from_verdict("likely_manipulated") == 1
+    assert label_from_verdict("generated") == 1
+    assert label_from_verdict("authentic") == 0
+    assert label_from_verdict("suspicious") is None
+    assert label_from_verdict("") is None
+
+
+def test_logistic_fit_recovers_a_separating_detector() -> None:
+    rng = np.random.default_rng(1)
+    samples = []
+    for i in range(200):
+        label = i % 2
+        good = float(np.clip(rng.normal(0.8 if label else 0.2, 0.1), 0.01, 0.99))
+        noise = float(rng.uniform(0.05, 0.95))
+        samples.append(Sample(scores={"good": good, "noise": noise}, label=label))
+    fit = fit_logistic(samples)
+    assert fit.weights["good"] > 1.0
+    assert abs(fit.weights["noise"]) < 0.3
+    assert fit.log_loss < 0.4
+
+
+def test_propose_scoring_policy_creates_an_inactive_version_from_reviewed_items(
+    client_a: Any, stored_media: Any
+) -> None:
+    rng = np.random.default_rng(2)
+    for i in range(40):
+        item = stored_media(client_a, f"item-{i}".encode())
+        label = i % 2
+        item.final_verdict = "likely_manipulated" if label else "likely_authentic"
+        item.save(update_fields=["final_verdict"])
+        analysis = Analysis.objects.create(media=item, run_number=1, status=AnalysisStatus.COMPLETED)
+        score = float(np.clip(rng.normal(0.75 if label else 0.25, 0.1), 0.01, 0.99))
+        DetectorResult.objects.create(analysis=analysis, detector="ela", detector_version="1", status="ok", score=score)
+    out = io.StringIO()
+    call_command("propose_scoring_policy", stdout=out)
+    proposed = ScoringPolicy.objects.get(version=2)
+    assert not proposed.is_active and proposed.proposed_by_calibration
+    assert proposed.weights["ela"] > 1.0
+    assert proposed.weights["metadata"] == scoring.DEFAULT_WEIGHTS["metadata"]  # unseen detectors keep theirs
+    assert ScoringPolicy.objects.get(is_active=True).version == 1
+    assert "created inactive scoring policy v2" in out.getvalue()
+
+
+def test_propose_scoring_policy_refuses_with_too_few_labels(db: Any) -> None:
+    with pytest.raises(CommandError, match="not enough reviewed items"):
+        call_command("propose_scoring_policy")
+
+
+# --- hash banks --------------------------------------------------------------------------------------------------
+HASH_A = "a" * 64
+HASH_B = "0123456789abcdef" * 4
+
+
+def test_import_hashes_validates_skips_duplicates_and_reports_counts(db: Any, tmp_path: Path) -> None:
+    bank = HashBank.objects.create(name="fakes", kind="known_fake")
+    BankedHash.objects.create(bank=bank, pdq_hash=HASH_A)
+    csv_file = tmp_path / "hashes.csv"
+    csv_file.write_text(
+        "pdq_hash,quality,label\n"
+        f"{HASH_A},90,already there\n"
+        f"{HASH_B.upper()},80,viral fake\n"
+        f"{HASH_B},80,repeated in file\n"
+        "not-a-hash,10,x\n"
+        f"{'f' * 64},900,bad quality\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_hashes", "fakes", str(csv_file), stdout=out, stderr=err)
+    assert "imported 1, skipped 2 duplicates, 2 invalid" in out.getvalue()
+    assert "line 5: pdq_hash must be 64 hexadecimal characters" in err.getvalue()
+    added = BankedHash.objects.get(bank=bank, pdq_hash=HASH_B)
+    assert (added.quality, added.label) == (80, "viral fake")
+
+
+def test_import_hashes_needs_a_kind_to_create_a_bank(db: Any, tmp_path: Path) -> None:
+    csv_file = tmp_path / "h.csv"
+    csv_file.write_text(f"{HASH_A}\n")
+    with pytest.raises(CommandError, match="pass --kind"):
+        call_command("import_hashes", "originals", str(csv_file))
+    call_command("import_hashes", "originals", str(csv_file), "--kind", "known_authentic", stdout=io.StringIO())
+    assert HashBank.objects.get(name="originals").hashes.count() == 1
+
+
+def test_active_banks_reach_the_detector_context(db: Any) -> None:
+    from analysis.detectors.registry import build_context
+
+    live = HashBank.objects.create(name="live", kind="known_fake")
+    off = HashBank.objects.create(name="off", kind="known_fake", is_active=False)
+    BankedHash.objects.create(bank=live, pdq_hash=HASH_A, label="x")
+    BankedHash.objects.create(bank=off, pdq_hash=HASH_B)
+    context = build_context()
+    assert [(e.bank, e.hash_hex, e.bank_kind) for e in context.hash_banks] == [("live", HASH_A, "known_fake")]
+    assert (context.pdq_max_distance, context.pdq_min_quality) == (31, 50)
+
+
+def test_trust_anchors_are_read_from_the_configured_file(settings: Any, tmp_path: Path) -> None:
+    from analysis.detectors.registry import trust_anchors_pem
+
+    pem = tmp_path / "anchors.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = str(pem)
+    assert trust_anchors_pem() == pem.read_text()
+    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = str(tmp_path / "missing.pem")
+    assert trust_anchors_pem() is None
+    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = ""
+    assert trust_anchors_pem() is None

@@ -1,0 +1,8 @@
+"""The media and analysis API alone, so these tests do not depend on other apps' routes being importable."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("api/v1/", include("media.api.urls")),
+    path("api/v1/", include("analysis.api.urls")),
+]
