@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from typing import Any
 
 import pytest
 from django.db import connection

@@ -1,0 +1,119 @@
+"""The server-rendered dashboard: who gets in, the pages render, forms act, no inline scripts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from review_factories import PASSWORD
+
+from review.models import AssignmentStatus, ItemStatus, ReviewAssignment
+
+pytestmark = pytest.mark.django_db
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
+INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.I)
+
+
+def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_moderator_logs_in_through_the_form(moderator) -> None:
+    client = Client()
+    page = client.get("/dashboard/", follow=True)
+    assert page.redirect_chain[-1][0].startswith("/dashboard/login/")
+    response = client.post(
+        "/dashboard/login/?next=/dashboard/",
+        {"username": "moderator", "password": PASSWORD, "next": "/dashboard/"},
+        follow=True,
+    )
+    assert response.status_code == 200 and response.request["PATH_INFO"] == "/dashboard/"
+    assert b"Review queue" in response.content
+
+
+def test_a_client_is_turned_away_at_the_login_form_and_by_the_pages(client_a) -> None:
+    client = Client()
+    response = client.post("/dashboard/login/", {"username": "client_a", "password": PASSWORD, "next": "/dashboard/"})
+    assert response.status_code == 200 and b"This dashboard is for moderators" in response.content
+    assert "_auth_user_id" not in client.session
+    assert client.get("/dashboard/").status_code == 302
+    assert logged_in(client_a).get("/dashboard/").status_code == 403
+
+
+def test_the_queue_page_filters_and_keeps_its_query_count(senior, item_factory, django_assert_max_num_queries) -> None:
+    for priority in ("critical", "high", "low"):
+        item_factory(priority=priority)
+    client = logged_in(senior)
+    client.get("/dashboard/")  # first visit creates nothing (profile exists) but warms the session
+    with django_assert_max_num_queries(10):
+        page = client.get("/dashboard/")
+    body = page.content.decode()
+    assert body.count('class="prio critical"') >= 1 and "3</strong> open" in body
+    assert not INLINE_SCRIPT.search(body) and not INLINE_HANDLER.search(body)
+    for _ in range(10):
+        item_factory()
+    with django_assert_max_num_queries(10):
+        client.get("/dashboard/")
+    rows = client.get("/dashboard/queue/rows/?priority=low").content.decode()
+    assert rows.count("<tr") == 1
+    depth = client.get("/dashboard/queue/depth/").content.decode()
+    assert 'hx-trigger="every 10s"' in depth
+
+
+def test_claim_study_and_decide_through_the_pages(senior, item_factory) -> None:
+    item = item_factory(probability=0.9)
+    client = logged_in(senior)
+    page = client.get(f"/dashboard/items/{item.pk}/").content.decode()
+    assert 'id="claim"' in page and "blurred" in page
+    assert not INLINE_SCRIPT.search(page) and not INLINE_HANDLER.search(page)
+    client.post(f"/dashboard/items/{item.pk}/claim/")
+    page = client.get(f"/dashboard/items/{item.pk}/").content.decode()
+    assert 'id="decision-form"' in page and "heartbeat" in page
+    assert client.post(f"/dashboard/items/{item.pk}/heartbeat/").status_code == 200
+    response = client.post(
+        f"/dashboard/items/{item.pk}/decide/", {"verdict": "authentic", "confidence": "0.9"}, follow=True
+    )
+    assert "Notes are required" in response.content.decode()
+    client.post(f"/dashboard/items/{item.pk}/decide/", {"verdict": "manipulated", "confidence": "0.9"})
+    item.refresh_from_db()
+    assert item.status == ItemStatus.DECIDED
+
+
+def test_the_dashboard_needs_csrf_tokens(senior, item_factory) -> None:
+    item = item_factory()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(senior)
+    assert client.post(f"/dashboard/items/{item.pk}/claim/").status_code == 403
+
+
+def test_take_next_and_my_work(junior, item_factory) -> None:
+    item = item_factory()
+    client = logged_in(junior)
+    response = client.post("/dashboard/next/")
+    assert response.status_code == 302 and response["Location"] == f"/dashboard/items/{item.pk}/"
+    assert str(item.pk)[:8] in client.get("/dashboard/mine/").content.decode()
+    response = client.post("/dashboard/next/", follow=True)
+    assert "No review item is waiting" in response.content.decode()
+
+
+def test_leads_reassign_and_see_their_desk(lead, junior, senior, item_factory) -> None:
+    item = item_factory()
+    logged_in(junior).post(f"/dashboard/items/{item.pk}/claim/")
+    client = logged_in(lead)
+    assert client.get("/dashboard/lead/").status_code == 200
+    client.post(f"/dashboard/items/{item.pk}/assign/", {"moderator": "senior"})
+    assert ReviewAssignment.objects.get(item=item, status=AssignmentStatus.ACTIVE).moderator == senior
+    assert logged_in(junior).get("/dashboard/lead/").status_code == 403
+    assert logged_in(junior).post(f"/dashboard/items/{item.pk}/assign/", {"moderator": "junior"}).status_code == 403
+
+
+def test_stats_page(senior, item_factory) -> None:
+    item = item_factory()
+    client = logged_in(senior)
+    client.post(f"/dashboard/items/{item.pk}/claim/")
+    client.post(f"/dashboard/items/{item.pk}/decide/", {"verdict": "manipulated", "confidence": "0.8"})
+    page = client.get("/dashboard/stats/").content.decode()
+    assert "Decisions per moderator" in page and "senior" in page and "100 %" in page
