@@ -48,20 +48,20 @@ def wav_bytes(seconds: float = 1.0, rate: int = 8000, seed: int = 3) -> bytes:
     return out.getvalue()
 
 
-def av_bytes(fmt: str, codec: str, *, audio: bool, seed: int = 4) -> bytes:
+def av_bytes(fmt: str, codec: str, *, audio: bool, seed: int = 4, rate: int = 44100) -> bytes:
     import av
 
     rng = np.random.default_rng(seed)
     out = io.BytesIO()
     container = av.open(out, "w", format=fmt)
     if audio:
-        stream: Any = container.add_stream(codec, rate=44100)
+        stream: Any = container.add_stream(codec, rate=rate)
         stream.layout = "mono"
         for _ in range(30):
             frame = av.AudioFrame.from_ndarray(
                 (rng.random((1, 1024)) * 0.2 - 0.1).astype("float32"), format="flt", layout="mono"
             )
-            frame.sample_rate = 44100
+            frame.sample_rate = rate
             for packet in stream.encode(frame):
                 container.mux(packet)
     else:
