@@ -3,6 +3,7 @@ through a `beat.py` module with a SCHEDULE dict, collected here so no app import
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from typing import Any
@@ -50,7 +51,25 @@ def _receive_request_id(task: Any = None, **kwargs: Any) -> None:
     from hlekkr.ops.logging import request_id_var
 
     request_id = getattr(task.request, "hlekkr_request_id", None) if task is not None else None
-    request_id_var.set(request_id or f"task-{getattr(task.request, 'id', '-')}")
+    # An eager task runs inside its caller (no message, no header): it keeps the caller's id.
+    current = request_id_var.get()
+    token = request_id_var.set(
+        request_id or (current if current != "-" else f"task-{getattr(task.request, 'id', '-')}")
+    )
+    if task is not None:
+        task.request.hlekkr_request_id_token = token
+
+
+@signals.task_postrun.connect
+def _forget_request_id(task: Any = None, **kwargs: Any) -> None:
+    """Restore the id the thread had before the task, so an eager task never relabels its caller's lines."""
+    from hlekkr.ops.logging import request_id_var
+
+    token = getattr(task.request, "hlekkr_request_id_token", None) if task is not None else None
+    if token is not None:
+        # ValueError: set in another context (not expected for one task run); never fail the task over it.
+        with contextlib.suppress(ValueError):
+            request_id_var.reset(token)
 
 
 @app.task(name="hlekkr.ping", ignore_result=True)

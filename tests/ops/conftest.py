@@ -7,6 +7,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -73,3 +74,21 @@ def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def now() -> Any:
     return timezone.now()
+
+
+@contextmanager
+def audit_tampering() -> Iterator[None]:
+    """Let a test edit or delete audit rows. On PostgreSQL the insert-only trigger refuses that, so it is
+    disabled for the block (ALTER TABLE is transactional: the test's rollback restores it anyway)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_auditevent_insert_only")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_auditevent_insert_only")
