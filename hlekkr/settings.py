@@ -154,7 +154,8 @@ REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache, reusing one client per pool and a one-round-trip incr (see the module).
+            "BACKEND": "ratelimit.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "hlekkr",
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},

@@ -1,8 +1,10 @@
 """Per-minute request and refusal counters by (group, key), kept in the cache and flushed to RateLimitHit.
 
-The hot path only increments: on Redis one pipelined round trip (HINCRBY into one hash per minute, plus a set
-of minutes not yet flushed); on any other cache backend (local memory in the embedded run and tests, which is
-per process anyway) a dict in this process. `drain()` takes the counts away atomically and
+The hot path only increments a dict in this process. On Redis each process pushes its counts at most once a
+second, in one pipelined round trip (HINCRBY into one hash per minute, plus a set of minutes not yet flushed),
+so the monitor adds no round trip to almost every request; a process that dies loses at most a second of
+counts. On any other cache backend (local memory in the embedded run and tests) the dict is the store.
+`drain()` takes the counts away atomically and
 `ratelimit.services.ratelimit_monitor_flush` adds them to the database, every minute from Celery beat.
 
 With local memory the counts live in the web process, which the beat worker cannot see, so there the web
@@ -23,6 +25,7 @@ from django.core.cache.backends.redis import RedisCache
 logger = logging.getLogger(__name__)
 
 Counts = dict[tuple[int, str, str], list[int]]  # (minute, group, key) -> [requests, refused]
+PUSH_INTERVAL = 1.0  # seconds a web process batches its counts before one pipelined push to Redis
 HASH_TTL = 3 * 3600  # unflushed minutes older than this are dropped (beat down for hours)
 _SEP = "|"
 
@@ -48,6 +51,7 @@ class _Local:
         self.lock = threading.Lock()
         self.counts: Counts = defaultdict(lambda: [0, 0])
         self.last_inline_flush = 0
+        self.last_push = 0.0
         self.inline_flush = True
 
 
@@ -59,26 +63,39 @@ def now_minute() -> int:
 
 
 def record(*, group: str, key: str, refused: bool, minute: int | None = None) -> None:
-    """Count one request (and a refusal). Never raises: the monitor must not fail a request."""
+    """Count one request (and a refusal) in this process; on Redis, push the process's counts at most once a
+    second in one pipelined round trip. Never raises: the monitor must not fail a request."""
     minute = now_minute() if minute is None else minute
-    if _is_redis():
-        try:
-            field = f"{group}{_SEP}{key}"
-            pipe = _redis().pipeline(transaction=False)
-            hkey = _hash_key(minute)
-            pipe.hincrby(hkey, field + f"{_SEP}n", 1)
-            if refused:
-                pipe.hincrby(hkey, field + f"{_SEP}x", 1)
-            pipe.expire(hkey, HASH_TTL)
-            pipe.sadd(_minutes_key(), minute)
-            pipe.execute()
-        except Exception as exc:
-            logger.debug("rate-limit monitor could not count (%s)", type(exc).__name__)
-        return
     with _local.lock:
         row = _local.counts[(minute, group, key)]
         row[0] += 1
         row[1] += int(refused)
+    if _is_redis() and time.monotonic() - _local.last_push >= PUSH_INTERVAL:
+        push()
+
+
+def push() -> None:
+    """Add this process's pending counts to the shared per-minute hashes in Redis."""
+    with _local.lock:
+        pending, _local.counts = _local.counts, defaultdict(lambda: [0, 0])
+        _local.last_push = time.monotonic()
+    if not pending:
+        return
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        minutes = set()
+        for (minute, group, key), (requests, refused) in pending.items():
+            hkey = _hash_key(minute)
+            pipe.hincrby(hkey, f"{group}{_SEP}{key}{_SEP}n", requests)
+            if refused:
+                pipe.hincrby(hkey, f"{group}{_SEP}{key}{_SEP}x", refused)
+            minutes.add(minute)
+        for minute in minutes:
+            pipe.expire(_hash_key(minute), HASH_TTL)
+        pipe.sadd(_minutes_key(), *minutes)
+        pipe.execute()
+    except Exception as exc:
+        logger.warning("rate-limit monitor: %d counts not pushed (%s)", len(pending), type(exc).__name__)
 
 
 def drain() -> Counts:
@@ -87,6 +104,7 @@ def drain() -> Counts:
         with _local.lock:
             taken, _local.counts = dict(_local.counts), defaultdict(lambda: [0, 0])
         return taken
+    push()  # this process's own pending counts first
     client = _redis()
     result: Counts = {}
     current = now_minute()

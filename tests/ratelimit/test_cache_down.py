@@ -27,7 +27,7 @@ def redis_down(settings: Any, set_policy: Callable) -> Iterator[None]:
     policy_cache.windows("read")  # loaded while the cache worked
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "ratelimit.cache.RedisCache",
             "LOCATION": f"redis://127.0.0.1:{_dead_port()}/0",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.redis
 def on_redis(settings: Any, redis_url: str, set_policy: Callable) -> Iterator[None]:
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "ratelimit.cache.RedisCache",
             "LOCATION": redis_url,
             "KEY_PREFIX": f"hlekkr-test-{time.time_ns()}",
         }
@@ -96,3 +96,14 @@ def test_limits_and_headers_work_end_to_end_on_redis(
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
     assert [r["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
     assert responses[-1]["Retry-After"].isdigit()
+
+
+def test_the_redis_backend_reuses_its_client_and_increments_atomically(on_redis: None) -> None:
+    backend = caches["default"]
+    assert backend._cache.get_client(write=True) is backend._cache.get_client(write=True)
+    with pytest.raises(ValueError):
+        backend.incr("ratelimit-test-missing")
+    backend.set("ratelimit-test-counter", 1, timeout=30)
+    assert backend.incr("ratelimit-test-counter") == 2
+    assert backend.decr("ratelimit-test-counter") == 1
+    assert 0 < backend._cache.get_client().ttl(backend.make_key("ratelimit-test-counter")) <= 30
