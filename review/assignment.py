@@ -22,7 +22,7 @@ EXPERTISE_WEIGHT = 25.0  # mean required-tag level 5/5 scores +25
 WORKLOAD_WEIGHT = 15.0  # a moderator's last free slot costs 15 more than their first
 EXPERT_LEVEL = 3  # a "matching expert" has every required tag at this level or above
 _FORBIDDEN = 1e9
-_REPAIR_ROUNDS = 5
+_REPAIR_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -127,15 +127,32 @@ def assign(items: Sequence[ItemIn], moderators: Sequence[ModeratorIn]) -> list[t
     row_items = np.array(rows)
     col_mods = np.array([m for m, _ in cols])
     col_penalty = np.array([workload_penalty(moderators[m], j) for m, j in cols])
-    score = base[row_items][:, None] + expertise[row_items][:, col_mods] - col_penalty[None, :]
-    forbidden = ~allowed[row_items][:, col_mods]
+    pair_value = base[:, None] + expertise  # item x moderator, before workload
+    row_allowed = allowed[row_items]
 
+    # Only len(cols) rows can be matched. A row outside every moderator's top len(cols)+1 candidates can be swapped
+    # for an unmatched row that scores at least as well for the same column, so dropping it keeps the optimum
+    # and shrinks the matrix the solver sees (2,000 items x 50 moderators -> a few hundred rows).
+    keep_n = len(cols) + 1
+    if len(rows) > keep_n:
+        ranked = np.where(row_allowed, pair_value[row_items], -np.inf)
+        top = np.argpartition(-ranked, keep_n - 1, axis=0)[:keep_n]
+        keep = np.zeros(len(rows), dtype=bool)
+        keep[np.unique(top)] = True
+        keep &= row_allowed.any(axis=1)
+        row_items, row_allowed = row_items[keep], row_allowed[keep]
+    if len(row_items) == 0:
+        return []
+
+    score = pair_value[row_items][:, col_mods] - col_penalty[None, :]
+    forbidden = ~row_allowed[:, col_mods]
+    chosen: list[tuple[int, int]] = []
     for _ in range(_REPAIR_ROUNDS):
         cost = np.where(forbidden, _FORBIDDEN, -score)
         row_ind, col_ind = linear_sum_assignment(cost)
         chosen = [(int(r), int(c)) for r, c in zip(row_ind, col_ind, strict=True) if not forbidden[r, c]]
         # Two slots of one item may land on two capacity slots of the same moderator: forbid that moderator
-        # for the later slot and solve again (rare; the workload term already discourages it).
+        # for the later slot and solve again (the workload term already makes this rare).
         seen: set[tuple[int, int]] = set()
         clash = False
         for r, c in chosen:
@@ -146,13 +163,30 @@ def assign(items: Sequence[ItemIn], moderators: Sequence[ModeratorIn]) -> list[t
             seen.add(key)
         if not clash:
             break
+
     pairs: list[tuple[str, str]] = []
     taken: set[tuple[int, int]] = set()
+    used_cols: set[int] = set()
+    leftover: list[int] = []
     for r, c in chosen:
         key = (int(row_items[r]), int(col_mods[c]))
-        if key not in taken:  # after the repair rounds, drop any clash that is left rather than double up
-            taken.add(key)
-            pairs.append((items[key[0]].id, moderators[key[1]].id))
+        if key in taken:
+            leftover.append(r)  # a clash the rounds did not remove: never double up, place it below instead
+            continue
+        taken.add(key)
+        used_cols.add(c)
+        pairs.append((items[key[0]].id, moderators[key[1]].id))
+    for r in leftover:
+        free = [
+            c
+            for c in range(len(cols))
+            if c not in used_cols and not forbidden[r, c] and (int(row_items[r]), int(col_mods[c])) not in taken
+        ]
+        if free:
+            c = max(free, key=lambda k: score[r, k])
+            taken.add((int(row_items[r]), int(col_mods[c])))
+            used_cols.add(c)
+            pairs.append((items[int(row_items[r])].id, moderators[int(col_mods[c])].id))
     return pairs
 
 
