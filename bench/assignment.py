@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from review.assignment import ItemIn, ModeratorIn, assign, assign_greedy, is_matching_expert, total_score  # noqa: E402
+from review.assignment import ItemIn, ModeratorIn, assign, assign_greedy, is_matching_expert, total_score
 
 TAGS = ("image", "video", "audio_voice", "face_manipulation", "provenance", "generated")
 SIZES = ((100, 10), (1000, 50), (2000, 200))
@@ -65,8 +65,10 @@ def describe(pairs: list[tuple[str, str]], items: list[ItemIn], mods: list[Moder
 
 
 def bench_assignment() -> None:
-    print("items x mods | optimal ms (best of 5) | greedy ms | score ratio opt/greedy | expert share opt/greedy"
-          " | utilisation stdev opt/greedy | pairs")
+    print(
+        "items x mods | optimal ms (best of 5) | greedy ms | score ratio opt/greedy | expert share opt/greedy"
+        " | utilisation stdev opt/greedy | pairs"
+    )
     for n_items, n_mods in SIZES:
         items, mods = workload(n_items, n_mods)
         timings = []
@@ -127,9 +129,16 @@ def bench_claims(n_items: int = 1000, n_claimers: int = 50) -> None:
         rng = random.Random(1)
         ReviewItem.objects.bulk_create(
             [
-                ReviewItem(analysis=a, media=a.media, priority=p, priority_rank=["critical", "high", "medium", "low"].index(p),
-                           required_expertise=[rng.choice(TAGS)], due_at=now + timezone.timedelta(minutes=rng.randint(-30, 600)),
-                           kind="image", machine_probability=0.7)
+                ReviewItem(
+                    analysis=a,
+                    media=a.media,
+                    priority=p,
+                    priority_rank=["critical", "high", "medium", "low"].index(p),
+                    required_expertise=[rng.choice(TAGS)],
+                    due_at=now + timezone.timedelta(minutes=rng.randint(-30, 600)),
+                    kind="image",
+                    machine_probability=0.7,
+                )
                 for a in analyses
                 for p in [rng.choice(["critical", "high", "medium", "low"])]
             ]
