@@ -1,0 +1,343 @@
+"""Upload benchmark: Hlekkr's upload paths against plain boto3, all on loopback against moto's S3 server.
+
+    .venv/bin/python bench/upload.py            # about 1-2 minutes
+
+What it does:
+1. starts moto's ThreadedMotoServer on 127.0.0.1 and a real web process (gunicorn, one worker, settings from env
+   pointing django-storages at moto) on a temporary SQLite database; rate-limit policies are disabled there;
+2. direct upload: POST /api/v1/media/ of a ~25 MB JPEG vs boto3 put_object of the same bytes (median of 3);
+3. multipart: a 256 MiB WAV through POST media/uploads/ + presigned part PUTs (4 threads) + complete, vs boto3
+   upload_fileobj with the same part size and concurrency;
+4. peak memory of the web worker during a 25 MB direct upload: VmHWM after resetting it (/proc clear_refs),
+   minus the RSS before the upload;
+5. a failure run: several multipart uploads where 1 % of part PUTs (at least one) drop the connection
+   mid-body once; the client retries those parts; every upload must complete.
+Figures are printed as ratios against the baselines measured in the same run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import requests
+from boto3.s3.transfer import TransferConfig
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+MiB = 1024 * 1024
+PART_THREADS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- media -------------------------------------------------------------------------------------------------
+def big_jpeg(target_bytes: int = 25_000_000) -> bytes:
+    """A noise JPEG of about `target_bytes` (noise compresses badly, so the size is predictable)."""
+    rng = np.random.default_rng(1)
+    pixels = int(target_bytes / 1.17)
+    width = int((pixels * 1.5) ** 0.5)
+    height = pixels // width
+    out = io.BytesIO()
+    Image.fromarray((rng.random((height, width, 3)) * 255).astype("uint8")).save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def variant(jpeg: bytes, tag: int) -> bytes:
+    """Same image, distinct bytes (a JPEG comment segment after SOI), so de-duplication does not kick in."""
+    comment = f"bench variant {tag} {time.time_ns()}".encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
+
+
+def noise_wav(size_bytes: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    frames = (size_bytes - 44) // 4
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(rng.integers(-3000, 3000, frames * 2, dtype="<i2").tobytes())
+    return out.getvalue()
+
+
+# --- the web process ---------------------------------------------------------------------------------------
+class Web:
+    def __init__(self, moto_url: str, bucket: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "hlekkr.settings",
+            "HLEKKR_VAR_DIR": str(workdir / "var"),
+            "AWS_STORAGE_BUCKET_NAME": bucket,
+            "AWS_S3_ENDPOINT_URL": moto_url,
+            "AWS_S3_REGION_NAME": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "HLEKKR_JWT_ACCESS_SECONDS": "3600",
+            "HLEKKR_LOG_LEVEL": "WARNING",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=False
+        )
+        if done.returncode:
+            raise SystemExit(f"manage.py {' '.join(args[:1])} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def prepare(self) -> str:
+        self.manage("migrate", "--noinput", "-v", "0")
+        script = (
+            "from hlekkr.accounts.models import User\n"
+            "from ratelimit.models import RateLimitPolicy\n"
+            "from rest_framework_simplejwt.tokens import RefreshToken\n"
+            "RateLimitPolicy.objects.update(enabled=False)\n"
+            "u = User.objects.create_user(username='bench', password='bench-password-123', role='client')\n"
+            "print(RefreshToken.for_user(u).access_token)\n"
+        )
+        return self.manage("shell", "-c", script).strip().splitlines()[-1]
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(Path(PY).parent / "gunicorn"), "hlekkr.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", "1", "--threads", "4", "--timeout", "300", "--log-level", "warning"],
+            cwd=ROOT, env=self.env,
+        )  # fmt: skip
+        for _ in range(120):
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.5)
+        raise SystemExit("the web process did not come up")
+
+    def worker_pid(self) -> int:
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return int(children[0])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+def proc_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+# --- client side -------------------------------------------------------------------------------------------
+def direct_upload(web: Web, token: str, name: str, data: bytes, ctype: str) -> float:
+    started = time.perf_counter()
+    response = requests.post(
+        f"{web.url}/api/v1/media/",
+        headers={"Authorization": f"Bearer {token}"},
+        files={"file": (name, data, ctype)},
+        timeout=300,
+    )
+    elapsed = time.perf_counter() - started
+    if response.status_code != 201:
+        raise SystemExit(f"direct upload failed: {response.status_code} {response.text[:300]}")
+    return elapsed
+
+
+class FlakyBody:
+    """A part body whose first attempt dies half-way (the connection drops mid-request)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Any:
+        yield self.data[: len(self.data) // 2]
+        raise ConnectionResetError("injected: connection dropped mid-part")
+
+
+def put_part(url: str, chunk: bytes, *, fail_first: bool, retries: int = 3) -> tuple[str, int]:
+    failures = 0
+    for attempt in range(retries + 1):
+        try:
+            if fail_first and attempt == 0:
+                requests.put(url, data=FlakyBody(chunk), timeout=60)
+            response = requests.put(url, data=chunk, timeout=120)
+            response.raise_for_status()
+            return response.headers["ETag"].strip('"'), failures
+        except (requests.RequestException, ConnectionResetError):
+            failures += 1
+            time.sleep(0.05 * (attempt + 1))
+    raise SystemExit(f"part failed after {retries} retries")
+
+
+def multipart_upload(
+    web: Web, token: str, name: str, data: bytes, *, fail_parts: set[int] | None = None
+) -> tuple[float, int, float]:
+    """Whole client flow: start, PUT parts (4 threads) with retries, complete.
+    Returns (seconds, failures seen, seconds spent in the complete call)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    started = time.perf_counter()
+    body = requests.post(
+        f"{web.url}/api/v1/media/uploads/",
+        json={"filename": name, "size": len(data), "content_type": "audio/wav"},
+        headers=auth,
+        timeout=60,
+    ).json()
+    size = body["part_size"]
+    fail_parts = fail_parts or set()
+    with futures.ThreadPoolExecutor(PART_THREADS) as pool:
+        jobs = {
+            p["part_number"]: pool.submit(
+                put_part,
+                p["url"],
+                data[(p["part_number"] - 1) * size : p["part_number"] * size],
+                fail_first=p["part_number"] in fail_parts,
+            )
+            for p in body["parts"]
+        }
+        results = {n: job.result() for n, job in jobs.items()}
+    parts = [{"part_number": n, "etag": results[n][0]} for n in sorted(results)]
+    completing = time.perf_counter()
+    done = requests.post(
+        f"{web.url}/api/v1/media/uploads/{body['upload_id']}/complete/",
+        json={"parts": parts},
+        headers=auth,
+        timeout=600,
+    )
+    elapsed = time.perf_counter() - started
+    if done.status_code not in (200, 201) or done.json().get("status") != "stored":
+        raise SystemExit(f"multipart complete failed: {done.status_code} {done.text[:300]}")
+    return elapsed, sum(f for _, f in results.values()), time.perf_counter() - completing
+
+
+def main() -> None:
+    import logging
+    import threading
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto's request log
+    # The injected dropped connections make moto's server thread print a traceback; that is the point of them.
+    default_hook = threading.excepthook
+    threading.excepthook = lambda a: None if issubclass(a.exc_type, OSError) else default_hook(a)
+
+    t0 = time.perf_counter()
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    bucket = "hlekkr-bench"
+    s3.create_bucket(Bucket=bucket)
+    workdir = Path(tempfile.mkdtemp(prefix="hlekkr-bench-"))
+    web = Web(moto_url, bucket, workdir)
+    try:
+        token = web.prepare()
+        web.start()
+        print(f"setup: moto at {moto_url}, web at {web.url} ({time.perf_counter() - t0:.1f} s)")
+
+        # 1. direct upload vs put_object ------------------------------------------------------------------
+        jpeg = big_jpeg()
+        direct_upload(web, token, "warmup.jpg", small_jpeg(), "image/jpeg")
+        ours, base = [], []
+        for i in range(3):
+            data = variant(jpeg, i + 1)
+            ours.append(direct_upload(web, token, f"photo{i}.jpg", data, "image/jpeg"))
+            started = time.perf_counter()
+            s3.put_object(Bucket=bucket, Key=f"baseline/direct-{i}", Body=data)
+            base.append(time.perf_counter() - started)
+        size_mb = len(jpeg) / 1e6
+        o, b = statistics.median(ours), statistics.median(base)
+        print(
+            f"direct upload ({size_mb:.1f} MB JPEG, median of 3): hlekkr {size_mb / o:.0f} MB/s, "
+            f"put_object {size_mb / b:.0f} MB/s -> ratio {b / o:.2f}"
+        )
+
+        # 2. peak memory of the web worker during a 25 MB direct upload --------------------------------------
+        pid = web.worker_pid()
+        data = variant(jpeg, 99)
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
+        before = proc_kib(pid, "VmRSS")
+        direct_upload(web, token, "memory.jpg", data, "image/jpeg")
+        peak = proc_kib(pid, "VmHWM")
+        delta = (peak - before) * 1024
+        print(
+            f"web worker peak RSS during a {len(data) / 1e6:.1f} MB direct upload: +{delta / 1e6:.1f} MB "
+            f"= {delta / len(data):.2f}x the upload (limit 3x) -> {'ok' if delta < 3 * len(data) else 'OVER'}"
+        )
+
+        # 3. multipart 256 MiB vs boto3's own multipart --------------------------------------------------------
+        wav = noise_wav(256 * MiB, seed=1)
+        ours_mp, _, complete_s = multipart_upload(web, token, "big.wav", wav)
+        config = TransferConfig(
+            multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=PART_THREADS, use_threads=True
+        )
+        started = time.perf_counter()
+        s3.upload_fileobj(io.BytesIO(wav), bucket, "baseline/multipart", Config=config)
+        base_mp = time.perf_counter() - started
+        print(
+            f"multipart upload (256 MiB WAV, 8 MiB parts, {PART_THREADS} threads): hlekkr {256 / ours_mp:.0f} MiB/s "
+            f"(start + parts + complete with size check, validation and SHA-256), boto3 upload_fileobj "
+            f"{256 / base_mp:.0f} MiB/s -> ratio {base_mp / ours_mp:.2f}; of hlekkr's {ours_mp:.1f} s, the complete "
+            f"call (S3 complete, size check, ranged validation, SHA-256 read of the object) took {complete_s:.1f} s"
+        )
+        del wav
+        s3.delete_object(Bucket=bucket, Key="baseline/multipart")
+
+        # 4. 1 % of part uploads fail once; the client retries ------------------------------------------------
+        uploads, parts_each = 12, 3
+        rng = np.random.default_rng(7)
+        total_parts = uploads * parts_each
+        flaky = {int(i) for i in rng.choice(total_parts, size=max(1, round(total_parts * 0.01)), replace=False)}
+        flaky |= {int(i) for i in np.flatnonzero(rng.random(total_parts) < 0.01)}
+        completed = failures = 0
+        for u in range(uploads):
+            blob = noise_wav(2 * 8 * MiB + MiB, seed=100 + u)
+            fail_parts = {i % parts_each + 1 for i in flaky if i // parts_each == u}
+            _, failed, _ = multipart_upload(web, token, f"retry{u}.wav", blob, fail_parts=fail_parts)
+            completed += 1
+            failures += failed
+        print(
+            f"failure run: {uploads} multipart uploads, {total_parts} parts, {len(flaky)} part PUTs dropped mid-body "
+            f"once ({failures} failures seen by the client, all retried): {completed}/{uploads} uploads completed"
+        )
+        print(f"total runtime {time.perf_counter() - t0:.0f} s")
+    finally:
+        web.stop()
+        moto.stop()
+
+
+def small_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.fromarray((np.random.default_rng(3).random((64, 64, 3)) * 255).astype("uint8")).save(out, "JPEG")
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    main()
