@@ -52,6 +52,7 @@ class _Local:
         self.counts: Counts = defaultdict(lambda: [0, 0])
         self.last_inline_flush = 0
         self.last_push = 0.0
+        self.timer_armed = False
         self.inline_flush = True
 
 
@@ -70,11 +71,25 @@ def record(*, group: str, key: str, refused: bool, minute: int | None = None) ->
         row = _local.counts[(minute, group, key)]
         row[0] += 1
         row[1] += int(refused)
-    if _is_redis() and time.monotonic() - _local.last_push >= PUSH_INTERVAL:
+    if not _is_redis():
+        return
+    if time.monotonic() - _local.last_push >= PUSH_INTERVAL:
         push()
+    elif not _local.timer_armed:
+        # A process that goes quiet still pushes its last counts, a second later, from a daemon timer.
+        _local.timer_armed = True
+        # Hand over this thread's client: Django's caches are per thread, and a new one would mean a new pool.
+        timer = threading.Timer(PUSH_INTERVAL, _timed_push, kwargs={"client": _redis()})
+        timer.daemon = True
+        timer.start()
 
 
-def push() -> None:
+def _timed_push(*, client: Any) -> None:
+    _local.timer_armed = False
+    push(client=client)
+
+
+def push(*, client: Any = None) -> None:
     """Add this process's pending counts to the shared per-minute hashes in Redis."""
     with _local.lock:
         pending, _local.counts = _local.counts, defaultdict(lambda: [0, 0])
@@ -82,7 +97,7 @@ def push() -> None:
     if not pending:
         return
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = (client or _redis()).pipeline(transaction=False)
         minutes = set()
         for (minute, group, key), (requests, refused) in pending.items():
             hkey = _hash_key(minute)

@@ -107,3 +107,15 @@ def test_the_redis_backend_reuses_its_client_and_increments_atomically(on_redis:
     assert backend.incr("ratelimit-test-counter") == 2
     assert backend.decr("ratelimit-test-counter") == 1
     assert 0 < backend._cache.get_client().ttl(backend.make_key("ratelimit-test-counter")) <= 30
+
+
+def test_a_quiet_process_still_pushes_its_last_counts(on_redis: None, db: Any) -> None:
+    minute = monitor.now_minute()
+    monitor.record(group="read", key="user:5", refused=False, minute=minute)  # pushed at once (first push)
+    monitor.record(group="read", key="user:5", refused=True, minute=minute)  # batched: a timer pushes it later
+    client = caches["default"]._cache.get_client(write=True)
+    field = "read|user:5|x"
+    deadline = time.time() + 5
+    while time.time() < deadline and not client.hget(monitor._hash_key(minute), field):
+        time.sleep(0.1)
+    assert client.hget(monitor._hash_key(minute), field) == b"1"
