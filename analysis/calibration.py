@@ -114,5 +114,5 @@ def reviewed_samples() -> list[Sample]:
         analysis_id__in=list(scores), status=DetectorStatus.OK, score__isnull=False
     ).values_list("analysis_id", "detector", "score")
     for analysis_id, detector, score in rows:
-        scores[analysis_id][detector] = float(score)
+        scores[analysis_id][detector] = float(score or 0.0)  # score__isnull=False above
     return [Sample(scores=scores[analysis_id], label=label) for analysis_id, label in latest.values()]

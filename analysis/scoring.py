@@ -37,8 +37,9 @@ SUSPICIOUS = "suspicious"
 LIKELY_MANIPULATED = "likely_manipulated"
 INCONCLUSIVE = "inconclusive"
 
+DEFAULT_BIAS = 1.5  # see docs/scoring.md: forensic detectors finding nothing is weak evidence of authenticity
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "metadata": 1.0,
+    "metadata": 1.5,
     "ela": 0.35,
     "jpeg": 0.3,
     "spectral": 0.35,
@@ -63,7 +64,7 @@ class Policy:
     """The numbers a ScoringPolicy row holds; `from_obj` reads them off a row (or anything shaped like one)."""
 
     version: int
-    bias: float = 0.0
+    bias: float = DEFAULT_BIAS
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     decisive: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DECISIVE))
     clip: float = 0.02

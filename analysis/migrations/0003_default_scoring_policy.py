@@ -8,7 +8,7 @@ this migration means the same thing forever; tests check analysis.scoring's defa
 from django.db import migrations
 
 WEIGHTS = {
-    "metadata": 1.0,
+    "metadata": 1.5,
     "ela": 0.35,
     "jpeg": 0.3,
     "spectral": 0.35,
@@ -35,7 +35,7 @@ def create_v1(apps, schema_editor):
     ScoringPolicy.objects.create(
         version=1,
         is_active=not ScoringPolicy.objects.filter(is_active=True).exists(),
-        bias=0.0,
+        bias=1.5,
         weights=WEIGHTS,
         decisive=DECISIVE,
         clip=0.02,

@@ -22,7 +22,7 @@ from hlekkr.audit.models import AuditEvent
 def test_the_default_policy_v1_is_active_and_matches_the_documented_defaults(db: Any) -> None:
     policy = ScoringPolicy.objects.get(is_active=True)
     assert policy.version == 1
-    assert policy.weights == scoring.DEFAULT_WEIGHTS
+    assert policy.weights == scoring.DEFAULT_WEIGHTS and policy.bias == scoring.DEFAULT_BIAS
     assert policy.decisive == scoring.DEFAULT_DECISIVE
     assert (policy.authentic_threshold, policy.manipulated_threshold) == (70, 40)
 

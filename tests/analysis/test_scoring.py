@@ -46,7 +46,7 @@ def test_it_clips_certain_scores_so_one_detector_cannot_reach_infinity() -> None
 
 
 def test_the_bias_shifts_every_score() -> None:
-    biased = Policy(version=2, bias=1.0, weights=POLICY.weights)
+    biased = Policy(version=2, bias=1.0, weights=POLICY.weights)  # POLICY has bias 0
     plain = score([ok("ela", 0.5, ("ela_hotspot", "manipulated"))], POLICY)
     shifted = score([ok("ela", 0.5, ("ela_hotspot", "manipulated"))], biased)
     assert plain.manipulation_probability == pytest.approx(0.5)
@@ -62,7 +62,7 @@ def test_verdict_bands_follow_the_policy_thresholds() -> None:
     assert score([ok("metadata", 0.1)], POLICY).verdict == LIKELY_AUTHENTIC
     assert score([ok("metadata", 0.5, ("x", "manipulated"))], POLICY).verdict == SUSPICIOUS
     assert score([ok("metadata", 0.9, ("x", "generated"))], POLICY).verdict == LIKELY_MANIPULATED
-    strict = Policy(version=3, weights=POLICY.weights, authentic_threshold=95, manipulated_threshold=80)
+    strict = Policy(version=3, bias=0.0, weights=POLICY.weights, authentic_threshold=95, manipulated_threshold=80)
     assert score([ok("metadata", 0.1)], strict).verdict == SUSPICIOUS
 
 

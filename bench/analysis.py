@@ -1,0 +1,171 @@
+"""Local analysis pipeline throughput against JPEG decoding, per-detector time shares, peak worker memory.
+
+    python bench/analysis.py [--small 4] [--large 2]
+
+Each size runs in its own fresh process (as a Celery worker child would): first decode-only (Pillow open +
+convert to RGB) of every file, then the whole local pipeline (every registered detector under its time budget, then
+scoring) on the same files, exactly the code the worker runs minus the database and storage. Reported per size:
+images/s of the pipeline per process, the pipeline/decode time ratio, each detector's share of pipeline time, and
+the process's peak resident memory (ru_maxrss). Targets (issue 4): pipeline within 10x decode time on 1024x1024,
+peak memory under 1 GB on 4000x3000.
+
+The test photos are scikit-image's astronaut and coffee scaled to size with mild noise added (so block-level
+forensics see sensor-like texture rather than flat upscaled areas), saved as JPEG quality 90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hlekkr.settings_test")
+
+TARGET_RATIO_1024 = 10.0
+TARGET_PEAK_MB_LARGE = 1024.0
+
+
+def _make_jpegs(width: int, height: int, count: int, folder: Path) -> list[Path]:
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    rng = np.random.default_rng(11)
+    sources = [data.astronaut(), data.coffee(), data.rocket(), data.chelsea()]
+    paths = []
+    for i in range(count):
+        image = Image.fromarray(sources[i % len(sources)]).resize((width, height), Image.Resampling.BICUBIC)
+        arr = np.asarray(image).astype(np.int16) + rng.normal(0, 3, (height, width, 3)).astype(np.int16)
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+        path = folder / f"bench-{width}x{height}-{i}.jpg"
+        path.write_bytes(buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def _measure(paths: list[str], queue: Any) -> None:
+    """Runs in a fresh process: decode-only pass, then the pipeline pass; reports timings and peak RSS."""
+    import django
+
+    django.setup()
+    from PIL import Image
+
+    from analysis import scoring
+    from analysis.detectors import registry
+    from analysis.detectors.base import DetectorContext, MediaInput
+    from analysis.pipeline import run_detectors, score_runs
+
+    detectors = registry.detectors()
+    context = DetectorContext()
+    policy = scoring.Policy(version=0)
+
+    # Warm-up on the first file (imports, OpenCV cascades, c2pa library), not counted.
+    warm = Path(paths[0])
+    media = MediaInput(path=warm, kind="image", mime="image/jpeg", size=warm.stat().st_size)
+    list(run_detectors(detectors, media, context))
+
+    decode_s = 0.0
+    for p in paths:
+        started = time.perf_counter()
+        with Image.open(p) as im:
+            im.convert("RGB").load()
+        decode_s += time.perf_counter() - started
+
+    pipeline_s = 0.0
+    per_detector: dict[str, float] = {}
+    statuses: dict[str, list[str]] = {}
+    for p in paths:
+        path = Path(p)
+        media = MediaInput(path=path, kind="image", mime="image/jpeg", size=path.stat().st_size)
+        started = time.perf_counter()
+        runs = list(run_detectors(detectors, media, context))
+        score_runs(runs, policy)
+        pipeline_s += time.perf_counter() - started
+        for run in runs:
+            per_detector[run.name] = per_detector.get(run.name, 0.0) + run.duration_ms / 1000
+            code = run.output.reasons[0].code if run.output.reasons and run.output.status != "ok" else ""
+            statuses.setdefault(run.name, []).append(run.output.status + (f":{code}" if code else ""))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    queue.put(
+        {
+            "n": len(paths),
+            "decode_s": decode_s,
+            "pipeline_s": pipeline_s,
+            "per_detector_s": per_detector,
+            "statuses": statuses,
+            "budgets": {d.name: d.time_budget_s for d in detectors},
+            "peak_mb": peak_kb / 1024,
+        }
+    )
+
+
+def run_size(width: int, height: int, count: int, folder: Path) -> dict[str, Any]:
+    paths = [str(p) for p in _make_jpegs(width, height, count, folder)]
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_measure, args=(paths, queue))
+    process.start()
+    result = queue.get(timeout=1800)
+    process.join()
+    result["size"] = f"{width}x{height}"
+    return result
+
+
+def print_result(result: dict[str, Any]) -> None:
+    n = result["n"]
+    ratio = result["pipeline_s"] / result["decode_s"] if result["decode_s"] else float("inf")
+    print(f"\n{result['size']} JPEG q90, {n} files, one process")
+    print(f"  decode only:   {result['decode_s'] / n * 1000:8.1f} ms/image  ({n / result['decode_s']:.1f} images/s)")
+    print(
+        f"  full pipeline: {result['pipeline_s'] / n * 1000:8.1f} ms/image  ({n / result['pipeline_s']:.2f} images/s)"
+        f"  = {ratio:.1f}x decode time"
+    )
+    print(f"  peak worker memory (ru_maxrss): {result['peak_mb']:.0f} MB")
+    print("  detector time shares (mean ms/image, share of pipeline, budget, outcomes):")
+    total = result["pipeline_s"]
+    for name, seconds in sorted(result["per_detector_s"].items(), key=lambda kv: -kv[1]):
+        outcomes = sorted(set(result["statuses"].get(name, [])))
+        budget = result["budgets"].get(name)
+        print(
+            f"    {name:<14} {seconds / n * 1000:8.1f} ms  {100 * seconds / total:5.1f} %  budget {budget:>4} s  "
+            f"{', '.join(outcomes)}"
+        )
+    result["ratio"] = ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", type=int, default=4, help="number of 1024x1024 images")
+    parser.add_argument("--large", type=int, default=2, help="number of 4000x3000 images")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hlekkr-bench-") as tmp:
+        small = run_size(1024, 1024, args.small, Path(tmp))
+        print_result(small)
+        large = run_size(4000, 3000, args.large, Path(tmp))
+        print_result(large)
+    print("\ntargets:")
+    print(
+        f"  1024x1024 pipeline within {TARGET_RATIO_1024:.0f}x decode: {small['ratio']:.1f}x -> "
+        f"{'met' if small['ratio'] <= TARGET_RATIO_1024 else 'MISSED'}"
+    )
+    print(
+        f"  4000x3000 peak memory under {TARGET_PEAK_MB_LARGE:.0f} MB: {large['peak_mb']:.0f} MB -> "
+        f"{'met' if large['peak_mb'] < TARGET_PEAK_MB_LARGE else 'MISSED'}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"small": small, "large": large}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
