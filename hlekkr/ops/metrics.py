@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
@@ -51,9 +52,22 @@ def upload_outcome(status: int) -> str | None:
     return None
 
 
+# labels() hashes and validates on every call; the children are cached per label set (routes are patterns,
+# so the set is bounded by the URLconf).
+_latency_children: dict[tuple[str, str], Any] = {}
+_request_children: dict[tuple[str, str, str], Any] = {}
+
+
 def observe_request(*, route: str, method: str, status: int, duration_s: float) -> None:
-    REQUEST_LATENCY.labels(route=route, method=method).observe(duration_s)
-    REQUESTS.labels(route=route, method=method, status_class=f"{status // 100}xx").inc()
+    latency = _latency_children.get((route, method))
+    if latency is None:
+        latency = _latency_children[(route, method)] = REQUEST_LATENCY.labels(route=route, method=method)
+    latency.observe(duration_s)
+    key = (route, method, f"{status // 100}xx")
+    counter = _request_children.get(key)
+    if counter is None:
+        counter = _request_children[key] = REQUESTS.labels(route=route, method=method, status_class=key[2])
+    counter.inc()
     if is_upload(route, method):
         outcome = upload_outcome(status)
         if outcome:

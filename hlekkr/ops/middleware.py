@@ -9,6 +9,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from hlekkr.ops.logging import request_id_var
+from hlekkr.ops.metrics import observe_request
+from hlekkr.ops.stats import request_stats
 
 logger = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -56,9 +58,6 @@ class RequestStatsMiddleware:
         if route.startswith("static/") or route in _UNTRACKED_ROUTES:
             return response
         try:
-            from hlekkr.ops.metrics import observe_request
-            from hlekkr.ops.stats import request_stats
-
             method = request.method if request.method in _METHODS else "OTHER"
             observe_request(route=route, method=method, status=response.status_code, duration_s=duration)
             request_stats.record(route=route, method=method, status=response.status_code, duration_ms=duration * 1000)

@@ -195,3 +195,11 @@ def test_a_scrape_costs_a_bounded_number_of_queries(
 ) -> None:
     with django_assert_max_num_queries(25):
         scrape(client)
+
+
+def test_multiprocess_mode_aggregates_from_the_shared_directory(
+    client: Any, token: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    families = scrape(client)
+    assert "hlekkr_analyses" in families  # database gauges are rendered whatever the process mode
