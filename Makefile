@@ -6,6 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WEB_CONCURRENCY ?= 2
 WORKER_CONCURRENCY ?= 2
+HLEKKR_VAR_DIR ?= var
 
 .PHONY: run test lint typecheck check conformance venv migrate worker web bench clean
 
@@ -32,7 +33,7 @@ run: venv
 	@trap 'kill 0' INT TERM EXIT; \
 	$(VENV)/bin/celery -A hlekkr worker -B -Q interactive,default,batch,bedrock,webhooks,maintenance \
 	    --concurrency $(WORKER_CONCURRENCY) --loglevel INFO \
-	    --schedule var/celerybeat-schedule & \
+	    --schedule $(HLEKKR_VAR_DIR)/celerybeat-schedule & \
 	$(VENV)/bin/gunicorn hlekkr.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
 	    --threads 4 --timeout 120 --access-logfile - & \
 	wait
