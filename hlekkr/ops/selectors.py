@@ -197,7 +197,7 @@ def webhook_deliveries_by_status(hours: int = 1) -> dict[str, int] | None:
     return {str(status): n for status, n in rows.values_list("status").annotate(n=Count("pk"))}
 
 
-FAILED_DELIVERY_STATUSES = ("failed", "dead", "parked", "error", "gave_up")
+FAILED_DELIVERY_STATUSES = ("failed", "given_up", "dead", "parked", "error")
 
 
 def webhook_failures_last_hour() -> int | None:

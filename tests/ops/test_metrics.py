@@ -203,3 +203,24 @@ def test_multiprocess_mode_aggregates_from_the_shared_directory(
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     families = scrape(client)
     assert "hlekkr_analyses" in families  # database gauges are rendered whatever the process mode
+
+
+def test_webhook_failures_are_read_from_the_webhooks_app(client_a: Any) -> None:
+    import uuid
+
+    from hlekkr.ops.selectors import webhook_deliveries_by_status, webhook_failures_last_hour
+    from hlekkr.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(owner=client_a, url="https://example.org/hook", secret="s" * 32)
+    now = timezone.now()
+    for status in ("succeeded", "failed", "given_up"):
+        WebhookDelivery.objects.create(
+            endpoint=endpoint, event="analysis.completed", event_id=uuid.uuid4(), status=status,
+            next_attempt_at=now, expires_at=now + timedelta(hours=24), last_attempt_at=now,
+        )  # fmt: skip
+    WebhookDelivery.objects.create(
+        endpoint=endpoint, event="analysis.completed", event_id=uuid.uuid4(), status="failed",
+        next_attempt_at=now, expires_at=now, last_attempt_at=now - timedelta(hours=3),
+    )  # fmt: skip
+    assert webhook_deliveries_by_status() == {"succeeded": 1, "failed": 1, "given_up": 1}
+    assert webhook_failures_last_hour() == 2
