@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from analysis.models import Analysis, BankedHash, DetectorResult, HashBank, ScoringPolicy
+from analysis.models import Analysis, BankedHash, BedrockCall, DetectorResult, HashBank, ScoringPolicy
 from analysis.services import scoring_policy_activate
 
 
@@ -107,3 +107,26 @@ class DetectorResultAdmin(_ReadOnly):
     list_display = ("analysis", "detector", "detector_version", "status", "score", "duration_ms")
     list_filter = ("detector", "status")
     list_select_related = ("analysis",)
+
+
+@admin.register(BedrockCall)
+class BedrockCallAdmin(_ReadOnly):
+    """Per-call Bedrock usage; the list header shows today's spend against the daily budget (docs/bedrock.md)."""
+
+    list_display = ("created_at", "model_id", "outcome", "input_tokens", "output_tokens", "cost_usd", "latency_ms")
+    list_filter = ("outcome", "model_id")
+    search_fields = ("model_id", "analysis__id")
+    date_hierarchy = "created_at"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        from analysis import bedrock_usage
+
+        spent, budget = bedrock_usage.spent_today_usd(), bedrock_usage.daily_budget_usd()
+        reached = " - reached: Bedrock abstains until midnight UTC" if spent >= budget else ""
+        self.message_user(
+            request,
+            f"Bedrock spend today (UTC): ${spent:.4f} of the ${budget:.2f} daily budget "
+            f"(HLEKKR_BEDROCK_DAILY_BUDGET_USD){reached}.",
+            messages.WARNING if spent >= budget else messages.INFO,
+        )
+        return super().changelist_view(request, extra_context)

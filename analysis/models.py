@@ -159,3 +159,29 @@ class BankedHash(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pdq_hash[:12]}… in {self.bank_id}"
+
+
+class BedrockCall(models.Model):
+    """One Bedrock Converse call: tokens, cost, latency and outcome (ok, malformed, ThrottlingException, ...).
+
+    Written from the bedrock detector's evidence by analysis/bedrock_usage.py; today's sum is the spend the daily
+    budget (HLEKKR_BEDROCK_DAILY_BUDGET_USD) is checked against. Kept when its analysis is deleted: it is money.
+    """
+
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run_id = models.UUIDField()  # one detector run; with `sequence` it makes recording idempotent
+    sequence = models.PositiveSmallIntegerField()
+    model_id = models.CharField(max_length=200)
+    outcome = models.CharField(max_length=64)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["run_id", "sequence"], name="bedrock_call_once")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.outcome} ${self.cost_usd}"

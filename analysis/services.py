@@ -267,6 +267,21 @@ def _run_claimed(analysis: Analysis) -> Analysis:
     except OSError as exc:
         raise TransientError(f"storage error while copying media: {type(exc).__name__}") from exc
 
+    timings.update({"download_ms": download_ms, "detectors": detector_ms, "total_ms": _ms(started)})
+
+    # Bedrock hook (docs/bedrock.md): when models are configured, the Bedrock step runs on its own queue and
+    # scores the analysis when it is done; local detectors never wait behind it.
+    from analysis import bedrock_usage
+
+    if bedrock_usage.awaiting_bedrock(analysis):
+        Analysis.objects.filter(pk=analysis.pk).update(timings=timings)
+        bedrock_usage.enqueue_bedrock(analysis_id=analysis.pk)
+        return analysis
+    return analysis_score_and_complete(analysis=analysis, timings=timings)
+
+
+def analysis_score_and_complete(*, analysis: Analysis, timings: dict[str, Any]) -> Analysis:
+    """Score every stored detector result with the active policy and complete the (running) analysis."""
     scoring_started = time.perf_counter()
     policy_row = ScoringPolicy.objects.filter(is_active=True).first()
     policy = scoring.Policy.from_obj(policy_row) if policy_row else scoring.Policy(version=0)
@@ -274,14 +289,7 @@ def _run_claimed(analysis: Analysis) -> Analysis:
         logger.warning("no active scoring policy; scoring analysis %s with the built-in defaults", analysis.pk)
     results = list(analysis.detector_results.all())
     outcome = scoring.score([_evidence(r) for r in results], policy)
-    timings.update(
-        {
-            "download_ms": download_ms,
-            "detectors": detector_ms,
-            "scoring_ms": _ms(scoring_started),
-            "total_ms": _ms(started),
-        }
-    )
+    timings["scoring_ms"] = _ms(scoring_started)
     return analysis_complete(
         analysis_id=analysis.pk, outcome=outcome, policy=policy_row, timings=timings, results=results
     )

@@ -28,6 +28,25 @@ def analyze_media_task(self: Any, analysis_id: str) -> None:
     analysis_run(analysis_id=analysis_id)
 
 
+@shared_task(
+    name="analysis.bedrock",
+    bind=True,
+    acks_late=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=conf.MAX_ATTEMPTS,
+    soft_time_limit=conf.analysis_soft_time_limit_seconds(),
+    time_limit=conf.analysis_time_limit_seconds(),
+)
+def analysis_bedrock_task(self: Any, analysis_id: str) -> None:
+    """The Bedrock step of a running analysis, on the `bedrock` queue; then it scores and completes it."""
+    from analysis.bedrock_usage import analysis_bedrock_run
+
+    analysis_bedrock_run(analysis_id=analysis_id)
+
+
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def reconcile_analyses_task() -> dict[str, int]:
     """Every minute: re-queue or fail analyses stuck in running; re-send queued ones whose message was lost."""
