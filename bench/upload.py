@@ -307,6 +307,13 @@ def main() -> None:
             f"{256 / base_mp:.0f} MiB/s -> ratio {base_mp / ours_mp:.2f}; of hlekkr's {ours_mp:.1f} s, the complete "
             f"call (S3 complete, size check, ranged validation, SHA-256 read of the object) took {complete_s:.1f} s"
         )
+        started = time.perf_counter()
+        body = s3.get_object(Bucket=bucket, Key="baseline/multipart")["Body"]
+        for _chunk in body.iter_chunks(8 * MiB):
+            pass
+        print(
+            f"  (for scale: one plain boto3 GET of the 256 MiB object from moto takes {time.perf_counter() - started:.1f} s)"
+        )
         del wav
         s3.delete_object(Bucket=bucket, Key="baseline/multipart")
 
