@@ -93,17 +93,16 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 # --- status page --------------------------------------------------------------------------------------------
 def _base_template() -> str:
-    """The dashboard's base when it exists and offers a `content` block; else ops' own minimal base."""
+    """The dashboard's frame (title, extra_head and content blocks; nav) when the review app provides it, else
+    ops' own minimal base, so the page works whichever lands first."""
     from django.template import TemplateDoesNotExist
     from django.template.loader import get_template
-    from django.template.loader_tags import BlockNode
 
     try:
-        template = get_template("dashboard/base.html")
+        get_template("dashboard/base.html")
     except TemplateDoesNotExist:
         return "ops/base.html"
-    nodes = template.template.nodelist.get_nodes_by_type(BlockNode)  # type: ignore[attr-defined]
-    return "dashboard/base.html" if "content" in {node.name for node in nodes} else "ops/base.html"
+    return "dashboard/base.html"
 
 
 @login_required
@@ -134,5 +133,6 @@ def status_page(request: HttpRequest) -> HttpResponse:
         ],
         "now": timezone.now(),
         "base_template": _base_template(),
+        "nav_active": "status",
     }
     return render(request, "ops/status.html", context)
