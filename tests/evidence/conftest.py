@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from evidence_samples import photo_jpeg
+from PIL import Image
 
 from analysis import services
 from analysis.models import Analysis
 from media.models import MediaItem, MediaStatus
 from media.storage import original_key
+
+
+def photo_jpeg(side: int = 192, quality: int = 90) -> bytes:
+    from skimage import data
+
+    image = Image.fromarray(data.astronaut()).resize((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def photo() -> bytes:
+    return photo_jpeg()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from evidence_samples import photo_jpeg
 
 from analysis import services
 from analysis.detectors import registry
@@ -59,10 +58,10 @@ def test_artifact_links_in_the_bundle_download(api_as: Any, client_a: Any, analy
     assert b"".join(download.streaming_content).startswith(b"\x89PNG")
 
 
-def test_hash_bank_matches_are_listed(api_as: Any, client_a: Any, analysed: Any) -> None:
+def test_hash_bank_matches_are_listed(api_as: Any, client_a: Any, analysed: Any, photo: bytes) -> None:
     from PIL import Image
 
-    data = photo_jpeg()
+    data = photo
     hash_hex, quality = pdq_hash(Image.open(io.BytesIO(data)))
     bank = HashBank.objects.create(name="debunked", kind="known_fake")
     BankedHash.objects.create(bank=bank, pdq_hash=hash_hex, quality=quality, label="circulated fake")

@@ -362,6 +362,32 @@ def test_a_video_is_sent_as_a_few_keyframes(stubbed: Any, tmp_path: Path) -> Non
 
 # --- the pipeline hook: the Bedrock step on its own queue, usage recorded, analysis completed -------------------
 @pytest.fixture
+def stored_media(db: Any) -> Any:
+    """stored_media(owner) -> a stored MediaItem (a small JPEG) whose bytes are in storage."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from media.models import MediaItem
+    from media.storage import original_key
+
+    def make(owner: Any) -> Any:
+        buffer = io.BytesIO()
+        Image.effect_noise((128, 128), 40).convert("RGB").save(buffer, "JPEG", quality=90)
+        data = buffer.getvalue()
+        item = MediaItem.objects.create(
+            owner=owner, kind="image", mime_type="image/jpeg", size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(), original_filename="sample.jpg", status="stored",
+        )  # fmt: skip
+        item.storage_key = default_storage.save(original_key(item), ContentFile(data))
+        item.save(update_fields=["storage_key"])
+        return item
+
+    return make
+
+
+@pytest.fixture
 def bedrock_configured(settings: Any, monkeypatch: pytest.MonkeyPatch, stubbed: Any) -> Any:
     from analysis.detectors import registry
     from analysis.detectors.metadata import MetadataDetector
