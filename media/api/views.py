@@ -8,6 +8,7 @@ from typing import Any
 import magic
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -98,7 +99,11 @@ class MediaCollectionView(_MethodGroups, APIView):
             self._paginator = CursorPagination()
         return self._paginator
 
-    @extend_schema(request={"multipart/form-data": s.DirectUploadInput}, summary="Upload a file directly")
+    @extend_schema(
+        request={"multipart/form-data": s.DirectUploadInput},
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        summary="Upload a file directly (200 with duplicate=true when the bytes are already yours)",
+    )
     def post(self, request: Request) -> Response:
         # Refuse an oversized body before Django spools it (Content-Length is known for form posts).
         limit = conf.max_direct_upload_bytes()
@@ -137,6 +142,7 @@ class MediaItemView(_MethodGroups, APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("include_details", bool, description="Add per-detector results")],
+        responses={200: OpenApiTypes.OBJECT, 304: None},
         summary="One media item",
     )
     def get(self, request: Request, media_id: str) -> Response:
@@ -175,6 +181,7 @@ class UploadView(_MethodGroups, APIView):
     ratelimit_groups = {"GET": "read", "DELETE": "upload"}
     required_scopes = MEDIA_SCOPES
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Parts received so far, fresh URLs for missing ones")
     def get(self, request: Request, upload_id: str) -> Response:
         status_info = services.multipart_upload_status(owner=request.user, upload_id=upload_id)
         upload = status_info["upload"]
@@ -195,7 +202,7 @@ class UploadCompleteView(APIView):
     ratelimit_group = "upload"
     required_scopes = MEDIA_SCOPES
 
-    @extend_schema(request=s.MultipartCompleteInput)
+    @extend_schema(request=s.MultipartCompleteInput, responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
     def post(self, request: Request, upload_id: str) -> Response:
         form = s.MultipartCompleteInput(data=request.data)
         form.is_valid(raise_exception=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import transaction
 
@@ -62,7 +64,7 @@ def test_a_failing_after_commit_subscriber_does_not_break_the_publisher(django_c
     events.subscribe(events.MEDIA_DELETED, broken, after_commit=True)
     try:
         with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-            events.publish(events.MEDIA_DELETED, {"media_id": "x"})
+            events.publish(events.MEDIA_DELETED, {"media_id": str(uuid.uuid4()), "owner_id": 0})
     finally:
         events.unsubscribe(events.MEDIA_DELETED, broken)
 
