@@ -58,7 +58,11 @@ def _measure(paths: list[str], queue: Any) -> None:
     import django
 
     django.setup()
+    import cv2
     from PIL import Image
+
+    # As in the Celery workers (hlekkr/celery.py): one OpenCV thread per process, so the figures are per core.
+    cv2.setNumThreads(1)
 
     from analysis import scoring
     from analysis.detectors import registry

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from PIL import Image
 
 Status = Literal["ok", "abstained", "error"]
@@ -124,6 +125,69 @@ class DetectorContext:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """One decode of an image, shared by every image detector of an analysis (see `MediaInput.decoded`).
+
+    `luma` is the luminance plane at full stored resolution (no EXIF rotation applied: forensics must see the
+    pixel grid the encoder saw). For a JPEG it is the decoder's own Y plane, exactly what was quantised, with no
+    colour conversion; for other formats it is Pillow's ITU-R 601 luminance (high bit depths stretched to 8
+    bits). The array is read-only: detectors that need to modify it copy it.
+    """
+
+    format: str  # Pillow's format name ("JPEG", "PNG", ...), "" if unknown
+    mode: str  # the mode the file was stored in ("RGB", "L", "RGBA", "I;16", ...)
+    width: int
+    height: int
+    luma: np.ndarray  # (height, width) uint8, read-only
+    orientation: int = 1  # EXIF orientation tag (1 = upright); detectors that look for upright content use it
+
+    def upright(self, array: np.ndarray) -> np.ndarray:
+        """`array` (same grid as `luma`, any scale) turned the way the EXIF orientation says."""
+        return _apply_orientation(array, self.orientation)
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Decode once to a luminance plane; raises what Pillow raises for corrupt or unsupported data."""
+    with Image.open(io.BytesIO(data)) as image:
+        fmt = image.format or ""
+        mode = image.mode
+        try:
+            orientation = int(image.getexif().get(0x0112, 1) or 1)
+        except Exception:  # a broken EXIF block must not hide the pixels
+            orientation = 1
+        if fmt == "JPEG" and mode in {"RGB", "YCbCr"}:
+            image.draft("L", image.size)  # the Y plane straight from the decoder, no colour conversion
+        image.load()
+        if image.mode in {"I", "I;16", "I;16B", "I;16L", "F"}:
+            a = np.asarray(image, dtype=np.float32)
+            lo, hi = float(a.min()), float(a.max())
+            luma = ((a - lo) * (255.0 / max(hi - lo, 1e-6))).astype(np.uint8)
+        else:
+            grey = image if image.mode == "L" else image.convert("RGB").convert("L")
+            luma = np.asarray(grey, dtype=np.uint8)
+        width, height = image.size
+    luma = np.ascontiguousarray(luma)
+    luma.flags.writeable = False
+    return DecodedImage(fmt, mode, width, height, luma, orientation if 1 <= orientation <= 8 else 1)
+
+
+def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    # The EXIF orientation values, as ImageOps.exif_transpose applies them.
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(orientation)
+    if method is None:
+        return array
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array)).transpose(method))
+
+
 @dataclass
 class MediaInput:
     """The item under analysis as a local file. `kind` is image, video or audio; `mime` is the sniffed type."""
@@ -138,6 +202,15 @@ class MediaInput:
     @cached_property
     def data(self) -> bytes:
         return self.path.read_bytes()
+
+    @cached_property
+    def decoded(self) -> DecodedImage:
+        """The image decoded once per analysis and shared by the image detectors (raises like Pillow does).
+
+        Decoding is usually the largest single cost of a pixel detector, and six of them look at the same
+        luminance; before this each one decoded the file again.
+        """
+        return decode_image(self.data)
 
     def open_image(self) -> Image.Image:
         """A fresh PIL image (lazy; callers call .load() or convert())."""

@@ -104,29 +104,18 @@ class ElaDetector(Detector):
 
 def _load(media: MediaInput) -> tuple[np.ndarray, str, float] | DetectorOutput:
     try:
-        im = media.open_image()
-        fmt = im.format or ""
-        if fmt == "JPEG" and im.mode in {"RGB", "YCbCr"}:
-            im.draft("L", im.size)  # decode luminance straight from the JPEG, skipping colour conversion
-        im.load()
+        # Luminance only (chroma is subsampled and quantised coarsely anyway, and one channel is 3x cheaper),
+        # from the analysis's shared decode: for a JPEG the decoder's own Y plane.
+        decoded = media.decoded
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
-    if im.mode not in {"L", "RGB"}:
-        if im.mode in {"I", "I;16", "I;16B", "I;16L", "F"}:
-            # High bit depth: map to 8 bits so the JPEG re-save has something to quantise.
-            a = np.asarray(im, dtype=np.float32)
-            lo, hi = float(a.min()), float(a.max())
-            im = Image.fromarray(((a - lo) * (255.0 / max(hi - lo, 1e-6))).astype(np.uint8))
-        else:
-            im = im.convert("RGB")
-    # Luminance only: chroma is subsampled and quantised coarsely anyway, and one channel is 3x cheaper.
-    if im.mode != "L":
-        im = im.convert("L")
+    arr = decoded.luma
     scale = 1.0
-    if im.width * im.height > MAX_PIXELS:
-        scale = math.sqrt(MAX_PIXELS / (im.width * im.height))
-        im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))), Image.Resampling.BILINEAR)
-    return np.asarray(im), fmt, scale
+    h, w = arr.shape
+    if w * h > MAX_PIXELS:
+        scale = math.sqrt(MAX_PIXELS / (w * h))
+        arr = cv2.resize(arr, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_LINEAR)
+    return arr, decoded.format, scale
 
 
 def _error_map(arr: np.ndarray) -> np.ndarray:

@@ -132,13 +132,11 @@ class JpegDetector(Detector):
                 f"Double-compression analysis needs luminance; this JPEG is {im.mode}.",
                 **evidence,
             )
-        if im.mode != "L":
-            im.draft("YCbCr", im.size)  # raw YCbCr from the decoder: Y is exactly what was quantised
         try:
-            im.load()
+            # The analysis's shared decode: for a JPEG it is the decoder's Y plane, exactly what was quantised.
+            y = media.decoded.luma
         except (OSError, SyntaxError, ValueError) as exc:
             return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The JPEG is truncated or corrupt.", error=str(exc))
-        y = np.asarray(im.getchannel(0) if im.mode != "L" else im)
         if min(y.shape) < 64:
             return DetectorOutput.abstain(
                 AbstainCode.TOO_SMALL, "Too few 8x8 blocks for histogram statistics.", **evidence

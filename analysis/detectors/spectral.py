@@ -35,7 +35,7 @@ from analysis.detectors.base import (
     Reason,
 )
 
-CROP = 1024
+CROP = 640
 MIN_SIDE = 64
 PREDICTOR = np.array([[-0.25, 0.5, -0.25], [0.5, 0.0, 0.5], [-0.25, 0.5, -0.25]], dtype=np.float32)
 # Peak strength = peak / median background. Natural photos give ~3-8, bilinear 1.5x/2x up-sampling 20+.
@@ -54,17 +54,16 @@ class SpectralDetector(Detector):
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         try:
-            im = media.open_image()
-            fmt = im.format or ""
-            im.load()
+            decoded = media.decoded
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
-        if min(im.size) < MIN_SIDE:
+        fmt = decoded.format
+        h, w = decoded.luma.shape
+        if min(w, h) < MIN_SIDE:
             return DetectorOutput.abstain(AbstainCode.TOO_SMALL, f"Needs at least {MIN_SIDE} px a side.")
-        w, h = im.size
         left, top = max(0, (w - CROP) // 2) // 8 * 8, max(0, (h - CROP) // 2) // 8 * 8
-        crop = im.crop((left, top, min(w, left + CROP), min(h, top + CROP)))
-        grey = np.asarray(crop.convert("L"), dtype=np.float32)
+        grey = decoded.luma[top : min(h, top + CROP), left : min(w, left + CROP)].astype(np.float32)
+        crop_w, crop_h = grey.shape[1], grey.shape[0]
 
         residual = cv2.filter2D(grey, -1, PREDICTOR, borderType=cv2.BORDER_REFLECT) - grey
         pmap = np.exp(-(residual**2) / 2.0).astype(np.float32)  # Kirchner's p-map, sigma = 1
@@ -75,7 +74,7 @@ class SpectralDetector(Detector):
         p = 1 / (1 + math.exp(-(strength - PEAK_MIDPOINT) * PEAK_SLOPE))
         p = min(P_MAX, max(P_MIN, p))
         evidence: dict[str, Any] = {
-            "crop": [int(left), int(top), int(crop.width), int(crop.height)],
+            "crop": [int(left), int(top), int(crop_w), int(crop_h)],
             "peak_strength": round(strength, 2),
             "peak_frequency": [round(col_freq, 4), round(row_freq, 4)],
             "jpeg_grid_ignored": jpeg_grid,
