@@ -44,6 +44,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "jpeg": 0.3,
     "spectral": 0.35,
     "copy_move": 0.5,
+    "jpeg_grid": 0.5,
     "provenance": 1.0,
     "known_content": 1.0,
     "video": 0.8,

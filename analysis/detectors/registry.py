@@ -24,6 +24,7 @@ DETECTOR_CLASSES: tuple[tuple[str, str], ...] = (
     ("analysis.detectors.ela", "ElaDetector"),
     ("analysis.detectors.jpeg", "JpegDetector"),
     ("analysis.detectors.spectral", "SpectralDetector"),
+    ("analysis.detectors.jpeg_grid", "JpegGridDetector"),
     ("analysis.detectors.copy_move", "CopyMoveDetector"),
     ("analysis.detectors.faces", "FacesDetector"),
     ("analysis.detectors.video", "VideoDetector"),
