@@ -49,6 +49,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "known_content": 1.0,
     "video": 0.8,
     "audio": 0.6,
+    "bedrock": 1.0,
 }
 DEFAULT_DECISIVE: dict[str, float] = {
     "ai_declared_trusted": 6.0,

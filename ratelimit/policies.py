@@ -51,8 +51,8 @@ _DEFAULT_MULTIPLIERS: dict[str, float] = {"client": 1, "moderator": 2, "lead": 3
 # (group, key_type, rate, role multipliers): the same rows the data migration creates.
 DEFAULT_POLICIES: tuple[tuple[str, str, str, dict[str, float], str], ...] = (
     ("auth", "ip", "5/5m", {}, "Login and token endpoints, per client IP (failed and in-flight attempts)"),
-    ("upload", "user", "10/m", _DEFAULT_MULTIPLIERS, "Uploads and other writes, per user"),
-    ("upload", "user", "200/h", _DEFAULT_MULTIPLIERS, "Uploads and other writes, hourly cap per user"),
+    ("upload", "user", "30/m", _DEFAULT_MULTIPLIERS, "Uploads and other writes, per user"),
+    ("upload", "user", "600/h", _DEFAULT_MULTIPLIERS, "Uploads and other writes, hourly cap per user"),
     ("upload_init", "user", "5/m", _DEFAULT_MULTIPLIERS, "Multipart upload initiation, per user"),
     ("read", "user", "60/m", _DEFAULT_MULTIPLIERS, "Reads, per user"),
     ("review", "user", "30/m", _DEFAULT_MULTIPLIERS, "Review actions (API and dashboard), per moderator"),

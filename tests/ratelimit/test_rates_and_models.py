@@ -55,8 +55,8 @@ def test_the_data_migration_creates_the_documented_defaults(db: Any) -> None:
     rows = set(RateLimitPolicy.objects.values_list("group", "key_type", "rate"))
     assert {
         ("auth", "ip", "5/5m"),
-        ("upload", "user", "10/m"),
-        ("upload", "user", "200/h"),
+        ("upload", "user", "30/m"),
+        ("upload", "user", "600/h"),
         ("upload_init", "user", "5/m"),
         ("read", "user", "60/m"),
         ("review", "user", "30/m"),
