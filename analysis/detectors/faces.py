@@ -123,7 +123,7 @@ def detect_faces(grey: np.ndarray) -> list[tuple[tuple[int, int, int, int], str]
         if factor < 1.0
         else equalised
     )
-    profile_options = {
+    profile_options: dict[str, Any] = {
         "scaleFactor": PROFILE_SCALE_FACTOR,
         "minNeighbors": PROFILE_MIN_NEIGHBORS,
         "minSize": (PROFILE_MIN_FACE_PX, PROFILE_MIN_FACE_PX),
