@@ -39,23 +39,4 @@ def test_the_hash_covers_the_canonical_content(client_a):
     )
 
 
-def test_an_edited_payload_is_reported(client_a):
-    for n in range(3):
-        audit_record(actor=client_a, action="x", payload={"n": n})
-    target = AuditEvent.objects.order_by("sequence")[1]
-    AuditEvent.objects.filter(pk=target.pk).update(payload={"n": 99})
-    _checked, broken = audit_chain_verify()
-    assert broken is not None and broken.sequence == target.sequence
-    assert "edited" in broken.problem
-
-
-def test_verify_audit_command_exits_non_zero_on_a_break(client_a):
-    from django.core.management import call_command
-    from django.core.management.base import CommandError
-
-    audit_record(actor=client_a, action="x")
-    audit_record(actor=client_a, action="y")
-    call_command("verify_audit")
-    AuditEvent.objects.filter(sequence=1).update(action="z")
-    with pytest.raises(CommandError, match="broken"):
-        call_command("verify_audit")
+# Tampering (edits, deletions, reordering), the PostgreSQL trigger and parallel writers: tests/ops/test_audit_verification.py
