@@ -27,4 +27,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {}
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405
 # Request stats flush only when a test asks (hlekkr/ops): an implicit flush would add a query to pinned counts.
 HLEKKR_REQUEST_STATS_FLUSH_SECONDS = 10**9
+HLEKKR_REQUEST_STATS_FLUSH_AT_EXIT = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -106,7 +106,16 @@ def flush_seconds() -> float:
 
 
 request_stats = RequestStats()
-atexit.register(request_stats.flush)
+
+
+def _flush_at_exit() -> None:
+    # Off under the test runner: at exit the test database is gone, and the connection would fall back to the
+    # real database's name.
+    if getattr(settings, "HLEKKR_REQUEST_STATS_FLUSH_AT_EXIT", True):
+        request_stats.flush()
+
+
+atexit.register(_flush_at_exit)
 
 
 def percentile_from_buckets(buckets: list[int], q: float) -> float | None:
