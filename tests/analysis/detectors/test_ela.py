@@ -87,7 +87,11 @@ def test_it_attaches_a_heatmap_with_the_image_aspect(tmp_path: Path) -> None:
     assert artifact.content_type == "image/png"
     heatmap = Image.open(io.BytesIO(artifact.data))
     assert heatmap.size == (451, 300)
-    assert heatmap.mode == "RGB"
+    # A palette PNG whose palette is the colour map: colours, not a grey error map.
+    assert heatmap.mode == "P"
+    colours = np.asarray(heatmap.convert("RGB")).reshape(-1, 3)
+    assert len(np.unique(colours, axis=0)) >= 2
+    assert (colours[:, 0] != colours[:, 2]).any()
 
 
 def test_the_heatmap_of_a_large_image_is_at_most_1024_pixels(tmp_path: Path) -> None:
