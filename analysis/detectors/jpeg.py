@@ -63,22 +63,25 @@ def ijg_table(base: np.ndarray, quality: int) -> np.ndarray:
     return np.clip(np.floor((base * scale + 50) / 100), 1, 255)
 
 
+# The IJG tables for qualities 1-100, one row each, computed once.
+_QUALITIES = np.arange(1, 101)
+_LUMA_TABLES = np.stack([ijg_table(STD_LUMA, int(q)) for q in _QUALITIES])
+_CHROMA_TABLES = np.stack([ijg_table(STD_CHROMA, int(q)) for q in _QUALITIES])
+
+
 def estimate_quality(tables: dict[int, list[int]]) -> tuple[int, bool, float]:
     """Best IJG quality for the tables: (quality, exact match, mean absolute error per entry)."""
     luma = np.asarray(tables.get(0, []), dtype=np.float64)
     chroma = np.asarray(tables.get(1, []), dtype=np.float64) if 1 in tables else None
-    best = (50, False, math.inf)
     if luma.size != 64:
-        return best
-    for q in range(1, 101):
-        err = float(np.abs(ijg_table(STD_LUMA, q) - luma).sum())
-        n = 64
-        if chroma is not None and chroma.size == 64:
-            err += float(np.abs(ijg_table(STD_CHROMA, q) - chroma).sum())
-            n += 64
-        if err / n < best[2]:
-            best = (q, err == 0, err / n)
-    return best
+        return (50, False, math.inf)
+    errors = np.abs(_LUMA_TABLES - luma).sum(axis=1)
+    n = 64
+    if chroma is not None and chroma.size == 64:
+        errors = errors + np.abs(_CHROMA_TABLES - chroma).sum(axis=1)
+        n += 64
+    best = int(np.argmin(errors))  # the first (lowest) quality among equals, as the loop it replaces chose
+    return int(_QUALITIES[best]), bool(errors[best] == 0), float(errors[best]) / n
 
 
 def _dct_matrix() -> np.ndarray:
@@ -89,6 +92,8 @@ def _dct_matrix() -> np.ndarray:
 
 
 DCT = _dct_matrix()
+# Column n is the 8x8 DCT basis image of AC_POSITIONS[n], flattened row-major like a block.
+AC_BASIS = np.stack([np.outer(DCT[r], DCT[c]).ravel() for r, c in AC_POSITIONS], axis=1).astype(np.float32)
 
 
 class JpegDetector(Detector):
@@ -177,16 +182,18 @@ def _histogram_irregularity(y: np.ndarray, q_luma: np.ndarray) -> tuple[float, d
     bh, bw = min(h, MAX_SIDE_BLOCKS), min(w, MAX_SIDE_BLOCKS)
     oy, ox = (h - bh) // 2 * 8, (w - bw) // 2 * 8
     blocks = y[oy : oy + bh * 8, ox : ox + bw * 8].astype(np.float32) - 128.0
-    blocks = blocks.reshape(bh, 8, bw, 8).transpose(0, 2, 1, 3)  # (bh, bw, 8, 8)
-    coeffs = DCT @ blocks @ DCT.T
+    blocks = blocks.reshape(bh, 8, bw, 8).transpose(0, 2, 1, 3).reshape(bh * bw, 64)
+    # Only the AC_POSITIONS coefficients are used: one (blocks x 64) @ (64 x 10) product with their DCT basis
+    # images instead of a full 8x8 transform of every block (~4x faster, the same coefficients).
+    coeffs = blocks @ AC_BASIS  # (blocks, len(AC_POSITIONS))
     scores: dict[str, float] = {}
     weights: list[float] = []
     values: list[float] = []
-    for r, c in AC_POSITIONS:
+    for index, (r, c) in enumerate(AC_POSITIONS):
         step = float(q_luma[r, c])
         if step < 2:
             continue  # a step of 1 leaves no gaps to find
-        k = np.rint(np.abs(coeffs[:, :, r, c]) / step).astype(np.int64).ravel()
+        k = np.rint(np.abs(coeffs[:, index]) / step).astype(np.int64)
         hist = np.bincount(k, minlength=MAX_BIN + 2)[: MAX_BIN + 2].astype(np.float64)
         deviations = []
         counts = []

@@ -18,6 +18,7 @@ the peaks; strongly periodic scenes can still fool it. A global resize is an *ed
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -49,7 +50,7 @@ class SpectralDetector(Detector):
     """Periodic interpolation traces in the spectrum of a linear-predictor residual."""
 
     name = "spectral"
-    version = "1.0.0"
+    version = "1.0.1"
     time_budget_s = 5.0
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
@@ -120,13 +121,29 @@ def _peak(profile: np.ndarray, jpeg_grid: bool) -> tuple[float, float]:
     return float(ratio[i]), float(freqs[i])
 
 
+@lru_cache(maxsize=8)
+def _azimuthal_layout(h: int, w: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Radial bin of every rfft2 coefficient, and how many times it stands for the full spectrum (1 or 2)."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    r = np.hypot(fy, fx)  # cycles per pixel, 0..~0.7
+    idx = np.minimum((r / 0.5 * bins).astype(int), bins).ravel()
+    # A real image's spectrum is symmetric: every column of the half plane except DC (and Nyquist for an even
+    # width) has a mirror twin at the same radius in the full plane.
+    mirrored = np.full(fx.shape[1], 2.0)
+    mirrored[0] = 1.0
+    if w % 2 == 0:
+        mirrored[-1] = 1.0
+    weights = np.broadcast_to(mirrored[None, :], (h, fx.shape[1])).ravel()
+    counts = np.bincount(idx, weights=weights, minlength=bins + 1)[:bins]
+    return idx, weights, counts
+
+
 def _azimuthal(residual: np.ndarray, bins: int = 32) -> list[float]:
-    power = np.abs(np.fft.fftshift(np.fft.fft2(residual))) ** 2
-    h, w = power.shape
-    yy, xx = np.indices((h, w))
-    r = np.hypot((yy - h / 2) / h, (xx - w / 2) / w)  # cycles per pixel, 0..~0.7
-    idx = np.minimum((r / 0.5 * bins).astype(int), bins)
-    sums = np.bincount(idx.ravel(), weights=power.ravel(), minlength=bins + 1)[:bins]
-    counts = np.bincount(idx.ravel(), minlength=bins + 1)[:bins]
+    """Azimuthally averaged log power spectrum, from the half plane of a real FFT (same values, half the work)."""
+    h, w = residual.shape
+    power = np.abs(np.fft.rfft2(residual)) ** 2
+    idx, weights, counts = _azimuthal_layout(h, w, bins)
+    sums = np.bincount(idx, weights=power.ravel() * weights, minlength=bins + 1)[:bins]
     profile = np.log10(sums / np.maximum(counts, 1) + 1e-9)
     return [round(float(v - profile.max()), 3) for v in profile]
