@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
+import threading
+import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from analysis.detectors.base import Detector, DetectorContext, HashBankEntry
 
@@ -75,8 +79,29 @@ def trust_anchors_pem() -> str | None:
     return text if text.strip() else None
 
 
-def hash_bank_entries() -> list[HashBankEntry]:
-    """Every hash of every active bank, as plain entries the known_content detector can match against."""
+# Hash banks can hold 100k+ hashes; loading them for every analysis cost more than some detectors. They are kept
+# per process and reloaded when a cheap signature of the active banks changes (two aggregate queries), or after
+# BANK_CACHE_TTL_S as a backstop for in-place edits the signature cannot see (a hash or label edited in admin).
+BANK_CACHE_TTL_S = 60.0
+_bank_cache: dict[str, Any] = {}
+_bank_cache_lock = threading.Lock()
+
+
+def _bank_signature() -> tuple[Any, ...]:
+    from django.db.models import Count, Max, Sum
+
+    from analysis.models import BankedHash, HashBank
+
+    banks = tuple(
+        HashBank.objects.filter(is_active=True).order_by("id").values_list("id", "name", "kind", "created_at")
+    )
+    rows = BankedHash.objects.filter(bank__is_active=True).aggregate(
+        n=Count("id"), last=Max("id"), ids=Sum("id"), newest=Max("created_at")
+    )
+    return banks, rows["n"], rows["last"], rows["ids"], rows["newest"]
+
+
+def _load_hash_bank_entries() -> list[HashBankEntry]:
     from analysis.models import BankedHash
 
     rows = BankedHash.objects.filter(bank__is_active=True).values_list("bank__name", "bank__kind", "pdq_hash", "label")
@@ -84,6 +109,22 @@ def hash_bank_entries() -> list[HashBankEntry]:
         HashBankEntry(bank=name, bank_kind=kind, hash_hex=h, label=label)  # type: ignore[arg-type]
         for name, kind, h, label in rows
     ]
+
+
+def hash_bank_entries() -> list[HashBankEntry]:
+    """Every hash of every active bank, as plain entries the known_content detector can match against."""
+    signature = _bank_signature()
+    now = time.monotonic()
+    with _bank_cache_lock:
+        if (
+            _bank_cache.get("signature") == signature
+            and now - _bank_cache.get("loaded_at", -math.inf) < BANK_CACHE_TTL_S
+        ):
+            return list(_bank_cache["entries"])
+    entries = _load_hash_bank_entries()
+    with _bank_cache_lock:
+        _bank_cache.update(signature=signature, loaded_at=now, entries=entries)
+    return list(entries)
 
 
 def build_context() -> DetectorContext:
