@@ -2,14 +2,20 @@
 
 ORB keypoints (OpenCV) are matched against the same image; each keypoint's best match is itself, so the 2nd
 and 3rd nearest neighbours are used with a ratio test (g2NN: the duplicate must be clearly closer than the next
-candidate). Pairs closer than ``MIN_SHIFT`` px are dropped (same structure seen twice at one spot). The pairs are
+candidate). Keypoints are matched only within their own ORB pyramid level: a copy at the same scale is
+detected at the same level, and bucketing cuts the brute-force Hamming kNN from n^2 to the sum of the squared
+level sizes (1024^2 image: 57 -> 35 ms for the whole detector). Scaled copies (> ~1.2x) are given up for that.
+Pairs closer than ``MIN_SHIFT`` px are dropped (same structure seen twice at one spot). The pairs are
 then explained with RANSAC similarity transforms (translation, rotation, scale): a cluster of at least
 ``MIN_INLIERS`` pairs sharing one transform is a duplicated region. A mask (``copy_move_mask.png``, grey: the
 two regions in 255, the rest 0 - which one is the original cannot be told from pixels alone) is attached.
 
 Limits: needs texture (flat copies have no keypoints; too few keypoints -> abstain ``low_quality``); repetitive
 structure (tiles, windows, fences) can look like duplication, so probabilities stay moderate for small clusters;
-heavy blur or noise on the copy defeats binary descriptors. Large images are analysed at <= 1024 px a side.
+heavy blur or noise on the copy defeats binary descriptors. Images are analysed with the long side at 768 px:
+large ones downscaled, small ones upscaled (at most 2x) so that a small copied patch still holds enough 21 px
+ORB patches to give ``MIN_INLIERS`` matches (evaluation copy_move class, detector alone: 2 -> 5 of 10 found).
+The ratio 0.5 (was 0.6) keeps the upscaled, repetitive rocket launch tower from scoring.
 """
 
 from __future__ import annotations
@@ -34,10 +40,14 @@ from analysis.detectors.base import (
 WORK_SIDE = 768
 MIN_SIDE = 64
 N_FEATURES = 2000
-RATIO = 0.6
+RATIO = 0.5
 MIN_SHIFT = 24.0  # px at working scale
 MIN_INLIERS = 10
 MIN_KEYPOINTS = 40
+MAX_UPSCALE = 2.0
+FAST_THRESHOLD = 10
+PATCH = 21
+BY_LEVEL = True
 MAX_CLUSTERS = 3
 RANSAC_PX = 3.0
 
@@ -46,7 +56,7 @@ class CopyMoveDetector(Detector):
     """Keypoint self-matching with RANSAC clustering; mask artifact of both regions."""
 
     name = "copy_move"
-    version = "1.0.0"
+    version = "1.1.0"
     time_budget_s = 10.0
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
@@ -57,22 +67,25 @@ class CopyMoveDetector(Detector):
         full_h, full_w = luma.shape
         if min(full_w, full_h) < MIN_SIDE:
             return DetectorOutput.abstain(AbstainCode.TOO_SMALL, "Too small to hold a duplicated region.")
-        factor = min(1.0, WORK_SIDE / max(full_w, full_h))
-        if factor < 1.0:
+        factor = min(MAX_UPSCALE, WORK_SIDE / max(full_w, full_h))
+        if factor != 1.0:
             size = (max(1, round(full_w * factor)), max(1, round(full_h * factor)))
-            g = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+            g = cv2.resize(luma, size, interpolation=cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR)
         else:
             g = luma
         scale = full_w / g.shape[1]  # working px -> original px
 
-        orb = cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=10)  # type: ignore[attr-defined]
+        orb = cv2.ORB_create(  # type: ignore[attr-defined]
+            nfeatures=N_FEATURES, fastThreshold=FAST_THRESHOLD, patchSize=PATCH, edgeThreshold=PATCH
+        )
         keypoints, descriptors = orb.detectAndCompute(g, None)
         if descriptors is None or len(keypoints) < MIN_KEYPOINTS:
             return DetectorOutput.abstain(
                 AbstainCode.LOW_QUALITY, "Too little texture to find keypoints.", keypoints=len(keypoints or [])
             )
         pts = np.asarray([k.pt for k in keypoints], dtype=np.float32)
-        src, dst = _candidate_pairs(descriptors, pts)
+        levels = np.asarray([k.octave for k in keypoints], dtype=np.int32)
+        src, dst = _candidate_pairs(descriptors, pts, levels)
         clusters = _clusters(src, dst)
 
         evidence: dict[str, Any] = {
@@ -104,7 +117,7 @@ class CopyMoveDetector(Detector):
 
         artifacts = []
         if clusters:
-            if factor < 1.0:
+            if factor != 1.0:
                 mask = cv2.resize(mask, (full_w, full_h), interpolation=cv2.INTER_NEAREST)
             mask = cv2.dilate(mask, np.ones((9, 9), np.uint8))
             ok, png = cv2.imencode(".png", mask)
@@ -130,19 +143,31 @@ class CopyMoveDetector(Detector):
         return DetectorOutput(status="ok", probability=p, reasons=reasons, evidence=evidence, artifacts=artifacts)
 
 
-def _candidate_pairs(descriptors: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _level_knn(descriptors: np.ndarray, levels: np.ndarray) -> list[tuple[int, int, float, float]]:
+    """(query, best other, its distance, 2nd other's distance), matching each keypoint only within its level."""
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    knn = matcher.knnMatch(descriptors, descriptors, k=3)
+    out: list[tuple[int, int, float, float]] = []
+    groups = [np.flatnonzero(levels == lv) for lv in np.unique(levels)] if BY_LEVEL else [np.arange(len(levels))]
+    for idx in groups:
+        if len(idx) < 3:
+            continue
+        knn = matcher.knnMatch(descriptors[idx], descriptors[idx], k=3)
+        for ms in knn:
+            # ms[0] is (usually) the keypoint itself; g2NN over the remaining neighbours.
+            others = [m for m in ms if m.trainIdx != m.queryIdx]
+            if len(others) < 2:
+                continue
+            out.append(
+                (int(idx[others[0].queryIdx]), int(idx[others[0].trainIdx]), others[0].distance, others[1].distance)
+            )
+    return out
+
+
+def _candidate_pairs(descriptors: np.ndarray, pts: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     src, dst, seen = [], [], set()
-    for ms in knn:
-        # ms[0] is (usually) the keypoint itself; g2NN over the remaining neighbours.
-        others = [m for m in ms if m.trainIdx != m.queryIdx]
-        if len(others) < 2:
+    for i, j, best, second in _level_knn(descriptors, levels):
+        if best > RATIO * max(second, 1.0):
             continue
-        best, second = others[0], others[1]
-        if best.distance > RATIO * max(second.distance, 1.0):
-            continue
-        i, j = best.queryIdx, best.trainIdx
         if np.hypot(*(pts[i] - pts[j])) < MIN_SHIFT:
             continue
         key = (min(i, j), max(i, j))
