@@ -35,7 +35,7 @@ run: venv
 	    --concurrency $(WORKER_CONCURRENCY) --loglevel INFO \
 	    --schedule $(HLEKKR_VAR_DIR)/celerybeat-schedule & \
 	$(VENV)/bin/gunicorn hlekkr.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
-	    --threads 4 --timeout 120 --access-logfile - & \
+	    --threads 4 --timeout 120 --keep-alive 75 --access-logfile - & \
 	wait
 
 test: venv
