@@ -112,6 +112,44 @@ def test_a_resized_recompressed_and_slightly_cropped_fake_still_matches(
     assert output.decisive == [Decisive.KNOWN_FAKE]
 
 
+@pytest.mark.parametrize("name", ["astronaut", "chelsea"])
+def test_a_banked_photo_cropped_five_percent_per_side_and_recompressed_is_matched(tmp_path: Path, name: str) -> None:
+    photo = Image.fromarray(getattr(data, name)())
+    w, h = photo.size
+    cropped = photo.crop((w // 20, h // 20, w - w // 20, h - h // 20))
+    banked = pdq_hash(photo)[0]
+    assert hamming(pdq_hash(cropped)[0], banked) > 31  # the plain hash alone would miss it
+
+    output = analyse(tmp_path, encode(cropped, quality=85), [fake(banked)])
+
+    assert output.decisive == [Decisive.KNOWN_FAKE]
+    assert output.evidence["matches"][0]["variant"] == "uncropped_90"
+    assert "uncropped 90 %" in output.reasons[0].text
+
+
+def test_a_submission_with_a_border_matches_a_banked_crop_through_a_centre_crop(
+    tmp_path: Path, astronaut: Image.Image
+) -> None:
+    # The bank holds the middle 80 % of each side; the submission is the full frame around it.
+    banked = pdq_hash(astronaut.crop((51, 51, 461, 461)))[0]
+    assert hamming(pdq_hash(astronaut)[0], banked) > 31
+
+    output = analyse(tmp_path, encode(astronaut, quality=90), [fake(banked)])
+
+    assert output.decisive == [Decisive.KNOWN_FAKE]
+    assert output.evidence["matches"][0]["variant"] == "centre_crop_80"
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket"])
+def test_unrelated_photos_cropped_or_not_match_no_banked_photo(tmp_path: Path, astronaut_hash: str, name: str) -> None:
+    photo = Image.fromarray(getattr(data, name)())
+    w, h = photo.size
+    for image in (photo, photo.crop((w // 20, h // 20, w - w // 20, h - h // 20))):
+        output = analyse(tmp_path, encode(image, quality=85), [fake(astronaut_hash), original(astronaut_hash)])
+        assert output.evidence["matches"] == []
+        assert output.probability is None
+
+
 @pytest.mark.parametrize(
     "transpose", [Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.FLIP_LEFT_RIGHT]
 )
