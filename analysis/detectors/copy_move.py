@@ -4,7 +4,8 @@ ORB keypoints (OpenCV) are matched against the same image; each keypoint's best 
 and 3rd nearest neighbours are used with a ratio test (g2NN: the duplicate must be clearly closer than the next
 candidate). Keypoints are matched only within their own ORB pyramid level: a copy at the same scale is
 detected at the same level, and bucketing cuts the brute-force Hamming kNN from n^2 to the sum of the squared
-level sizes (1024^2 image: 57 -> 35 ms for the whole detector). Scaled copies (> ~1.2x) are given up for that.
+level sizes; cv2.batchDistance returns the neighbours as arrays, so no Python loop over matches remains
+(whole detector on 1024^2 photos: 47 -> 23 ms measured side by side). Scaled copies (> ~1.2x) are given up for that.
 Pairs closer than ``MIN_SHIFT`` px are dropped (same structure seen twice at one spot). The pairs are
 then explained with RANSAC similarity transforms (translation, rotation, scale): a cluster of at least
 ``MIN_INLIERS`` pairs sharing one transform is a duplicated region. A mask (``copy_move_mask.png``, grey: the
@@ -47,7 +48,7 @@ MIN_KEYPOINTS = 40
 MAX_UPSCALE = 2.0
 FAST_THRESHOLD = 10
 PATCH = 21
-BY_LEVEL = True
+N_LEVELS = 8
 MAX_CLUSTERS = 3
 RANSAC_PX = 3.0
 
@@ -76,7 +77,7 @@ class CopyMoveDetector(Detector):
         scale = full_w / g.shape[1]  # working px -> original px
 
         orb = cv2.ORB_create(  # type: ignore[attr-defined]
-            nfeatures=N_FEATURES, fastThreshold=FAST_THRESHOLD, patchSize=PATCH, edgeThreshold=PATCH
+            nfeatures=N_FEATURES, fastThreshold=FAST_THRESHOLD, patchSize=PATCH, edgeThreshold=PATCH, nlevels=N_LEVELS
         )
         keypoints, descriptors = orb.detectAndCompute(g, None)
         if descriptors is None or len(keypoints) < MIN_KEYPOINTS:
@@ -143,44 +144,49 @@ class CopyMoveDetector(Detector):
         return DetectorOutput(status="ok", probability=p, reasons=reasons, evidence=evidence, artifacts=artifacts)
 
 
-def _level_knn(descriptors: np.ndarray, levels: np.ndarray) -> list[tuple[int, int, float, float]]:
-    """(query, best other, its distance, 2nd other's distance), matching each keypoint only within its level."""
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    out: list[tuple[int, int, float, float]] = []
-    groups = [np.flatnonzero(levels == lv) for lv in np.unique(levels)] if BY_LEVEL else [np.arange(len(levels))]
-    for idx in groups:
+def _level_knn(descriptors: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per keypoint: its nearest other keypoint on the same pyramid level, that distance and the 2nd nearest.
+
+    cv2.batchDistance gives the k nearest as arrays (as fast as BFMatcher.knnMatch, without one Python DMatch
+    object per neighbour to unpack).
+    """
+    query, best, d1, d2 = [], [], [], []
+    for lv in np.unique(levels):
+        idx = np.flatnonzero(levels == lv)
         if len(idx) < 3:
             continue
-        knn = matcher.knnMatch(descriptors[idx], descriptors[idx], k=3)
-        for ms in knn:
-            # ms[0] is (usually) the keypoint itself; g2NN over the remaining neighbours.
-            others = [m for m in ms if m.trainIdx != m.queryIdx]
-            if len(others) < 2:
-                continue
-            out.append(
-                (int(idx[others[0].queryIdx]), int(idx[others[0].trainIdx]), others[0].distance, others[1].distance)
-            )
-    return out
+        d = descriptors[idx]
+        dist, nidx = cv2.batchDistance(d, d, -1, normType=cv2.NORM_HAMMING, K=3, update=0, crosscheck=False)
+        # The keypoint itself is usually first, but an exact duplicate can tie with it: drop self wherever it is.
+        not_self = nidx != np.arange(len(idx))[:, None]
+        cols = np.argsort(~not_self, axis=1, kind="stable")[:, :2]
+        nidx, dist = np.take_along_axis(nidx, cols, axis=1), np.take_along_axis(dist, cols, axis=1)
+        query.append(idx)
+        best.append(idx[nidx[:, 0]])
+        d1.append(dist[:, 0])
+        d2.append(dist[:, 1])
+    if not query:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty
+    return np.concatenate(query), np.concatenate(best), np.concatenate(d1), np.concatenate(d2)
 
 
 def _candidate_pairs(descriptors: np.ndarray, pts: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    src, dst, seen = [], [], set()
-    for i, j, best, second in _level_knn(descriptors, levels):
-        if best > RATIO * max(second, 1.0):
-            continue
-        if np.hypot(*(pts[i] - pts[j])) < MIN_SHIFT:
-            continue
-        key = (min(i, j), max(i, j))
-        if key in seen:
-            continue
-        seen.add(key)
-        # Orient every pair the same way (left-to-right, then top-to-bottom) so one copy is one cluster.
-        a, b = (i, j) if (pts[i][0], pts[i][1]) < (pts[j][0], pts[j][1]) else (j, i)
-        src.append(pts[a])
-        dst.append(pts[b])
-    if not src:
+    i, j, d1, d2 = _level_knn(descriptors, levels)
+    # g2NN ratio test, then drop pairs too close to be a move.
+    keep = d1 <= RATIO * np.maximum(d2, 1)
+    i, j = i[keep], j[keep]
+    keep = np.hypot(*(pts[i] - pts[j]).T) >= MIN_SHIFT
+    i, j = i[keep], j[keep]
+    # Orient every pair the same way (left-to-right, then top-to-bottom) so one copy is one cluster; a mutual
+    # pair (i->j and j->i) then appears twice and is kept once.
+    swap = (pts[j, 0] < pts[i, 0]) | ((pts[j, 0] == pts[i, 0]) & (pts[j, 1] < pts[i, 1]))
+    a, b = np.where(swap, j, i), np.where(swap, i, j)
+    if len(a) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    return np.asarray(src, dtype=np.float32), np.asarray(dst, dtype=np.float32)
+    _, first = np.unique(np.stack([a, b], axis=1), axis=0, return_index=True)
+    first.sort()
+    return pts[a[first]].astype(np.float32), pts[b[first]].astype(np.float32)
 
 
 def _clusters(src: np.ndarray, dst: np.ndarray) -> list[dict[str, Any]]:
