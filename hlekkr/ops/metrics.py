@@ -31,7 +31,7 @@ REQUEST_LATENCY = Histogram(
 REQUESTS = Counter(
     "hlekkr_http_requests", "Requests by route pattern, method and status class", ["route", "method", "status_class"]
 )
-UPLOADS = Counter("hlekkr_uploads", "Upload requests by outcome (success 2xx, failure 4xx/5xx except 429)", ["outcome"])
+UPLOADS = Counter("hlekkr_uploads", "Upload requests by outcome (success 2xx, refused 4xx except 429, failure 5xx)", ["outcome"])
 
 # The media upload routes: the direct upload and the completion of a multipart upload.
 UPLOAD_ROUTES = (re.compile(r"^api/v1/media/$"), re.compile(r"^api/v1/media/uploads/[^/]+/complete/$"))
@@ -42,12 +42,15 @@ def is_upload(route: str, method: str) -> bool:
 
 
 def upload_outcome(status: int) -> str | None:
-    """success, failure, or None (a 429 is a refusal, counted by the rate-limit metrics, not an upload)."""
+    """success (2xx), refused (4xx: the client's file or request), failure (5xx), or None for a 429 (counted
+    by the rate-limit metrics, not an upload)."""
     if status == 429:
         return None
     if 200 <= status < 300:
         return "success"
-    if status >= 400:
+    if 400 <= status < 500:
+        return "refused"
+    if status >= 500:
         return "failure"
     return None
 

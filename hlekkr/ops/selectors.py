@@ -135,14 +135,20 @@ UPLOAD_ROUTES_Q = Q(method="POST") & (
 
 
 def upload_window(*, minutes: int, now: datetime | None = None) -> dict[str, Any]:
-    """Uploads in the window: success = 2xx, failure = 4xx and 5xx except 429 (refusals, counted apart)."""
+    """Uploads in the window: success = 2xx, failure = 5xx (Hlekkr failed an upload it should have taken).
+
+    A 4xx is the client's file or request being refused (wrong type, too large, corrupt): counted as `refused`,
+    outside the success rate, so a client sending bad files cannot page the operator. 429s belong to the
+    rate-limit monitor."""
     stats = request_window(minutes=minutes, now=now, routes=UPLOAD_ROUTES_Q)
-    failures = stats["count_4xx"] - stats["count_429"] + stats["count_5xx"]
+    failures = stats["count_5xx"]
+    refused = stats["count_4xx"] - stats["count_429"]
     attempts = stats["count_2xx"] + failures
     return {
         "attempts": attempts,
         "successes": stats["count_2xx"],
         "failures": failures,
+        "refused": refused,
         "success_rate_pct": (100.0 * stats["count_2xx"] / attempts) if attempts else None,
     }
 

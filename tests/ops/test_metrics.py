@@ -151,7 +151,7 @@ def test_upload_outcomes_are_classified_by_route_and_status() -> None:
     assert not is_upload("api/v1/media/", "GET")
     assert not is_upload("api/v1/media/<uuid:pk>/analyses/", "POST")
     assert upload_outcome(201) == "success"
-    assert upload_outcome(415) == "failure"
+    assert upload_outcome(415) == "refused"
     assert upload_outcome(503) == "failure"
     assert upload_outcome(429) is None
 

@@ -223,7 +223,10 @@ class Doctor:
         if not window["attempts"]:
             return Finding("uploads", OK, "no uploads in the last hour")
         rate = window["success_rate_pct"] or 0.0
-        detail = f"{window['successes']} of {window['attempts']} uploads succeeded ({rate:.2f} %, last hour)"
+        detail = (
+            f"{window['successes']} of {window['attempts']} uploads succeeded ({rate:.2f} %, last hour); "
+            f"{window['refused']} files refused as invalid"
+        )
         if rate < _threshold("upload_success_rate", 99.9):
             return Finding("uploads", WARN, detail, "check storage permissions and upload size limits; use multipart")
         return Finding("uploads", OK, detail)
