@@ -31,7 +31,9 @@ REQUEST_LATENCY = Histogram(
 REQUESTS = Counter(
     "hlekkr_http_requests", "Requests by route pattern, method and status class", ["route", "method", "status_class"]
 )
-UPLOADS = Counter("hlekkr_uploads", "Upload requests by outcome (success 2xx, refused 4xx except 429, failure 5xx)", ["outcome"])
+UPLOADS = Counter(
+    "hlekkr_uploads", "Upload requests by outcome (success 2xx, refused 4xx except 429, failure 5xx)", ["outcome"]
+)
 
 # The media upload routes: the direct upload and the completion of a multipart upload.
 UPLOAD_ROUTES = (re.compile(r"^api/v1/media/$"), re.compile(r"^api/v1/media/uploads/[^/]+/complete/$"))
