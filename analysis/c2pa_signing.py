@@ -1,7 +1,6 @@
 """Signing helpers for C2PA media: a throwaway CA generated per run, and a way to sign media with it.
 
-Used by the evaluation benchmark (analysis/evaluation.py); copied from the provenance tests' helper
-(tests/analysis/detectors/c2pa_signing.py), which may import from here instead. The certificates follow the
+Used by the evaluation benchmark (analysis/evaluation.py) and the provenance tests. The certificates follow the
 C2PA 2.x certificate profile closely enough for c2pa-rs to accept them: ECDSA P-256 (ES256), a v3 end-entity
 certificate with critical digitalSignature key usage, an allowed extended key usage and key identifiers, issued
 by a root CA. Nothing here touches the network: no timestamp authority is used.
