@@ -18,7 +18,6 @@ import uuid
 from datetime import datetime
 from datetime import time as dtime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +25,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from analysis.detectors.base import DetectorContext, MediaInput
+from analysis.detectors.base import DetectorContext
 from analysis.models import Analysis, AnalysisStatus, BedrockCall, DetectorResult
 from hlekkr.env import env_float, env_int, env_str
 
@@ -132,8 +131,8 @@ def analysis_bedrock_run(*, analysis_id: Any, detector: Any = None) -> Analysis 
     """
     from analysis import services
     from analysis.detectors.bedrock import BedrockDetector
+    from analysis.media_input import media_input_for
     from analysis.pipeline import run_detector
-    from media.storage import local_copy
 
     analysis = Analysis.objects.select_related("media").filter(pk=analysis_id).first()
     if analysis is None or analysis.status != AnalysisStatus.RUNNING:
@@ -146,15 +145,7 @@ def analysis_bedrock_run(*, analysis_id: Any, detector: Any = None) -> Analysis 
             options={"bedrock_spent_today_usd": spent_today_usd(), "bedrock_daily_budget_usd": daily_budget_usd()}
         )
         try:
-            with local_copy(item) as path:
-                media_input = MediaInput(
-                    path=Path(path),
-                    kind=item.kind,  # type: ignore[arg-type]
-                    mime=item.mime_type,
-                    size=path.stat().st_size,
-                    sha256=item.sha256,
-                    filename=item.original_filename,
-                )
+            with media_input_for(item) as media_input:
                 run = run_detector(detector or BedrockDetector(), media_input, context)
         except OSError as exc:
             from hlekkr.exceptions import TransientError

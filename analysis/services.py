@@ -20,7 +20,6 @@ import re
 import time
 from datetime import timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -30,7 +29,7 @@ from django.utils import timezone
 
 from analysis import conf, scoring
 from analysis.detectors import registry
-from analysis.detectors.base import AbstainCode, MediaInput
+from analysis.detectors.base import AbstainCode
 from analysis.models import (
     Analysis,
     AnalysisQueue,
@@ -230,7 +229,7 @@ def _run_claimed(analysis: Analysis) -> Analysis:
     if not exists:
         raise AnalysisFailed("media missing: the stored file is gone")
 
-    from media.storage import local_copy
+    from analysis.media_input import media_input_for
 
     # Resume: results already stored by an earlier attempt of this analysis are kept, except errors and
     # timeouts, which get another chance.
@@ -247,16 +246,8 @@ def _run_claimed(analysis: Analysis) -> Analysis:
     timings: dict[str, Any] = dict(analysis.timings or {})
     detector_ms: dict[str, int] = dict(timings.get("detectors", {}))
     try:
-        with local_copy(item) as path:
+        with media_input_for(item) as media_input:
             download_ms = _ms(started)
-            media_input = MediaInput(
-                path=Path(path),
-                kind=item.kind,  # type: ignore[arg-type]
-                mime=item.mime_type,
-                size=path.stat().st_size,
-                sha256=item.sha256,
-                filename=item.original_filename,
-            )
             for run in run_detectors(
                 detectors, media_input, context, budget_scale=conf.detector_budget_scale(), skip=skip
             ):
