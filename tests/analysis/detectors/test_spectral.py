@@ -49,6 +49,28 @@ def test_ordinary_photos_resized_down_or_resaved_stay_low(tmp_path: Path, name: 
         assert out.probability is not None and out.probability < 0.35
 
 
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+@pytest.mark.parametrize("method", [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC], ids=["bilinear", "bicubic"])
+def test_a_2x_upscale_saved_as_jpeg_is_found_despite_the_jpeg_grid(
+    tmp_path: Path, name: str, method: Image.Resampling
+) -> None:
+    # Period 2 is the Nyquist frequency, which the JPEG-grid exclusion hides from the peak search.
+    im = Image.fromarray(PHOTOS[name])
+    up = im.resize((im.width * 2, im.height * 2), method)
+    out = run(save(tmp_path, up, "u.jpg", quality=90))
+    assert out.probability is not None and out.probability > 0.6
+    assert out.evidence["pair_parity_ratio"] > 1.1
+    assert any(r.code == "resampling" and r.category == Category.EDITED for r in out.reasons)
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+@pytest.mark.parametrize("quality", [50, 75])
+def test_photos_resaved_at_low_quality_do_not_look_upscaled(tmp_path: Path, name: str, quality: int) -> None:
+    out = run(save(tmp_path, Image.fromarray(PHOTOS[name]), "q.jpg", quality=quality))
+    assert out.probability is not None and out.probability < 0.35
+    assert out.evidence["pair_parity_ratio"] < 1.06
+
+
 def test_the_evidence_carries_an_azimuthal_spectrum(tmp_path: Path) -> None:
     out = run(save(tmp_path, Image.fromarray(PHOTOS["coffee"]), "c.png"))
     assert len(out.evidence["azimuthal_spectrum"]) == 32
