@@ -97,3 +97,22 @@ def test_an_image_is_not_examined_by_the_video_and_audio_detectors(client_a: Any
     rows = {r.detector: r for r in analysis.detector_results.all()}
     assert rows["video"].status == "abstained" and rows["video"].reasons[0]["code"] == "unsupported_kind"
     assert rows["audio"].status == "abstained" and rows["audio"].reasons[0]["code"] == "unsupported_kind"
+
+
+@pytest.mark.parametrize(
+    ("case", "detector", "code"),
+    [
+        ("zero_frame_video", "video", "unreadable"),
+        ("audio_without_samples", "audio", "no_samples"),
+        ("empty_file", "provenance", "unreadable"),
+    ],
+)
+def test_broken_media_gets_the_typed_abstain_code_from_the_detector_for_its_kind(
+    case: str, detector: str, code: str, client_a: Any, stored_media: Any
+) -> None:
+    make, kind, mime = CASES[case]
+    item = stored_media(client_a, make(), kind=kind, mime=mime)
+    analysis = services.analysis_run(analysis_id=services.analysis_create(media=item).pk)
+    assert analysis is not None and analysis.status == AnalysisStatus.COMPLETED
+    row = analysis.detector_results.get(detector=detector)
+    assert (row.status, row.reasons[0]["code"]) == ("abstained", code)
