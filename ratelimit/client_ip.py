@@ -24,11 +24,18 @@ def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip())
 
 
+def networks_setting(name: str) -> tuple[IPNetwork, ...]:
+    """A list-of-CIDRs setting, parsed once per distinct value (settings overrides in tests change it)."""
+    return _networks(tuple(getattr(settings, name, []) or []))
+
+
 def trusted_networks() -> tuple[IPNetwork, ...]:
-    return _networks(tuple(getattr(settings, "HLEKKR_TRUSTED_PROXIES", []) or []))
+    return networks_setting("HLEKKR_TRUSTED_PROXIES")
 
 
-def _parse(value: str) -> IPAddress | None:
+def parse_address(value: str) -> IPAddress | None:
+    """An address as written in REMOTE_ADDR or an X-Forwarded-For hop ([v6]:port and v4:port accepted), with
+    IPv4-mapped IPv6 unwrapped; None if it is not an address."""
     value = value.strip()
     if value.startswith("[") and "]" in value:  # [v6]:port
         value = value[1 : value.index("]")]
@@ -43,26 +50,26 @@ def _parse(value: str) -> IPAddress | None:
     return address
 
 
-def _is_trusted(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+def in_networks(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
     return any(address.version == net.version and address in net for net in networks)
 
 
 def client_ip(request: Any) -> str:
     """The address to key anonymous limits and logs by. Never raises; '0.0.0.0' if REMOTE_ADDR is unusable."""
     meta = request.META
-    remote = _parse(meta.get("REMOTE_ADDR", "") or "")
+    remote = parse_address(meta.get("REMOTE_ADDR", "") or "")
     if remote is None:
         return "0.0.0.0"  # noqa: S104 - a key, not a bind address: all unusable peers share one bucket
     networks = trusted_networks()
-    if not networks or not _is_trusted(remote, networks):
+    if not networks or not in_networks(remote, networks):
         return str(remote)
     forwarded = meta.get("HTTP_X_FORWARDED_FOR", "") or ""
     for hop in reversed(forwarded.split(",")):
-        address = _parse(hop)
+        address = parse_address(hop)
         if address is None:
             # Our proxies write well-formed addresses; garbage means we have reached client-written text.
             break
-        if not _is_trusted(address, networks):
+        if not in_networks(address, networks):
             return str(address)
     # Nothing untrusted (or garbage) to the left: the last trusted hop is the best we know.
     return str(remote)

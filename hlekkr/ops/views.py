@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
-from functools import lru_cache
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -19,6 +17,7 @@ from hlekkr.api import error_body
 from hlekkr.ops import checks, selectors
 from hlekkr.ops.charts import line_chart
 from hlekkr.ops.models import Alert, AlertStatus
+from ratelimit.client_ip import in_networks, networks_setting, parse_address
 
 
 @require_GET
@@ -44,23 +43,13 @@ def health_ready(request: HttpRequest) -> JsonResponse:
 
 
 # --- metrics ----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=4)
-def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(e, strict=False) for e in entries if e)
-
-
 def _from_allowed_network(request: HttpRequest) -> bool:
     """REMOTE_ADDR only: the connection's peer cannot be forged with a header. Behind a proxy, use the token."""
-    networks = _networks(tuple(getattr(settings, "HLEKKR_METRICS_ALLOWED_NETWORKS", []) or []))
+    networks = networks_setting("HLEKKR_METRICS_ALLOWED_NETWORKS")
     if not networks:
         return False
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return any(address.version == net.version and address in net for net in networks)
+    address = parse_address(request.META.get("REMOTE_ADDR", "") or "")
+    return address is not None and in_networks(address, networks)
 
 
 def _has_token(request: HttpRequest) -> bool:
