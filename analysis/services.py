@@ -66,11 +66,12 @@ def _record_media_outcome(
     the item keeps the previous run's score and verdict so list filters do not lose it meanwhile."""
     from media.services import media_item_record_outcome
 
-    if analysis_status != AnalysisStatus.COMPLETED:
-        current = MediaItem.objects.filter(pk=analysis.media_id).values_list("trust_score", "verdict").first()
-        trust_score, verdict = (current[0], current[1] or "") if current else (None, "")
     media_item_record_outcome(
-        media_id=analysis.media_id, analysis_status=analysis_status, trust_score=trust_score, verdict=verdict
+        media_id=analysis.media_id,
+        analysis_status=analysis_status,
+        trust_score=trust_score,
+        verdict=verdict,
+        keep_scores=analysis_status != AnalysisStatus.COMPLETED,
     )
 
 

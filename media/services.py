@@ -532,17 +532,22 @@ def media_item_delete(*, owner: Any, media_id: Any) -> MediaItem:
 
 
 def media_item_record_outcome(
-    *, media_id: Any, analysis_status: str, trust_score: int | None = None, verdict: str = ""
+    *,
+    media_id: Any,
+    analysis_status: str,
+    trust_score: int | None = None,
+    verdict: str = "",
+    keep_scores: bool = False,
 ) -> MediaItem:
     """Record the latest analysis outcome on the item (called by the analysis app); bumps outcome_version,
-    which changes the detail ETag and cache key."""
+    which changes the detail ETag and cache key. With `keep_scores` only the status changes and the item keeps
+    its trust score and verdict (a re-analysis in progress or failed must not blank them in list filters)."""
+    fields: dict[str, Any] = {"analysis_status": analysis_status}
+    if not keep_scores:
+        fields.update(trust_score=trust_score, verdict=verdict or "")
     with transaction.atomic():
         updated = MediaItem.objects.filter(pk=media_id).update(
-            analysis_status=analysis_status,
-            trust_score=trust_score,
-            verdict=verdict or "",
-            outcome_version=F("outcome_version") + 1,
-            updated_at=timezone.now(),
+            **fields, outcome_version=F("outcome_version") + 1, updated_at=timezone.now()
         )
         if not updated:
             raise NotFound("No such media item.", code="not_found")
@@ -551,7 +556,7 @@ def media_item_record_outcome(
             actor=None,
             action="media.outcome_recorded",
             target=item,
-            payload={"analysis_status": analysis_status, "trust_score": trust_score, "verdict": verdict},
+            payload={"analysis_status": analysis_status, "trust_score": item.trust_score, "verdict": item.verdict},
         )
     return item
 
