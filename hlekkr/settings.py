@@ -18,6 +18,7 @@ from hlekkr.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_secret,
     env_str,
     parse_database_url,
@@ -312,7 +313,7 @@ HLEKKR_API_KEY_PREFIX = "hk_"
 HLEKKR_BEDROCK_MODELS = env_str("HLEKKR_BEDROCK_MODELS")  # empty: Bedrock detector off
 HLEKKR_BEDROCK_DAILY_BUDGET_USD = env_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
 HLEKKR_METRICS_TOKEN = env_secret("HLEKKR_METRICS_TOKEN")
-HLEKKR_METRICS_ALLOWED_NETWORKS = env_list("HLEKKR_METRICS_ALLOWED_NETWORKS")  # CIDRs matched against REMOTE_ADDR
+HLEKKR_METRICS_ALLOWED_NETWORKS = env_networks("HLEKKR_METRICS_ALLOWED_NETWORKS")  # CIDRs matched against REMOTE_ADDR
 HLEKKR_WORKER_QUEUES = env_list(
     "HLEKKR_WORKER_QUEUES", ["interactive", "batch", "bedrock", "webhooks", "maintenance", "default"]
 )  # queues that must have a worker heartbeat
@@ -327,7 +328,7 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hlekkr@localhost")
-HLEKKR_TRUSTED_PROXIES = env_list("HLEKKR_TRUSTED_PROXIES")
+HLEKKR_TRUSTED_PROXIES = env_networks("HLEKKR_TRUSTED_PROXIES")
 
 # --- security -------------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from hlekkr.env import env_bool, env_float, env_int, env_list, env_secret, parse_database_url
+from hlekkr.env import env_bool, env_float, env_int, env_list, env_networks, env_secret, parse_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +45,14 @@ def test_env_float_and_list(monkeypatch):
         env_float("X_F", 1.0)
     monkeypatch.setenv("X_L", " a, b ,,c ")
     assert env_list("X_L") == ["a", "b", "c"]
+
+
+def test_env_networks_accepts_addresses_and_cidrs_and_rejects_a_typo(monkeypatch):
+    monkeypatch.setenv("X_NETS", "10.0.0.1, 10.0.0.0/8,::1, fd00::/8")
+    assert env_networks("X_NETS") == ["10.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"]
+    monkeypatch.setenv("X_NETS", "10.0.0.0/8,10.0.0.300")
+    with pytest.raises(ImproperlyConfigured, match=r"10\.0\.0\.300"):
+        env_networks("X_NETS")
 
 
 def test_env_secret_reads_a_file_and_fails_on_a_missing_one(monkeypatch, tmp_path):
