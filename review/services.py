@@ -24,6 +24,7 @@ from hlekkr.accounts.models import Role, User
 from hlekkr.audit.services import audit_record
 from hlekkr.events import REVIEW_DECIDED, publish
 from hlekkr.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
+from media.models import MediaItem
 from review import assignment as algo
 from review import escalation
 from review.models import (
@@ -122,13 +123,19 @@ def review_item_create_for_analysis(*, payload: dict[str, Any]) -> ReviewItem | 
         logger.warning("analysis.completed for unknown analysis %s", analysis_id)
         return None
     now = timezone.now()
-    for stale in ReviewItem.objects.select_for_update().filter(media_id=analysis.media_id, status__in=OPEN_STATUSES):
+    superseded = list(
+        ReviewItem.objects.select_for_update().filter(media_id=analysis.media_id, status__in=OPEN_STATUSES)
+    )
+    for stale in superseded:
         _end_active_assignments(stale, AssignmentStatus.RELEASED, now)
         stale.status = ItemStatus.EXPIRED
         stale.open_slots = 0
         stale.escalation_note = f"Superseded by analysis {analysis_id}."
         stale.save(update_fields=["status", "open_slots", "escalation_note", "updated_at"])
-        audit_record(actor=None, action="review.item_superseded", target=stale, payload={"by": analysis_id})
+
+    def audit_superseded() -> None:  # after every write of this function: the audit chain lock lasts to commit
+        for stale in superseded:
+            audit_record(actor=None, action="review.item_superseded", target=stale, payload={"by": analysis_id})
 
     policy = escalation_policy_active()
     categories = {
@@ -141,6 +148,7 @@ def review_item_create_for_analysis(*, payload: dict[str, Any]) -> ReviewItem | 
     }
     outcome = escalation.evaluate(payload, _thresholds(policy), reason_categories=categories)
     if outcome is None:
+        audit_superseded()
         return None
     priority = Priority(outcome.priority)
     item = ReviewItem.objects.create(
@@ -162,6 +170,7 @@ def review_item_create_for_analysis(*, payload: dict[str, Any]) -> ReviewItem | 
         qa_sample=outcome.qa_sample,
         disagreement=False,
     )
+    audit_superseded()
     audit_record(
         actor=None,
         action="review.item_created",
@@ -181,15 +190,16 @@ def review_item_create_for_analysis(*, payload: dict[str, Any]) -> ReviewItem | 
 def review_items_cancel_for_media(*, media_id: Any) -> int:
     """The media is gone: its open review items are cancelled and their assignments end."""
     now = timezone.now()
-    count = 0
-    for item in ReviewItem.objects.select_for_update().filter(media_id=media_id, status__in=OPEN_STATUSES):
-        _end_active_assignments(item, AssignmentStatus.RELEASED, now)
-        item.status = ItemStatus.CANCELLED
-        item.open_slots = 0
-        item.save(update_fields=["status", "open_slots", "updated_at"])
-        audit_record(actor=None, action="review.item_cancelled", target=item, payload={"media_id": str(media_id)})
-        count += 1
-    return count
+    with transaction.atomic():
+        items = list(ReviewItem.objects.select_for_update().filter(media_id=media_id, status__in=OPEN_STATUSES))
+        for item in items:
+            _end_active_assignments(item, AssignmentStatus.RELEASED, now)
+            item.status = ItemStatus.CANCELLED
+            item.open_slots = 0
+            item.save(update_fields=["status", "open_slots", "updated_at"])
+        for item in items:  # after the writes: the audit chain lock is held until commit
+            audit_record(actor=None, action="review.item_cancelled", target=item, payload={"media_id": str(media_id)})
+    return len(items)
 
 
 # --- shared helpers ---------------------------------------------------------------------------------------------
@@ -231,27 +241,41 @@ def _check_open(item: ReviewItem) -> None:
 
 
 def _take_slot(
-    item: ReviewItem, user: User, policy: EscalationPolicy, *, source: str, by: User | None, now: dt.datetime
+    item: ReviewItem,
+    user: User,
+    policy: EscalationPolicy,
+    *,
+    source: str,
+    by: User | None,
+    now: dt.datetime,
+    opened: bool = False,
 ) -> ReviewAssignment:
-    """Give `user` a slot of the locked `item` (callers checked eligibility, duplicates and capacity)."""
+    """Give `user` a slot of the locked `item` (callers checked eligibility, duplicates and capacity).
+    Writes only: the caller audits with `_audit_slot` after its last write, so the audit chain lock is held
+    for the shortest time."""
     assignment = ReviewAssignment.objects.create(
         item=item,
         moderator=user,
         source=source,
         assigned_by=by,
         lease_expires_at=now + dt.timedelta(minutes=policy.lease_minutes),
+        opened_at=now if opened else None,
     )
     item.open_slots -= 1
     _sync_status(item)
     item.save(update_fields=["open_slots", "status", "updated_at"])
-    action = {"auto": "review.assigned_auto", "pull": "review.claimed", "lead": "review.assigned"}[source]
+    return assignment
+
+
+def _audit_slot(item: ReviewItem, assignment: ReviewAssignment, *, by: User | None) -> None:
+    user = assignment.moderator
+    action = {"auto": "review.assigned_auto", "pull": "review.claimed", "lead": "review.assigned"}[assignment.source]
     audit_record(
-        actor=by or (user if source == AssignmentSource.PULL else None),
+        actor=by or (user if assignment.source == AssignmentSource.PULL else None),
         action=action,
         target=item,
         payload={"moderator": user.username, "lease_expires_at": assignment.lease_expires_at.isoformat()},
     )
-    return assignment
 
 
 def _schedule_assignment_after_commit() -> None:
@@ -339,9 +363,8 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
         leaders = [item for item in candidates if group(item) == group(candidates[0])]
         me = _to_moderator_in(profile, load)
         best = max(leaders, key=lambda item: algo.pair_score(_to_item_in(item, policy, now), me))
-        assignment = _take_slot(best, user, policy, source=AssignmentSource.PULL, by=None, now=now)
-        assignment.opened_at = now
-        assignment.save(update_fields=["opened_at"])
+        assignment = _take_slot(best, user, policy, source=AssignmentSource.PULL, by=None, now=now, opened=True)
+        _audit_slot(best, assignment, by=None)
     return best
 
 
@@ -372,9 +395,8 @@ def review_item_claim(*, item_id: Any, user: User) -> ReviewItem:
                 code="at_capacity",
                 details={"held": load, "capacity": profile.capacity},
             )
-        assignment = _take_slot(item, user, policy, source=AssignmentSource.PULL, by=None, now=now)
-        assignment.opened_at = now
-        assignment.save(update_fields=["opened_at"])
+        assignment = _take_slot(item, user, policy, source=AssignmentSource.PULL, by=None, now=now, opened=True)
+        _audit_slot(item, assignment, by=None)
     return item
 
 
@@ -467,25 +489,32 @@ def review_item_assign(*, item_id: Any, moderator: User, by: User, replace: User
         if ReviewDecision.objects.filter(item=item, moderator=moderator).exists():
             raise Conflict(f"{moderator.username} has already decided this item.", code="already_decided")
         _check_eligible(item, profile)
+        moved: ReviewAssignment | None = None
         if item.open_slots <= 0:
             holders = ReviewAssignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE)
             if replace is not None:
                 holders = holders.filter(moderator=replace)
-            moved = list(holders.select_related("moderator")[:2])
-            if len(moved) != 1:
+            found = list(holders.select_related("moderator")[:2])
+            if len(found) != 1:
                 raise ValidationFailed(
                     "Every slot is held; name the holder to replace.",
                     code="replace_required",
-                    details={"holders": [a.moderator.username for a in moved]},
+                    details={"holders": [a.moderator.username for a in found]},
                 )
-            ReviewAssignment.objects.filter(pk=moved[0].pk).update(status=AssignmentStatus.REASSIGNED, ended_at=now)
-            item.open_slots += 1
-            audit_record(
-                actor=by, action="review.unassigned", target=item, payload={"moderator": moved[0].moderator.username}
-            )
+            moved = found[0]
+        # The moved holder is never `moderator` (already_assigned above), so their load is unaffected: check
+        # capacity before any write.
         if _active_load(moderator) >= profile.capacity and moderator != by:
             raise Conflict(f"{moderator.username} is at capacity.", code="at_capacity")
-        _take_slot(item, moderator, policy, source=AssignmentSource.LEAD, by=by, now=now)
+        if moved is not None:
+            ReviewAssignment.objects.filter(pk=moved.pk).update(status=AssignmentStatus.REASSIGNED, ended_at=now)
+            item.open_slots += 1
+        assignment = _take_slot(item, moderator, policy, source=AssignmentSource.LEAD, by=by, now=now)
+        if moved is not None:
+            audit_record(
+                actor=by, action="review.unassigned", target=item, payload={"moderator": moved.moderator.username}
+            )
+        _audit_slot(item, assignment, by=by)
     return item
 
 
@@ -528,8 +557,6 @@ def _record_final_verdict(media_id: Any, verdict: str) -> None:
         # The media app's service is the owner of this write; until it exists, do the same one-row update it
         # is specified to do (final verdict plus the outcome version that keys ETags and caches).
         from django.db.models import F
-
-        from media.models import MediaItem
 
         MediaItem.objects.filter(pk=media_id).update(final_verdict=verdict, outcome_version=F("outcome_version") + 1)
         return
@@ -581,45 +608,54 @@ def review_decision_submit(
         except IntegrityError:
             raise Conflict("You have already decided this item.", code="already_decided")
         ReviewAssignment.objects.filter(pk=mine.pk).update(status=AssignmentStatus.COMPLETED, ended_at=now)
+        # Every write first, the audit records last: the first audit_record takes the chain lock until commit.
+        decided_by: list[ReviewDecision] | None = None
+        disagreeing: list[ReviewDecision] | None = None
+        if item.status == ItemStatus.ESCALATED:
+            decided_by = [decision]
+        else:
+            decisions = list(item.decisions.all())
+            if len(decisions) >= item.reviewers_required:
+                if len({d.verdict for d in decisions}) == 1:
+                    decided_by = decisions
+                else:
+                    disagreeing = decisions
+        if decided_by is not None:
+            _finalise(item, decided_by, policy, now)
+        elif disagreeing is not None:
+            _end_active_assignments(item, AssignmentStatus.RELEASED, now)
+            item.status = ItemStatus.ESCALATED
+            item.disagreement = True
+            item.open_slots = 1
+            item.escalation_note = "Reviewers disagree: " + ", ".join(
+                f"{d.moderator_id}={d.verdict}" for d in disagreeing
+            )
+            item.save(update_fields=["status", "disagreement", "open_slots", "escalation_note", "updated_at"])
+        else:
+            _sync_status(item)
+            item.save(update_fields=["status", "updated_at"])
         audit_record(
             actor=user,
             action="review.decision",
             target=item,
             payload={"verdict": verdict, "confidence": float(confidence), "overrides_machine": overrides},
         )
-        if item.status == ItemStatus.ESCALATED:
-            _finalise(item, [decision], policy, now, actor=user)
-        else:
-            decisions = list(item.decisions.all())
-            if len(decisions) >= item.reviewers_required:
-                if len({d.verdict for d in decisions}) == 1:
-                    _finalise(item, decisions, policy, now, actor=user)
-                else:
-                    _end_active_assignments(item, AssignmentStatus.RELEASED, now)
-                    item.status = ItemStatus.ESCALATED
-                    item.disagreement = True
-                    item.open_slots = 1
-                    item.escalation_note = "Reviewers disagree: " + ", ".join(
-                        f"{d.moderator_id}={d.verdict}" for d in decisions
-                    )
-                    item.save(update_fields=["status", "disagreement", "open_slots", "escalation_note", "updated_at"])
-                    audit_record(
-                        actor=None,
-                        action="review.disagreement",
-                        target=item,
-                        payload={"verdicts": [d.verdict for d in decisions]},
-                    )
-            else:
-                _sync_status(item)
-                item.save(update_fields=["status", "updated_at"])
+        if decided_by is not None:
+            _announce_decided(item, decided_by, actor=user)
+        elif disagreeing is not None:
+            audit_record(
+                actor=None,
+                action="review.disagreement",
+                target=item,
+                payload={"verdicts": [d.verdict for d in disagreeing]},
+            )
     _schedule_assignment_after_commit()
     item.refresh_from_db()
     return item, decision
 
 
-def _finalise(
-    item: ReviewItem, decisions: list[ReviewDecision], policy: EscalationPolicy, now: dt.datetime, *, actor: User
-) -> None:
+def _finalise(item: ReviewItem, decisions: list[ReviewDecision], policy: EscalationPolicy, now: dt.datetime) -> None:
+    """The review-side writes of a decided item; `_announce_decided` does the rest once the caller audited."""
     verdict = decisions[-1].verdict
     confidence = round(sum(d.confidence for d in decisions) / len(decisions), 3)
     _end_active_assignments(item, AssignmentStatus.RELEASED, now)
@@ -647,8 +683,15 @@ def _finalise(
             "updated_at",
         ]
     )
+
+
+def _announce_decided(item: ReviewItem, decisions: list[ReviewDecision], *, actor: User) -> None:
+    """Record the final verdict on the media item, audit and publish a decision `_finalise` wrote. The media
+    service audits its own write, so this runs after the caller's `review.decision` record (chain order:
+    decision, media final verdict, decided)."""
+    verdict, confidence = str(item.final_verdict), item.final_confidence
     _record_final_verdict(item.media_id, verdict)
-    owner_id = type(item.media).objects.filter(pk=item.media_id).values_list("owner_id", flat=True).first()
+    owner_id = MediaItem.objects.filter(pk=item.media_id).values_list("owner_id", flat=True).first()
     audit_record(
         actor=actor,
         action="review.decided",
@@ -743,7 +786,8 @@ def review_assignment_run(*, max_items: int = 5000) -> int:
                     or ReviewDecision.objects.filter(item=item, moderator=profile.user).exists()
                 ):
                     continue
-                _take_slot(item, profile.user, policy, source=AssignmentSource.AUTO, by=None, now=now)
+                assignment = _take_slot(item, profile.user, policy, source=AssignmentSource.AUTO, by=None, now=now)
+                _audit_slot(item, assignment, by=None)
                 applied += 1
         except IntegrityError:
             continue  # a concurrent claim took the same pair; the database constraint kept it single
