@@ -119,9 +119,21 @@ def awaiting_bedrock(analysis: Analysis) -> bool:
 
 
 def enqueue_bedrock(*, analysis_id: Any) -> None:
-    from analysis.tasks import analysis_bedrock_task
+    """Send the Bedrock step after commit. A failed send (broker down) leaves the analysis `running` with its
+    local results stored; the reconciler re-queues it past its time limit and the re-run sends this again. It must
+    not raise: outside a transaction on_commit runs at once, and an exception would fail the analysis."""
 
-    transaction.on_commit(lambda: analysis_bedrock_task.apply_async(args=[str(analysis_id)], queue=QUEUE))
+    def send() -> None:
+        from analysis.tasks import analysis_bedrock_task
+
+        try:
+            analysis_bedrock_task.apply_async(args=[str(analysis_id)], queue=QUEUE)
+        except Exception:
+            logger.exception(
+                "could not send analysis %s to the %s queue; the reconciler will retry", analysis_id, QUEUE
+            )
+
+    transaction.on_commit(send, robust=True)
 
 
 def analysis_bedrock_run(*, analysis_id: Any, detector: Any = None) -> Analysis | None:

@@ -527,3 +527,27 @@ def test_admin_shows_calls_and_todays_spend_against_the_budget(admin_user: Any, 
     page = client.get("/admin/analysis/bedrockcall/", follow=True)
     assert page.status_code == 200
     assert b"$0.5000 of the $2.00 daily budget" in page.content
+
+
+def test_a_broker_failure_sending_the_bedrock_step_leaves_the_analysis_running_for_the_reconciler(
+    bedrock_configured: Any,
+    stored_media: Any,
+    client_a: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from analysis import services
+    from analysis.models import DetectorResult
+    from analysis.tasks import analysis_bedrock_task
+
+    def broker_down(args: Any, queue: str) -> None:
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(analysis_bedrock_task, "apply_async", broker_down)
+    analysis = services.analysis_create(media=stored_media(client_a))
+    with django_capture_on_commit_callbacks(execute=True):
+        after_local = services.analysis_run(analysis_id=analysis.pk)
+    assert after_local is not None
+    after_local.refresh_from_db()
+    assert after_local.status == "running" and after_local.failure_reason == ""
+    assert DetectorResult.objects.filter(analysis=analysis, detector="metadata").exists()
