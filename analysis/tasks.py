@@ -9,18 +9,21 @@ from celery import shared_task
 from analysis import conf
 from hlekkr.exceptions import TransientError
 
+# Both steps of an analysis share one retry policy and the time limits the reconciler measures "stuck" against.
+_ANALYSIS_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "autoretry_for": (TransientError,),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": conf.MAX_ATTEMPTS,
+    "soft_time_limit": conf.analysis_soft_time_limit_seconds(),
+    "time_limit": conf.analysis_time_limit_seconds(),
+}
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    autoretry_for=(TransientError,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=conf.MAX_ATTEMPTS,
-    soft_time_limit=conf.analysis_soft_time_limit_seconds(),
-    time_limit=conf.analysis_time_limit_seconds(),
-)
+
+@shared_task(**_ANALYSIS_TASK_OPTIONS)
 def analyze_media_task(self: Any, analysis_id: str) -> None:
     """Run one analysis. Safe to deliver twice: the claim lets only one delivery run it."""
     from analysis.services import analysis_run
@@ -28,18 +31,7 @@ def analyze_media_task(self: Any, analysis_id: str) -> None:
     analysis_run(analysis_id=analysis_id)
 
 
-@shared_task(
-    name="analysis.bedrock",
-    bind=True,
-    acks_late=True,
-    autoretry_for=(TransientError,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=conf.MAX_ATTEMPTS,
-    soft_time_limit=conf.analysis_soft_time_limit_seconds(),
-    time_limit=conf.analysis_time_limit_seconds(),
-)
+@shared_task(name="analysis.bedrock", **_ANALYSIS_TASK_OPTIONS)
 def analysis_bedrock_task(self: Any, analysis_id: str) -> None:
     """The Bedrock step of a running analysis, on the `bedrock` queue; then it scores and completes it."""
     from analysis.bedrock_usage import analysis_bedrock_run
