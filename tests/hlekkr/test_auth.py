@@ -36,6 +36,7 @@ def test_it_refuses_a_wrong_password_in_the_error_shape(api, client_a):
     response = api.post("/api/v1/auth/token/", {"username": "client_a", "password": "nope"}, format="json")
     assert response.status_code == 401
     assert set(response.json()) == {"code", "message", "details"}
+    assert response.json()["code"] == "authentication_failed"
 
 
 def test_refresh_rotates_and_reusing_the_old_token_revokes_every_session(api, client_a):
@@ -69,6 +70,7 @@ def test_revoke_refuses_someone_elses_refresh_token(api, client_a, client_b):
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {mine['access']}")
     response = api.post("/api/v1/auth/token/revoke/", {"refresh": theirs["refresh"]}, format="json")
     assert response.status_code == 400
+    assert response.json()["code"] == "token_not_valid"
 
 
 def test_an_expired_access_token_says_token_expired(api, client_a):
@@ -141,24 +143,33 @@ def test_an_expired_api_key_is_refused(api, client_a):
     )
     ApiKey.objects.filter(pk=issued.api_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.plaintext}")
-    assert api.get("/api/v1/auth/me/").status_code == 401
+    response = api.get("/api/v1/auth/me/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_api_key"
 
 
 @pytest.mark.parametrize(
-    "header",
-    ["Api-Key hk_nope.garbage", "Api-Key ", "Bearer not-a-jwt", "Bearer a.b.c", "Api-Key hk_abcd1234." + "x" * 40],
+    ("header", "code"),
+    [
+        ("Api-Key hk_nope.garbage", "invalid_api_key"),
+        ("Api-Key ", "invalid_api_key"),
+        ("Bearer not-a-jwt", "token_not_valid"),
+        ("Bearer a.b.c", "token_not_valid"),
+        ("Api-Key hk_abcd1234." + "x" * 40, "invalid_api_key"),
+    ],
 )
-def test_garbage_credentials_get_401_in_the_error_shape(api, db, header):
+def test_garbage_credentials_get_401_in_the_error_shape(api, db, header, code):
     api.credentials(HTTP_AUTHORIZATION=header)
     response = api.get("/api/v1/auth/me/")
     assert response.status_code == 401
     assert set(response.json()) == {"code", "message", "details"}
+    assert response.json()["code"] == code
 
 
 def test_refresh_with_a_garbage_token_is_401(api, db):
     response = api.post("/api/v1/auth/token/refresh/", {"refresh": "garbage"}, format="json")
     assert response.status_code == 401
-    assert "code" in response.json()
+    assert response.json()["code"] == "token_not_valid"
 
 
 def test_a_refresh_token_is_not_an_access_token(api, client_a):
