@@ -55,9 +55,6 @@ class JWTAuthentication(jwt_authentication.JWTAuthentication):
             {"detail": f"The token is not valid: {last_error}", "code": "token_not_valid"}
         )
 
-    def authenticate(self, request: Request) -> Any:
-        return super().authenticate(request)
-
 
 def request_api_key(request: Any) -> ApiKey | None:
     auth = getattr(request, "auth", None)
