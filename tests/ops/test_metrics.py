@@ -49,10 +49,13 @@ def test_anonymous_scrapes_are_refused(client: Any, token: str) -> None:
 def test_a_wrong_token_is_refused(client: Any, token: str) -> None:
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-the-token")
     assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
 
 
 def test_a_user_jwt_is_not_a_metrics_token(api_as: Any, lead: Any, token: str) -> None:
-    assert api_as(lead).get("/metrics").status_code == 401
+    response = api_as(lead).get("/metrics")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
 
 
 def test_the_token_opens_the_metrics(client: Any, token: str) -> None:
@@ -65,7 +68,9 @@ def test_an_allowed_network_scrapes_without_a_token(client: Any, settings: Any) 
     settings.HLEKKR_METRICS_TOKEN = ""
     settings.HLEKKR_METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
-    assert client.get("/metrics", REMOTE_ADDR="192.168.1.1").status_code == 401
+    outside = client.get("/metrics", REMOTE_ADDR="192.168.1.1")
+    assert outside.status_code == 401
+    assert outside.json()["code"] == "not_authenticated"
 
 
 def test_a_forged_forwarded_for_header_does_not_pass_the_network_check(client: Any, settings: Any) -> None:
@@ -73,6 +78,7 @@ def test_a_forged_forwarded_for_header_does_not_pass_the_network_check(client: A
     settings.HLEKKR_METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     response = client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="10.0.0.1")
     assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
 
 
 def test_latency_is_labelled_by_route_pattern_not_raw_path(client: Any, token: str) -> None:
