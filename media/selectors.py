@@ -96,11 +96,17 @@ def media_item_detail_body(item: MediaItem, *, include_details: bool) -> dict[st
     return dict(body)
 
 
-def _render_detail(item: MediaItem, *, include_details: bool) -> dict[str, Any]:
-    download = None
+def media_item_download_url(item: MediaItem) -> str | None:
+    """A short-lived download URL for a stored item's original (None when there are no bytes to hand out)."""
     if item.status == MediaStatus.STORED and item.storage_key:
-        download = storage.download_url(item.storage_key, expires=conf.download_url_ttl_seconds())
-    body: dict[str, Any] = {
+        return storage.download_url(item.storage_key, expires=conf.download_url_ttl_seconds())
+    return None
+
+
+def media_item_facts(item: MediaItem) -> dict[str, Any]:
+    """What the bytes are (identity, type, size, dimensions) and where to fetch them: the part of the detail
+    body other renderings of an item (the evidence bundle) share, so both describe an item the same way."""
+    return {
         "id": str(item.id),
         "kind": item.kind,
         "mime_type": item.mime_type,
@@ -112,15 +118,23 @@ def _render_detail(item: MediaItem, *, include_details: bool) -> dict[str, Any]:
         "width": item.width,
         "height": item.height,
         "duration_seconds": item.duration_seconds,
-        "review_requested": item.review_requested,
-        "priority": item.priority,
-        "trust_score": item.trust_score,
-        "verdict": item.verdict,
-        "final_verdict": item.final_verdict,
-        "analysis_status": item.analysis_status,
-        "outcome_version": item.outcome_version,
-        "download_url": download,
-        "download_url_expires_in": conf.download_url_ttl_seconds() if download else None,
+        "download_url": media_item_download_url(item),
     }
+
+
+def _render_detail(item: MediaItem, *, include_details: bool) -> dict[str, Any]:
+    body = media_item_facts(item)
+    body.update(
+        {
+            "review_requested": item.review_requested,
+            "priority": item.priority,
+            "trust_score": item.trust_score,
+            "verdict": item.verdict,
+            "final_verdict": item.final_verdict,
+            "analysis_status": item.analysis_status,
+            "outcome_version": item.outcome_version,
+            "download_url_expires_in": conf.download_url_ttl_seconds() if body["download_url"] else None,
+        }
+    )
     body.update(detail_extras(item, include_details=include_details))
     return body
