@@ -420,22 +420,31 @@ def review_item_release(*, item_id: Any, user: User) -> ReviewItem:
 
 def review_assignment_renew(*, item_id: Any, user: User) -> ReviewAssignment | None:
     """Extend the caller's lease while the item is open in front of them (page view, heartbeat, activity).
-    Not audited: a heartbeat extends a lease, it does not change who holds what."""
+    Not audited: a heartbeat extends a lease, it does not change who holds what. None when the caller holds
+    no live lease on the item (including a malformed id, or a lease that ended while we renewed it)."""
     policy = escalation_policy_active()
     now = timezone.now()
-    assignment = (
-        ReviewAssignment.objects.filter(
-            item_id=item_id, moderator=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
+    try:
+        assignment = (
+            ReviewAssignment.objects.filter(
+                item_id=item_id, moderator=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
+            )
+            .order_by("-created_at")
+            .first()
         )
-        .order_by("-created_at")
-        .first()
-    )
+    except (ValueError, DjangoValidationError):
+        return None
     if assignment is None:
         return None
-    ReviewAssignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.ACTIVE).update(
-        lease_expires_at=now + dt.timedelta(minutes=policy.lease_minutes), opened_at=assignment.opened_at or now
-    )
-    assignment.refresh_from_db()
+    lease_expires_at = now + dt.timedelta(minutes=policy.lease_minutes)
+    opened_at = assignment.opened_at or now
+    # Conditional on still being active and unexpired: the expiry task or a decision may have ended it since.
+    renewed = ReviewAssignment.objects.filter(
+        pk=assignment.pk, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
+    ).update(lease_expires_at=lease_expires_at, opened_at=opened_at)
+    if not renewed:
+        return None
+    assignment.lease_expires_at, assignment.opened_at = lease_expires_at, opened_at
     return assignment
 
 

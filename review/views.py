@@ -189,11 +189,12 @@ def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
 @require_GET
 @moderator_required
 def item_page(request: HttpRequest, item_id: Any) -> HttpResponse:
+    # Renew first, then read: the page shows the renewed lease (renew ignores unknown ids).
+    services.review_assignment_renew(item_id=item_id, user=_me(request))
     try:
         item = selectors.review_item_get(item_id=item_id)
     except HlekkrError:
         return render(request, "dashboard/not_found.html", status=404)
-    services.review_assignment_renew(item_id=item.pk, user=_me(request))
     return render(request, "dashboard/item.html", _item_context(request, item))
 
 

@@ -84,9 +84,9 @@ class QueueView(ReviewView):
 class ItemView(ReviewView):
     @extend_schema(responses={200: OpenApiResponse(description="The item with media URL, analysis and decisions")})
     def get(self, request: Request, item_id: Any) -> Response:
-        item = selectors.review_item_get(item_id=item_id)
-        services.review_assignment_renew(item_id=item.pk, user=request.user)  # type: ignore[arg-type]
-        return Response(self.detail(item.pk))
+        # Renew first, then read once: the response shows the renewed lease (renew ignores unknown ids).
+        services.review_assignment_renew(item_id=item_id, user=request.user)  # type: ignore[arg-type]
+        return Response(self.detail(item_id))
 
 
 class ClaimView(ReviewView):

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from hlekkr.accounts.services import api_key_create
+from review import services
 from review.models import ItemStatus, ReviewAssignment
 
 pytestmark = pytest.mark.django_db
@@ -159,3 +160,30 @@ def test_the_queue_filters_paginates_and_keeps_its_query_count(
         item_factory()
     with django_assert_max_num_queries(8):
         assert senior_api.get(f"{BASE}/queue/?page_size=20").status_code == 200
+
+
+def test_reading_a_held_item_renews_the_lease_and_shows_the_renewed_one(api_as, senior, item_factory) -> None:
+    item = item_factory()
+    senior_api = api_as(senior)
+    assert senior_api.post(f"{BASE}/items/{item.pk}/claim/").status_code == 200
+    soon = timezone.now() + dt.timedelta(seconds=30)
+    ReviewAssignment.objects.filter(item=item).update(lease_expires_at=soon)
+    body = senior_api.get(f"{BASE}/items/{item.pk}/").json()
+    stored = ReviewAssignment.objects.get(item=item).lease_expires_at
+    assert stored > soon + dt.timedelta(minutes=1)
+    assert body["assignees"][0]["lease_expires_at"] == stored.isoformat().replace("+00:00", "Z")
+
+
+def test_deciding_after_the_expiry_task_returned_the_slot_is_lease_expired(api_as, senior, item_factory) -> None:
+    item = item_factory()
+    senior_api = api_as(senior)
+    assert senior_api.post(f"{BASE}/items/{item.pk}/claim/").status_code == 200
+    ReviewAssignment.objects.filter(item=item).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert services.review_leases_expire() == 1
+    r = senior_api.post(
+        f"{BASE}/items/{item.pk}/decide/", {"verdict": "manipulated", "confidence": 0.8, "notes": "x"}, format="json"
+    )
+    assert r.status_code == 409 and r.json()["code"] == "lease_expired"
+    assert not item.decisions.exists()
+    # Reading the item does not bring the lapsed lease back.
+    assert senior_api.get(f"{BASE}/items/{item.pk}/").json()["assignees"] == []
