@@ -8,16 +8,19 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from hlekkr.accounts.models import User
+from hlekkr.accounts.models import Role, User
 from hlekkr.exceptions import NotFound
 from review.models import (
     OPEN_STATUSES,
     AssignmentStatus,
     ItemStatus,
+    ModeratorProfile,
     ReviewAssignment,
     ReviewDecision,
     ReviewItem,
 )
+
+MODERATOR_ROLES = (Role.MODERATOR, Role.LEAD, Role.ADMIN)
 
 
 def _with_people(qs: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
@@ -82,6 +85,37 @@ def my_assignments(*, user: User) -> QuerySet[ReviewAssignment]:
         .select_related("item", "item__media")
         .order_by("item__due_at")
     )
+
+
+def active_moderators() -> QuerySet[User]:
+    """Users who can be given review work, by username (the lead's assign form)."""
+    return User.objects.filter(role__in=MODERATOR_ROLES, is_active=True).order_by("username")
+
+
+def lead_desk() -> dict[str, Any]:
+    """What the lead page lists: escalated and unassigned work, disagreements, inconsistencies, workload."""
+    return {
+        "escalated": list(review_queue(status=ItemStatus.ESCALATED)[:100]),
+        "unassigned": list(review_queue(status=ItemStatus.PENDING)[:100]),
+        "disagreements": list(
+            ReviewItem.objects.filter(disagreement=True).select_related("media").order_by("-updated_at")[:50]
+        ),
+        "inconsistent": list(
+            ReviewItem.objects.filter(inconsistency=True).select_related("media").order_by("-decided_at")[:50]
+        ),
+        "workload": moderator_workload(),
+    }
+
+
+def moderator_workload() -> list[dict[str, Any]]:
+    """Every profile with the items it holds now, its capacity and whether it is on shift."""
+    profiles = ModeratorProfile.objects.select_related("user").annotate(
+        held=Count("user__review_assignments", filter=Q(user__review_assignments__status=AssignmentStatus.ACTIVE))
+    )
+    return [
+        {"profile": p, "held": p.held, "capacity": p.capacity, "on_shift": p.is_on_shift()}
+        for p in profiles.order_by("user__username")
+    ]
 
 
 def review_stats() -> dict[str, Any]:

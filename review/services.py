@@ -284,6 +284,11 @@ def _schedule_assignment_after_commit() -> None:
     transaction.on_commit(assignment_run_schedule, robust=True)
 
 
+def _overdue_first(now: dt.datetime) -> Case:
+    """Sort key: items past their SLA deadline before the rest (pull claims and the batch run agree)."""
+    return Case(When(due_at__lt=now, then=Value(0)), default=Value(1), output_field=IntegerField())
+
+
 # --- pull mode ----------------------------------------------------------------------------------------------------
 def _claimable(user: User, profile: ModeratorProfile, now: dt.datetime) -> QuerySet[ReviewItem]:
     mine_active = ReviewAssignment.objects.filter(item=OuterRef("pk"), moderator=user, status=AssignmentStatus.ACTIVE)
@@ -294,8 +299,7 @@ def _claimable(user: User, profile: ModeratorProfile, now: dt.datetime) -> Query
     )
     if not profile.can_take_critical:
         qs = qs.exclude(priority=Priority.CRITICAL)
-    overdue_first = Case(When(due_at__lt=now, then=Value(0)), default=Value(1), output_field=IntegerField())
-    return qs.order_by(overdue_first, "priority_rank", "due_at", "created_at")
+    return qs.order_by(_overdue_first(now), "priority_rank", "due_at", "created_at")
 
 
 def _to_item_in(
@@ -735,10 +739,9 @@ def review_assignment_run(*, max_items: int = 5000) -> int:
         return 0
     moderator_profiles_ensure_all()
     now = timezone.now()
-    overdue_first = Case(When(due_at__lt=now, then=Value(0)), default=Value(1), output_field=IntegerField())
     items = list(
         ReviewItem.objects.filter(status__in=[ItemStatus.PENDING, ItemStatus.ESCALATED], open_slots__gt=0).order_by(
-            overdue_first, "priority_rank", "due_at"
+            _overdue_first(now), "priority_rank", "due_at"
         )[:max_items]
     )
     if not items:

@@ -14,11 +14,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from hlekkr.accounts.models import Role, User
+from hlekkr.accounts.models import User
 from hlekkr.exceptions import HlekkrError
 from review import selectors, services
 from review.forms import AssignForm, DecisionForm, EscalateForm, QueueFilterForm
-from review.models import AssignmentStatus, ItemStatus, ReviewItem
+from review.models import ItemStatus, ReviewItem
 
 View = Callable[..., HttpResponse]
 QUEUE_PAGE_SIZE = 50
@@ -161,12 +161,7 @@ def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
         )
     mine = next((a for a in getattr(item, "active_assignments", []) if a.moderator_id == me.pk), None)
     decided_by_me = any(d.moderator_id == me.pk for d in item.decisions.all())
-    moderators = [
-        (u.username, f"{u.username} ({u.role})")
-        for u in User.objects.filter(role__in=[Role.MODERATOR, Role.LEAD, Role.ADMIN], is_active=True).order_by(
-            "username"
-        )
-    ]
+    moderators = [(u.username, f"{u.username} ({u.role})") for u in selectors.active_moderators()]
     return {
         "item": item,
         "media": item.media,
@@ -297,34 +292,7 @@ def item_heartbeat(request: HttpRequest, item_id: Any) -> HttpResponse:
 @require_GET
 @lead_required
 def lead(request: HttpRequest) -> HttpResponse:
-    base = selectors.review_queue()
-    context = {
-        "escalated": list(selectors.review_queue(status=ItemStatus.ESCALATED)[:100]),
-        "unassigned": list(base.filter(status=ItemStatus.PENDING)[:100]),
-        "disagreements": list(
-            ReviewItem.objects.filter(disagreement=True).select_related("media").order_by("-updated_at")[:50]
-        ),
-        "inconsistent": list(
-            ReviewItem.objects.filter(inconsistency=True).select_related("media").order_by("-decided_at")[:50]
-        ),
-        "workload": _workload(),
-        "nav_active": "lead",
-    }
-    return render(request, "dashboard/lead.html", context)
-
-
-def _workload() -> list[dict[str, Any]]:
-    from django.db.models import Count, Q
-
-    from review.models import ModeratorProfile
-
-    rows = []
-    profiles = ModeratorProfile.objects.select_related("user").annotate(
-        held=Count("user__review_assignments", filter=Q(user__review_assignments__status=AssignmentStatus.ACTIVE))
-    )
-    for p in profiles.order_by("user__username"):
-        rows.append({"profile": p, "held": p.held, "capacity": p.capacity, "on_shift": p.is_on_shift()})
-    return rows
+    return render(request, "dashboard/lead.html", {**selectors.lead_desk(), "nav_active": "lead"})
 
 
 @require_POST
