@@ -13,7 +13,9 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from hlekkr.exceptions import HlekkrError, RateLimited
+from hlekkr.exceptions import HlekkrError, NotFound, PayloadTooLarge, PermissionDenied, RateLimited, error_body
+
+__all__ = ["error_body", "exception_handler", "handler400", "handler403", "handler404", "handler500"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,8 @@ _DRF_CODES: dict[type[Exception], str] = {
 }
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "details": details or {}}
+_SERVER_ERROR_MESSAGE = "An internal error occurred. It has been logged."
+_NO_SUCH_ROUTE_MESSAGE = "No such endpoint or object."
 
 
 def _drf_error(exc: drf.APIException) -> tuple[str, str, dict[str, Any]]:
@@ -52,16 +54,17 @@ def _drf_error(exc: drf.APIException) -> tuple[str, str, dict[str, Any]]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: map every exception to the envelope; unknown ones to a 500 with no internals."""
     headers: dict[str, str] = {}
+    # Django's own exceptions become their HlekkrError twins, so each status has one code and default message.
+    if isinstance(exc, Http404):
+        exc = NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     if isinstance(exc, HlekkrError):
         status, body = exc.status_code, exc.as_dict()
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
-    elif isinstance(exc, Http404):
-        status, body = 404, error_body("not_found", "Not found.")
-    elif isinstance(exc, DjangoPermissionDenied):
-        status, body = 403, error_body("permission_denied", "You do not have permission to do this.")
-    elif isinstance(exc, RequestDataTooBig):
-        status, body = 413, error_body("payload_too_large", "The request body is too large.")
     elif isinstance(exc, drf.APIException):
         code, message, details = _drf_error(exc)
         status, body = exc.status_code, error_body(code, message, details)
@@ -72,7 +75,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             headers["Retry-After"] = str(int(wait))
     else:
         logger.exception("Unhandled error in API view %s", context.get("view").__class__.__name__)
-        status, body = 500, error_body("server_error", "An internal error occurred. It has been logged.")
+        status, body = 500, error_body("server_error", _SERVER_ERROR_MESSAGE)
     set_rollback()
     return Response(body, status=status, headers=headers)
 
@@ -84,13 +87,13 @@ def _is_api(request: HttpRequest) -> bool:
 # Django-level handlers (hlekkr/urls.py): JSON envelope under /api/, Django's own pages elsewhere.
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse(error_body("not_found", "No such endpoint or object."), status=404)
+        return JsonResponse(error_body("not_found", _NO_SUCH_ROUTE_MESSAGE), status=404)
     return defaults.page_not_found(request, exception or Http404())
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse(error_body("server_error", "An internal error occurred. It has been logged."), status=500)
+        return JsonResponse(error_body("server_error", _SERVER_ERROR_MESSAGE), status=500)
     return defaults.server_error(request)
 
 
@@ -102,5 +105,5 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse(error_body("permission_denied", "You do not have permission to do this."), status=403)
+        return JsonResponse(PermissionDenied().as_dict(), status=PermissionDenied.status_code)
     return defaults.permission_denied(request, exception or DjangoPermissionDenied())

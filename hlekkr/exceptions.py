@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The error envelope every API error has; the one place it is spelled out."""
+    return {"code": code, "message": message, "details": details or {}}
+
+
 class HlekkrError(Exception):
     status_code = 400
     code = "error"
@@ -23,7 +28,7 @@ class HlekkrError(Exception):
         super().__init__(self.message)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "details": self.details}
+        return error_body(self.code, self.message, self.details)
 
 
 class ValidationFailed(HlekkrError):
