@@ -343,10 +343,15 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
             .order_by("item__priority_rank", "item__due_at")
             .first()
         )
-        if pushed is not None:
-            pushed.opened_at = now
-            pushed.lease_expires_at = now + dt.timedelta(minutes=policy.lease_minutes)
-            pushed.save(update_fields=["opened_at", "lease_expires_at"])
+        # Conditional: the item's row is not locked here, so a lead's reassignment or the caller's own
+        # decision may have ended this assignment since it was read; then fall through to a pull claim.
+        if (
+            pushed is not None
+            and ReviewAssignment.objects.filter(pk=pushed.pk, status=AssignmentStatus.ACTIVE).update(
+                opened_at=now, lease_expires_at=now + dt.timedelta(minutes=policy.lease_minutes)
+            )
+            == 1
+        ):
             audit_record(actor=user, action="review.opened", target=pushed.item, payload={"via": "next"})
             return pushed.item
         load = _active_load(user)
