@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
 STUCK_REASON = f"stuck: exceeded {conf.MAX_ATTEMPTS} attempts"
+MEDIA_GONE_REASON = "media unavailable: the item was deleted during analysis"
 
 
 class AnalysisFailed(Exception):
@@ -349,6 +350,11 @@ def analysis_complete(
         analysis = Analysis.objects.select_for_update().select_related("media").get(pk=analysis_id)
         if analysis.status != AnalysisStatus.RUNNING:
             return analysis  # finished or failed elsewhere meanwhile (reconciler): keep that outcome
+        if analysis.media.status != MediaStatus.STORED:
+            # Deleted while the detectors ran: completing would publish a verdict (review item, webhook) for an
+            # item that no longer exists, and the artifacts stored since the deletion would be orphaned.
+            _remove_media_objects_after_commit(analysis.media)
+            return analysis_fail(analysis_id=analysis_id, reason=MEDIA_GONE_REASON) or analysis
         analysis.status = AnalysisStatus.COMPLETED
         analysis.finished_at = timezone.now()
         analysis.manipulation_probability = outcome.manipulation_probability
@@ -377,6 +383,18 @@ def analysis_complete(
         )
         events.publish(events.ANALYSIS_COMPLETED, completed_payload(analysis, results))
     return analysis
+
+
+def _remove_media_objects_after_commit(item: MediaItem) -> None:
+    from media.storage import delete_prefix
+
+    def remove() -> None:
+        try:
+            delete_prefix(item)
+        except Exception:  # cleanup must not hide the outcome; the objects are only orphans
+            logger.exception("could not remove the stored objects of deleted media %s", item.pk)
+
+    transaction.on_commit(remove, robust=True)
 
 
 def completed_payload(analysis: Analysis, results: list[DetectorResult]) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from analysis import services
 from analysis.detectors import registry
-from analysis.detectors.base import Detector, DetectorContext, DetectorOutput, MediaInput
+from analysis.detectors.base import Artifact, Detector, DetectorContext, DetectorOutput, MediaInput
 from analysis.models import Analysis, AnalysisQueue, AnalysisStatus, DetectorResult
 from analysis.tasks import analyze_media_task, reconcile_analyses_task
 from hlekkr import events
 from hlekkr.exceptions import TransientError
+from media.models import MediaItem
 
 
 class _Boom(Detector):
@@ -27,6 +28,14 @@ class _Boom(Detector):
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         raise RuntimeError("kaput")
+
+
+class _WithArtifact(Detector):
+    name: ClassVar[str] = "with_artifact"
+    version: ClassVar[str] = "0"
+
+    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+        return DetectorOutput(status="ok", probability=0.5, artifacts=[Artifact("map.png", "image/png", b"png")])
 
 
 class _Fixed(Detector):
@@ -348,3 +357,40 @@ def test_run_numbers_increase_and_reanalyses_go_to_the_batch_queue(
     item = first.media
     item.refresh_from_db()
     assert item.analysis_status == "queued" and item.trust_score is not None
+
+
+def test_media_deleted_while_its_analysis_runs_ends_failed_without_a_verdict_or_orphaned_artifacts(
+    client_a: Any,
+    stored_media: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+    published: list[Any],
+) -> None:
+    from django.core.files.storage import default_storage
+
+    from media.services import media_item_delete
+    from media.storage import media_prefix
+
+    item = stored_media(client_a)
+    analysis = services.analysis_create(media=item)
+    store = services._store_result
+
+    def store_then_owner_deletes(*args: Any, **kwargs: Any) -> Any:
+        row = store(*args, **kwargs)
+        if MediaItem.objects.get(pk=item.pk).status != "deleted":
+            media_item_delete(owner=client_a, media_id=item.pk)  # the owner deletes mid-run
+        return row
+
+    monkeypatch.setattr(services, "_store_result", store_then_owner_deletes)
+    monkeypatch.setattr(registry, "detectors", lambda: [_Fixed(), _WithArtifact()])
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.analysis_run(analysis_id=analysis.pk)
+    assert result is not None
+    result.refresh_from_db()
+    assert result.status == AnalysisStatus.FAILED
+    assert result.failure_reason == services.MEDIA_GONE_REASON
+    assert result.trust_score is None and result.verdict == ""
+    assert [event for event, _ in published] == [events.ANALYSIS_FAILED]
+    artifacts = f"{media_prefix(item)}/artifacts"
+    assert not default_storage.exists(artifacts) or default_storage.listdir(artifacts)[1] == []
+    assert DetectorResult.objects.get(analysis=result, detector="with_artifact").artifacts  # one was stored
