@@ -203,8 +203,6 @@ class DatabaseCollector(Collector):
         from hlekkr.ops import selectors
 
         counts = selectors.webhook_deliveries_by_status()
-        if counts is None:
-            return
         family = GaugeMetricFamily(
             "hlekkr_webhook_deliveries_last_hour", "Webhook deliveries touched in the last hour", labels=["status"]
         )
@@ -222,10 +220,9 @@ class DatabaseCollector(Collector):
         errors.add_metric([], usage["errors"])
         yield calls
         yield errors
-        if usage["spend_usd"] is not None:
-            spend = GaugeMetricFamily("hlekkr_bedrock_spend_usd_last_day", "Bedrock spend in USD, last 24 h")
-            spend.add_metric([], usage["spend_usd"])
-            yield spend
+        spend = GaugeMetricFamily("hlekkr_bedrock_spend_usd_last_day", "Bedrock spend in USD, last 24 h")
+        spend.add_metric([], usage["spend_usd"])
+        yield spend
 
 
 def render() -> bytes:

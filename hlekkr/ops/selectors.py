@@ -32,13 +32,6 @@ def _model(app_label: str, name: str) -> Any | None:
         return None
 
 
-def _find_model(name: str) -> Any | None:
-    for model in apps.get_models():
-        if model.__name__ == name:
-            return model
-    return None
-
-
 def _field_names(model: Any) -> set[str]:
     return {f.name for f in model._meta.get_fields()}
 
@@ -190,49 +183,31 @@ def format_offender(offender: Any) -> str:
     return str(offender)
 
 
-def webhook_deliveries_by_status(hours: int = 1) -> dict[str, int] | None:
-    """Deliveries created or updated in the last `hours`, by status; None while no webhooks model exists."""
-    model = _find_model("WebhookDelivery")
-    if model is None or "status" not in _field_names(model):
-        return None
-    fields = _field_names(model)
-    time_field = next((f for f in ("updated_at", "last_attempt_at", "created_at") if f in fields), None)
-    rows = model.objects.order_by()
-    if time_field:
-        rows = rows.filter(**{f"{time_field}__gte": timezone.now() - timedelta(hours=hours)})
+def webhook_deliveries_by_status(hours: int = 1) -> dict[str, int]:
+    """Deliveries attempted in the last `hours`, by status."""
+    from hlekkr.webhooks.models import WebhookDelivery
+
+    rows = WebhookDelivery.objects.order_by().filter(last_attempt_at__gte=timezone.now() - timedelta(hours=hours))
     return {str(status): n for status, n in rows.values_list("status").annotate(n=Count("pk"))}
 
 
-FAILED_DELIVERY_STATUSES = ("failed", "given_up", "dead", "parked", "error")
+def webhook_failures_last_hour() -> int:
+    from hlekkr.webhooks.models import DeliveryStatus
 
-
-def webhook_failures_last_hour() -> int | None:
     counts = webhook_deliveries_by_status()
-    if counts is None:
-        return None
-    return sum(n for status, n in counts.items() if status in FAILED_DELIVERY_STATUSES)
+    return sum(n for status, n in counts.items() if status in (DeliveryStatus.FAILED, DeliveryStatus.GIVEN_UP))
 
 
 def bedrock_usage_last_day() -> dict[str, Any]:
-    """Calls and errors from the bedrock detector's results; spend from a Bedrock usage table when one exists."""
-    from analysis.models import DetectorResult
+    """Calls and errors from the bedrock detector's results; spend from the recorded Bedrock calls."""
+    from analysis.models import BedrockCall, DetectorResult
 
     since = timezone.now() - timedelta(days=1)
     counts = DetectorResult.objects.filter(detector="bedrock", created_at__gte=since).aggregate(
         calls=Count("id"), errors=Count("id", filter=Q(status="error"))
     )
-    spend: float | None = None
-    for model in apps.get_models():
-        if "bedrock" not in model.__name__.lower() or model.__name__ == "DetectorResult":
-            continue
-        fields = _field_names(model)
-        cost_field = next((f for f in ("cost_usd", "spend_usd", "cost", "usd") if f in fields), None)
-        time_field = next((f for f in ("created_at", "called_at", "timestamp") if f in fields), None)
-        if cost_field and time_field:
-            total = model._default_manager.filter(**{f"{time_field}__gte": since}).aggregate(s=Sum(cost_field))["s"]
-            spend = float(total or 0)
-            break
-    return {"calls": counts["calls"], "errors": counts["errors"], "spend_usd": spend}
+    total = BedrockCall.objects.filter(created_at__gte=since).aggregate(s=Sum("cost_usd"))["s"]
+    return {"calls": counts["calls"], "errors": counts["errors"], "spend_usd": float(total or 0)}
 
 
 # --- time series for the status page ---------------------------------------------------------------------

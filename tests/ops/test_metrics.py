@@ -189,6 +189,21 @@ def test_bedrock_calls_are_counted_from_detector_results(make_analysis: Any) -> 
     assert usage["calls"] == 1 and usage["errors"] == 1
 
 
+def test_bedrock_spend_is_summed_from_the_recorded_calls_of_the_last_day(db: Any) -> None:
+    import uuid
+    from decimal import Decimal
+
+    from analysis.models import BedrockCall
+    from hlekkr.ops.selectors import bedrock_usage_last_day
+
+    run = uuid.uuid4()
+    for sequence, cost in enumerate(("0.25", "0.125")):
+        BedrockCall.objects.create(run_id=run, sequence=sequence, model_id="m", outcome="ok", cost_usd=Decimal(cost))
+    old = BedrockCall.objects.create(run_id=run, sequence=9, model_id="m", outcome="ok", cost_usd=Decimal("5"))
+    BedrockCall.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    assert bedrock_usage_last_day()["spend_usd"] == 0.375
+
+
 def test_one_failing_family_does_not_blank_the_scrape(client: Any, token: str) -> None:
     with mock.patch("hlekkr.ops.selectors.review_queue_snapshot", side_effect=RuntimeError("table missing")):
         families = scrape(client)
