@@ -25,9 +25,10 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from analysis import conf
 from analysis.detectors.base import DetectorContext
 from analysis.models import Analysis, AnalysisStatus, BedrockCall, DetectorResult
-from hlekkr.env import env_float, env_int, env_str
+from hlekkr.env import env_int, env_str
 
 logger = logging.getLogger(__name__)
 
@@ -39,19 +40,17 @@ DETECTOR = "bedrock"
 def configured_models() -> list[Any]:
     from analysis.detectors.bedrock import parse_models
 
-    raw = getattr(settings, "HLEKKR_BEDROCK_MODELS", None)
+    raw = getattr(settings, "HLEKKR_BEDROCK_MODELS", None)  # a list in settings, JSON text in the environment
     return parse_models(raw if raw is not None else env_str("HLEKKR_BEDROCK_MODELS"))
 
 
 def daily_budget_usd() -> float:
-    value = getattr(settings, "HLEKKR_BEDROCK_DAILY_BUDGET_USD", None)
-    return float(value) if value is not None else env_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
+    return conf.setting_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
 
 
 def ensemble_size() -> int:
     """How many model answers to collect (0 = every configured model). 1 = first answer wins."""
-    value = getattr(settings, "HLEKKR_BEDROCK_ENSEMBLE_SIZE", None)
-    return int(value) if value is not None else env_int("HLEKKR_BEDROCK_ENSEMBLE_SIZE", 0, minimum=0)
+    return conf.setting_int("HLEKKR_BEDROCK_ENSEMBLE_SIZE", 0, minimum=0)
 
 
 def make_client() -> Any:

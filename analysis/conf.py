@@ -11,34 +11,39 @@ from django.conf import settings
 from hlekkr.env import env_float, env_int, env_str
 
 
-def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+def setting_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """`name` from Django settings when set there, else from the environment (bounds checked there)."""
     value = getattr(settings, name, None)
     return int(value) if value is not None else env_int(name, default, minimum=minimum, maximum=maximum)
 
 
-def _float(name: str, default: float, *, minimum: float = 0.0) -> float:
+def setting_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     value = getattr(settings, name, None)
     return float(value) if value is not None else env_float(name, default, minimum=minimum)
 
 
+def setting_str(name: str, default: str = "") -> str:
+    value = getattr(settings, name, None)
+    return str(value) if value is not None else env_str(name, default)
+
+
 def c2pa_trust_anchors_file() -> str:
     """Path to a PEM bundle of C2PA trust anchors (HLEKKR_C2PA_TRUST_ANCHORS_FILE); empty = no trust list."""
-    value = getattr(settings, "HLEKKR_C2PA_TRUST_ANCHORS_FILE", None)
-    return str(value) if value is not None else env_str("HLEKKR_C2PA_TRUST_ANCHORS_FILE")
+    return setting_str("HLEKKR_C2PA_TRUST_ANCHORS_FILE")
 
 
 def pdq_max_distance() -> int:
-    return _int("HLEKKR_PDQ_MAX_DISTANCE", 31, minimum=0, maximum=128)
+    return setting_int("HLEKKR_PDQ_MAX_DISTANCE", 31, minimum=0, maximum=128)
 
 
 def pdq_min_quality() -> int:
-    return _int("HLEKKR_PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
+    return setting_int("HLEKKR_PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
 
 
 def detector_budget_scale() -> float:
     """Multiplies every detector's time budget (HLEKKR_DETECTOR_BUDGET_SCALE, default 1): raise it on slow
     hardware rather than editing detectors."""
-    return _float("HLEKKR_DETECTOR_BUDGET_SCALE", 1.0, minimum=0.01)
+    return setting_float("HLEKKR_DETECTOR_BUDGET_SCALE", 1.0, minimum=0.01)
 
 
 def analysis_time_limit_seconds() -> int:
@@ -52,7 +57,7 @@ def analysis_soft_time_limit_seconds() -> int:
 
 def requeue_after_seconds() -> int:
     """A queued analysis whose task was last sent this long ago is sent again by the reconciler."""
-    return _int("HLEKKR_ANALYSIS_REQUEUE_AFTER", 60, minimum=1)
+    return setting_int("HLEKKR_ANALYSIS_REQUEUE_AFTER", 60, minimum=1)
 
 
 MAX_ATTEMPTS = 3
