@@ -108,8 +108,6 @@ class DatabaseCollector(Collector):
             "hlekkr_review_sla_breaches", "Review items awaiting a decision past their due time", labels=["priority"]
         )
         snapshot = selectors.review_queue_snapshot()
-        if snapshot is None:
-            return
         for priority, count in snapshot["by_priority"].items():
             depth.add_metric([priority], count)
         for priority, count in snapshot["breaches_by_priority"].items():

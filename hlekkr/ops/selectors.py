@@ -1,7 +1,7 @@
 """Reads for health, metrics, alerts, the status page and doctor.
 
-ops is the roof: it may read every app, but those apps land at different times, so each read of another app's
-tables is defensive (a missing model yields None or zero, never an exception).
+ops is the roof: it reads every app's models directly. The rate-limit reads alone keep a fallback (the 429s in
+the request stats) so that alert does not go blind when the monitor's selector fails.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
@@ -21,37 +20,20 @@ from hlekkr.ops.stats import merge_buckets, percentile_from_buckets
 
 logger = logging.getLogger(__name__)
 
-OPEN_REVIEW_STATUSES = ("pending", "assigned", "escalated")
-PRIORITIES = ("critical", "high", "medium", "low")
-
-
-def _model(app_label: str, name: str) -> Any | None:
-    try:
-        return apps.get_model(app_label, name)
-    except LookupError:
-        return None
-
-
-def _field_names(model: Any) -> set[str]:
-    return {f.name for f in model._meta.get_fields()}
-
 
 # --- review queue ---------------------------------------------------------------------------------------
-def review_queue_snapshot() -> dict[str, Any] | None:
-    """Items awaiting a decision (pending, assigned, escalated) by priority, and SLA breaches; None without
-    the review app's ReviewItem."""
-    model = _model("review", "ReviewItem")
-    if model is None or not {"status", "priority"} <= _field_names(model):
-        return None
-    open_items = model.objects.filter(status__in=OPEN_REVIEW_STATUSES).order_by()
-    by_priority = dict.fromkeys(PRIORITIES, 0)
+def review_queue_snapshot() -> dict[str, Any]:
+    """Items awaiting a decision (pending, assigned, escalated) by priority, and SLA breaches."""
+    from review.models import OPEN_STATUSES, Priority, ReviewItem
+
+    open_items = ReviewItem.objects.filter(status__in=OPEN_STATUSES).order_by()
+    by_priority = dict.fromkeys(Priority.values, 0)
     for priority, count in open_items.values_list("priority").annotate(n=Count("pk")):
         by_priority[str(priority)] = count
-    breaches = dict.fromkeys(PRIORITIES, 0)
-    if "due_at" in _field_names(model):
-        overdue = open_items.filter(due_at__lt=timezone.now())
-        for priority, count in overdue.values_list("priority").annotate(n=Count("pk")):
-            breaches[str(priority)] = count
+    breaches = dict.fromkeys(Priority.values, 0)
+    overdue = open_items.filter(due_at__lt=timezone.now())
+    for priority, count in overdue.values_list("priority").annotate(n=Count("pk")):
+        breaches[str(priority)] = count
     return {
         "total": sum(by_priority.values()),
         "by_priority": by_priority,
@@ -221,17 +203,16 @@ def hourly_series(hours: int = 24) -> dict[str, list[tuple[datetime, float]]]:
     for sampled_at, total in QueueDepthSample.objects.filter(sampled_at__gte=start).values_list("sampled_at", "total"):
         depth.setdefault(sampled_at.replace(minute=0, second=0, microsecond=0), []).append(total)
 
-    finished: dict[datetime, int] = {}
-    analysis = _model("analysis", "Analysis")
-    if analysis is not None:
-        rows = (
-            analysis.objects.filter(finished_at__gte=start)
-            .annotate(hour=TruncHour("finished_at"))
-            .order_by()
-            .values_list("hour")
-            .annotate(n=Count("pk"))
-        )
-        finished = dict(rows)
+    from analysis.models import Analysis
+
+    rows = (
+        Analysis.objects.filter(finished_at__gte=start)
+        .annotate(hour=TruncHour("finished_at"))
+        .order_by()
+        .values_list("hour")
+        .annotate(n=Count("pk"))
+    )
+    finished: dict[datetime, int] = dict(rows)
 
     requests: dict[datetime, tuple[int, int]] = {}
     rows2 = (

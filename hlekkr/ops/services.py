@@ -33,11 +33,9 @@ def heartbeat_record(*, hostname: str, queues: list[str], at: datetime | None = 
     return len(queues)
 
 
-def queue_depth_sample_record(*, at: datetime | None = None) -> QueueDepthSample | None:
-    """Sample the review queue (None while the review app has no ReviewItem)."""
+def queue_depth_sample_record(*, at: datetime | None = None) -> QueueDepthSample:
+    """Sample the review queue."""
     snapshot = selectors.review_queue_snapshot()
-    if snapshot is None:
-        return None
     return QueueDepthSample.objects.create(
         sampled_at=at or timezone.now(),
         total=snapshot["total"],

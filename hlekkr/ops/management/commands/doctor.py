@@ -181,8 +181,6 @@ class Doctor:
     # --- 2. the guide's per-issue diagnoses -----------------------------------------------------------
     def review_queue(self) -> Finding:
         snapshot = selectors.review_queue_snapshot()
-        if snapshot is None:
-            return Finding("review_queue", SKIP, "review app has no ReviewItem yet")
         threshold = _threshold("review_queue_depth", 100)
         detail = (
             f"{snapshot['total']} awaiting decision ({snapshot['by_priority'].get('critical', 0)} critical), "
