@@ -23,11 +23,18 @@ from review.models import (
 MODERATOR_ROLES = (Role.MODERATOR, Role.LEAD, Role.ADMIN)
 
 
-def _with_people(qs: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+def _with_holders(qs: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+    """What every list row shows besides the item's own columns: who holds it now."""
     active = ReviewAssignment.objects.filter(status=AssignmentStatus.ACTIVE).select_related("moderator")
-    return qs.select_related("media").prefetch_related(
-        Prefetch("assignments", queryset=active, to_attr="active_assignments"),
-        Prefetch("decisions", queryset=ReviewDecision.objects.select_related("moderator")),
+    return qs.prefetch_related(Prefetch("assignments", queryset=active, to_attr="active_assignments"))
+
+
+def _with_people(qs: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+    """The detail view also shows the media and every decision with its moderator."""
+    return (
+        _with_holders(qs)
+        .select_related("media")
+        .prefetch_related(Prefetch("decisions", queryset=ReviewDecision.objects.select_related("moderator")))
     )
 
 
@@ -52,7 +59,8 @@ def review_queue(
         qs = qs.filter(due_at__lt=now, status__in=OPEN_STATUSES) if overdue else qs.filter(due_at__gte=now)
     if assigned_to is not None:
         qs = qs.filter(assignments__moderator=assigned_to, assignments__status=AssignmentStatus.ACTIVE)
-    return _with_people(qs).order_by("due_at")
+    # List rows (API summary, dashboard rows, lead lists) read holders only; decisions and media are detail.
+    return _with_holders(qs).order_by("due_at")
 
 
 def review_item_get(*, item_id: Any) -> ReviewItem:
@@ -97,12 +105,8 @@ def lead_desk() -> dict[str, Any]:
     return {
         "escalated": list(review_queue(status=ItemStatus.ESCALATED)[:100]),
         "unassigned": list(review_queue(status=ItemStatus.PENDING)[:100]),
-        "disagreements": list(
-            ReviewItem.objects.filter(disagreement=True).select_related("media").order_by("-updated_at")[:50]
-        ),
-        "inconsistent": list(
-            ReviewItem.objects.filter(inconsistency=True).select_related("media").order_by("-decided_at")[:50]
-        ),
+        "disagreements": list(ReviewItem.objects.filter(disagreement=True).order_by("-updated_at")[:50]),
+        "inconsistent": list(ReviewItem.objects.filter(inconsistency=True).order_by("-decided_at")[:50]),
         "workload": moderator_workload(),
     }
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from review_factories import PASSWORD
 
-from review.models import AssignmentStatus, ItemStatus, ReviewAssignment
+from review.models import AssignmentStatus, ItemStatus, ReviewAssignment, ReviewItem
 
 pytestmark = pytest.mark.django_db
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
@@ -117,3 +117,26 @@ def test_stats_page(senior, item_factory) -> None:
     client.post(f"/dashboard/items/{item.pk}/decide/", {"verdict": "manipulated", "confidence": "0.8"})
     page = client.get("/dashboard/stats/").content.decode()
     assert "Decisions per moderator" in page and "senior" in page and "100 %" in page
+
+
+def test_the_lead_desk_keeps_its_query_count_as_lists_grow(
+    lead, junior, item_factory, django_assert_max_num_queries
+) -> None:
+    def fill() -> None:
+        for _ in range(3):
+            item_factory(priority="high")
+            escalated = item_factory()
+            ReviewItem.objects.filter(pk=escalated.pk).update(status=ItemStatus.ESCALATED, disagreement=True)
+            decided = item_factory()
+            ReviewItem.objects.filter(pk=decided.pk).update(status=ItemStatus.DECIDED, inconsistency=True)
+        logged_in(junior).post(f"/dashboard/items/{item_factory().pk}/claim/")
+
+    client = logged_in(lead)
+    fill()
+    client.get("/dashboard/lead/")
+    with django_assert_max_num_queries(9):
+        page = client.get("/dashboard/lead/")
+    assert page.status_code == 200 and "No escalations." not in page.content.decode()
+    fill()
+    with django_assert_max_num_queries(9):
+        assert client.get("/dashboard/lead/").status_code == 200
