@@ -109,21 +109,23 @@ def _authenticated(user: Any) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False))
 
 
-def key_for(window: Window, request: Any, user: Any, api_key: Any) -> str:
-    """What the window counts by. Never contains a secret: API keys appear by their public prefix."""
-    if window.key_type == "api_key" and api_key is not None:
+def _key(key_type: str, request: Any, user: Any, api_key: Any) -> str:
+    """Never contains a secret: API keys appear by their public prefix."""
+    if key_type == "api_key" and api_key is not None:
         return f"key:{api_key.prefix}"
-    if window.key_type in ("user", "api_key") and _authenticated(user):
+    if key_type in ("user", "api_key") and _authenticated(user):
         return f"user:{user.pk}"
     return f"ip:{client_ip(request)}"
+
+
+def key_for(window: Window, request: Any, user: Any, api_key: Any) -> str:
+    """What the window counts by."""
+    return _key(window.key_type, request, user, api_key)
 
 
 def monitor_key(request: Any, user: Any, api_key: Any) -> str:
-    if api_key is not None:
-        return f"key:{api_key.prefix}"
-    if _authenticated(user):
-        return f"user:{user.pk}"
-    return f"ip:{client_ip(request)}"
+    """Who the monitor counts: the most specific identity the request has (API key, then user, then IP)."""
+    return _key("api_key", request, user, api_key)
 
 
 def _fail_closed_groups() -> frozenset[str]:
