@@ -436,19 +436,33 @@ def multipart_upload_complete(*, owner: Any, upload_id: Any, parts: list[dict[st
         try:
             with transaction.atomic():
                 item = MediaItem.objects.select_for_update().get(pk=item.pk)
-                _apply_facts(item, facts)
-                item.size, item.sha256, item.status = size, sha256, MediaStatus.STORED
-                item.save()
-                MultipartUpload.objects.filter(pk=upload.pk).update(
-                    state=UploadState.COMPLETED, completed_at=timezone.now()
-                )
-                audit_record(
-                    actor=owner,
-                    action="media.upload_completed",
-                    target=item,
-                    payload={"upload_id": str(upload.id), "kind": item.kind, "size": size, "sha256": sha256},
-                )
-                publish(MEDIA_STORED, _stored_payload(item))
+                # DELETE media/{id}/ may land while storage assembles and checks the bytes: the item stays
+                # deleted (never resurrected as stored and analysed) and the assembled object goes below.
+                deleted_meanwhile = item.status != MediaStatus.UPLOADING
+                if deleted_meanwhile:
+                    MultipartUpload.objects.filter(pk=upload.pk).update(
+                        state=UploadState.ABORTED, failure_reason="media_deleted", completed_at=timezone.now()
+                    )
+                    audit_record(
+                        actor=owner, action="media.upload_aborted", target=upload, payload={"reason": "media_deleted"}
+                    )
+                else:
+                    _apply_facts(item, facts)
+                    item.size, item.sha256, item.status = size, sha256, MediaStatus.STORED
+                    item.save()
+                    MultipartUpload.objects.filter(pk=upload.pk).update(
+                        state=UploadState.COMPLETED, completed_at=timezone.now()
+                    )
+                    audit_record(
+                        actor=owner,
+                        action="media.upload_completed",
+                        target=item,
+                        payload={"upload_id": str(upload.id), "kind": item.kind, "size": size, "sha256": sha256},
+                    )
+                    publish(MEDIA_STORED, _stored_payload(item))
+            if deleted_meanwhile:
+                _delete_object(item.storage_key)
+                raise Conflict("This upload is not active (its media item was deleted).", code="upload_not_active")
             return UploadResult(item)
         except IntegrityError:
             existing = _live_duplicate(owner, sha256)

@@ -364,3 +364,28 @@ def test_the_periodic_task_is_scheduled_on_the_maintenance_queue() -> None:
     entry = SCHEDULE["media-abort-stale-uploads"]
     assert entry["task"] == "media.tasks.abort_stale_uploads_task"
     assert entry["options"] == {"queue": "maintenance"}
+
+
+def test_an_item_deleted_while_its_upload_completes_stays_deleted_and_keeps_no_bytes(
+    client_a: Any, api_as: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from media import services
+    from media.services import media_item_delete
+
+    api = api_as(client_a)
+    data = wav_bytes()
+    body = start(api, data).json()
+    parts = send_all(body, data)
+    validate = services.validate_media
+
+    def owner_deletes_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        media_item_delete(owner=client_a, media_id=body["media_id"])  # DELETE media/{id}/ lands mid-completion
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(services, "validate_media", owner_deletes_meanwhile)
+    response = complete(api, body["upload_id"], parts)
+    assert response.status_code == 409 and response.json()["code"] == "upload_not_active"
+    upload = MultipartUpload.objects.select_related("media").get(pk=body["upload_id"])
+    assert upload.media.status == MediaStatus.DELETED
+    assert upload.state == UploadState.ABORTED and upload.failure_reason == "media_deleted"
+    assert stored_files() == []
