@@ -193,14 +193,18 @@ def item_page(request: HttpRequest, item_id: Any) -> HttpResponse:
     return render(request, "dashboard/item.html", _item_context(request, item))
 
 
-def _act(request: HttpRequest, item_id: Any, action: Callable[[], Any], done: str) -> HttpResponse:
+def _act(
+    request: HttpRequest, item_id: Any, action: Callable[[], Any], done: str, then: str = "dashboard:item"
+) -> HttpResponse:
+    """Run a service call for the item page: a refusal is flashed and leads back to the item; success is
+    flashed and leads to `then`."""
     try:
         action()
     except HlekkrError as exc:
         messages.error(request, exc.message)
-    else:
-        messages.success(request, done)
-    return redirect("dashboard:item", item_id=item_id)
+        return redirect("dashboard:item", item_id=item_id)
+    messages.success(request, done)
+    return redirect(then, item_id=item_id) if then == "dashboard:item" else redirect(then)
 
 
 @require_POST
@@ -212,13 +216,13 @@ def item_claim(request: HttpRequest, item_id: Any) -> HttpResponse:
 @require_POST
 @moderator_required
 def item_release(request: HttpRequest, item_id: Any) -> HttpResponse:
-    try:
-        services.review_item_release(item_id=item_id, user=_me(request))
-    except HlekkrError as exc:
-        messages.error(request, exc.message)
-        return redirect("dashboard:item", item_id=item_id)
-    messages.success(request, "Released back to the queue.")
-    return redirect("dashboard:queue")
+    return _act(
+        request,
+        item_id,
+        lambda: services.review_item_release(item_id=item_id, user=_me(request)),
+        "Released back to the queue.",
+        then="dashboard:queue",
+    )
 
 
 @require_POST

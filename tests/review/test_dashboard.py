@@ -140,3 +140,15 @@ def test_the_lead_desk_keeps_its_query_count_as_lists_grow(
     fill()
     with django_assert_max_num_queries(9):
         assert client.get("/dashboard/lead/").status_code == 200
+
+
+def test_releasing_through_the_page_returns_to_the_queue_and_a_second_release_is_refused(senior, item_factory) -> None:
+    item = item_factory()
+    client = logged_in(senior)
+    client.post(f"/dashboard/items/{item.pk}/claim/")
+    released = client.post(f"/dashboard/items/{item.pk}/release/")
+    assert released.status_code == 302 and released["Location"] == "/dashboard/"
+    assert not ReviewAssignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE).exists()
+    again = client.post(f"/dashboard/items/{item.pk}/release/", follow=True)
+    assert again.redirect_chain[0][0] == f"/dashboard/items/{item.pk}/"
+    assert "You do not hold this item." in again.content.decode()
