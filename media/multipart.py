@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,7 +85,9 @@ def fs_part_write(upload_id: Any, part_number: int, body: Any, *, max_bytes: int
     directory = parts_dir(upload_id)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{part_number:05d}.part"
-    temp = directory / f"{part_number:05d}.part.incoming"
+    # One temporary file per attempt: a client retrying a part while its first attempt still streams must not
+    # write into the same file (the bytes would interleave and the loser's rename would fail).
+    temp = directory / f"{part_number:05d}.part.{uuid.uuid4().hex}.incoming"
     digest = hashlib.md5(usedforsecurity=False)
     written = 0
     with temp.open("wb") as target:
@@ -100,8 +103,12 @@ def fs_part_write(upload_id: Any, part_number: int, body: Any, *, max_bytes: int
             digest.update(chunk)
             target.write(chunk)
     etag = digest.hexdigest()
-    (directory / f"{part_number:05d}.etag").write_text(etag)
     temp.replace(final)  # a retried part replaces the earlier attempt atomically
+    # The ETag goes in after the bytes, and atomically: a reader in between sees the earlier attempt's ETag, which
+    # a completion then refuses (etag_mismatch, retryable) rather than accepting bytes under the wrong ETag.
+    etag_temp = directory / f"{part_number:05d}.etag.{uuid.uuid4().hex}.incoming"
+    etag_temp.write_text(etag)
+    etag_temp.replace(directory / f"{part_number:05d}.etag")
     return StoredPart(part_number, etag, written)
 
 

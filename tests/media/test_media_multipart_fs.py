@@ -389,3 +389,32 @@ def test_an_item_deleted_while_its_upload_completes_stays_deleted_and_keeps_no_b
     assert upload.media.status == MediaStatus.DELETED
     assert upload.state == UploadState.ABORTED and upload.failure_reason == "media_deleted"
     assert stored_files() == []
+
+
+def test_a_part_retried_while_the_first_attempt_still_streams_is_stored_whole_with_its_own_etag(
+    settings: Any,
+) -> None:
+    import hashlib
+    import io
+    import uuid
+
+    upload_id = uuid.uuid4()
+    first, retry = b"A" * 10_000, b"B" * 10_000
+
+    class SlowBody(io.BytesIO):
+        """The first attempt: after its first chunk the client's retry arrives and is written in full."""
+
+        reads = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            SlowBody.reads += 1
+            if SlowBody.reads == 2:
+                multipart.fs_part_write(upload_id, 1, io.BytesIO(retry), max_bytes=20_000)
+            return super().read(4096 if size is None or size < 0 else min(size, 4096))
+
+    multipart.fs_part_write(upload_id, 1, SlowBody(first), max_bytes=20_000)
+    stored = multipart.fs_list_parts(upload_id)[1]
+    data = (multipart.parts_dir(upload_id) / "00001.part").read_bytes()
+    assert data in (first, retry)  # one attempt whole, never the two interleaved
+    assert stored.etag == hashlib.md5(data, usedforsecurity=False).hexdigest() and stored.size == len(data)
+    multipart.fs_discard(upload_id)
