@@ -402,10 +402,11 @@ def multipart_upload_complete(*, owner: Any, upload_id: Any, parts: list[dict[st
         stored_parts = _check_part_list(upload, parts)
     except HlekkrError as error:
         if error.code in RETRYABLE_COMPLETE_CODES:
-            MultipartUpload.objects.filter(pk=upload.pk).update(state=UploadState.ACTIVE)
-            audit_record(
-                actor=owner, action="media.upload_complete_refused", target=upload, payload={"code": error.code}
-            )
+            with transaction.atomic():  # the state change and its audit event together
+                MultipartUpload.objects.filter(pk=upload.pk).update(state=UploadState.ACTIVE)
+                audit_record(
+                    actor=owner, action="media.upload_complete_refused", target=upload, payload={"code": error.code}
+                )
         else:
             _reject_upload(upload, error, actor=owner)
         raise
