@@ -32,7 +32,9 @@ def _collect_beat_schedules(sender: Celery, **kwargs: Any) -> None:
     for module_name in BEAT_MODULES:
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise  # the beat module exists but is broken: its periodic tasks must not vanish silently
             continue
         schedule.update(getattr(module, "SCHEDULE", {}))
     sender.conf.beat_schedule = schedule

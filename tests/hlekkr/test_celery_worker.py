@@ -65,3 +65,24 @@ def test_a_worker_consumes_from_the_embedded_filesystem_transport(tmp_path):
 def test_a_worker_consumes_from_redis(tmp_path, redis_url):
     broker = redis_url.rsplit("/", 1)[0] + "/14"
     _worker_consumes({"CELERY_BROKER_URL": broker}, tmp_path)
+
+
+def test_beat_collection_skips_a_missing_beat_module_but_not_a_broken_one(tmp_path, monkeypatch):
+    import hlekkr.celery as hlekkr_celery
+
+    (tmp_path / "hk_broken_beat.py").write_text("import hk_no_such_dependency\nSCHEDULE = {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Conf:
+        beat_schedule: dict = {}
+
+    class Sender:
+        conf = Conf()
+
+    monkeypatch.setattr(hlekkr_celery, "BEAT_MODULES", ("hk_absent_beat",))
+    hlekkr_celery._collect_beat_schedules(Sender())
+    assert Sender.conf.beat_schedule == {}
+
+    monkeypatch.setattr(hlekkr_celery, "BEAT_MODULES", ("hk_absent_beat", "hk_broken_beat"))
+    with pytest.raises(ModuleNotFoundError, match="hk_no_such_dependency"):
+        hlekkr_celery._collect_beat_schedules(Sender())
