@@ -23,6 +23,9 @@ class AssignmentInline(admin.TabularInline):
     readonly_fields = ("moderator", "status", "source", "assigned_by", "lease_expires_at", "created_at", "ended_at")
     can_delete = False
 
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).select_related("moderator", "assigned_by")
+
 
 class DecisionInline(admin.TabularInline):
     model = ReviewDecision
@@ -30,10 +33,14 @@ class DecisionInline(admin.TabularInline):
     readonly_fields = ("moderator", "verdict", "confidence", "notes", "overrides_machine", "created_at")
     can_delete = False
 
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).select_related("moderator")
+
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(admin.ModelAdmin):
-    # Read-only: state changes go through the services (audited), not through admin edits.
+    # Read-only: state changes go through the services (audited), not through admin edits or deletes (a
+    # delete would cascade to the decisions and lose them without an audit record).
     list_display = ("id", "status", "priority", "due_at", "reviewers_required", "final_verdict", "inconsistency")
     list_filter = ("status", "priority", "qa_sample", "disagreement", "inconsistency")
     inlines = (AssignmentInline, DecisionInline)
@@ -42,4 +49,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
         return False
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
