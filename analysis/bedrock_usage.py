@@ -143,7 +143,7 @@ def analysis_bedrock_run(*, analysis_id: Any, detector: Any = None) -> Analysis 
     from analysis import services
     from analysis.detectors.bedrock import BedrockDetector
     from analysis.media_input import media_input_for
-    from analysis.pipeline import run_detector
+    from analysis.pipeline import elapsed_ms, run_detector
 
     analysis = Analysis.objects.select_related("media").filter(pk=analysis_id).first()
     if analysis is None or analysis.status != AnalysisStatus.RUNNING:
@@ -167,7 +167,7 @@ def analysis_bedrock_run(*, analysis_id: Any, detector: Any = None) -> Analysis 
             services._store_result(analysis, item, run)
             record_bedrock_usage(analysis, run.output.evidence)
         timings.setdefault("detectors", {})[DETECTOR] = run.duration_ms
-        timings["bedrock_ms"] = round((time.perf_counter() - started) * 1000)
+        timings["bedrock_ms"] = elapsed_ms(started)
     if analysis.started_at:
         timings["total_ms"] = max(0, round((timezone.now() - analysis.started_at).total_seconds() * 1000))
     return services.analysis_score_and_complete(analysis=analysis, timings=timings)

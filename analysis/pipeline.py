@@ -60,7 +60,7 @@ def run_detector(
         logger.exception("detector %s raised in applies()", detector.name)
         refusal = error_output(exc)
     if refusal is not None:
-        return DetectorRun(detector.name, detector.version, refusal, _ms(started))
+        return DetectorRun(detector.name, detector.version, refusal, elapsed_ms(started))
 
     budget = float(detector.time_budget_s) * budget_scale
     box: dict[str, Any] = {}
@@ -86,7 +86,7 @@ def run_detector(
         output = error_output(TypeError(f"run() returned {type(box.get('output')).__name__}"))
     else:
         output = box["output"]
-    return DetectorRun(detector.name, detector.version, output, _ms(started))
+    return DetectorRun(detector.name, detector.version, output, elapsed_ms(started))
 
 
 def run_detectors(
@@ -120,5 +120,6 @@ def score_runs(runs: Sequence[DetectorRun], policy: scoring.Policy) -> scoring.S
     return scoring.score([evidence_from_run(r) for r in runs], policy)
 
 
-def _ms(started: float) -> int:
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since a `time.perf_counter()` reading, never negative."""
     return max(0, round((time.perf_counter() - started) * 1000))

@@ -38,7 +38,7 @@ from analysis.models import (
     DetectorStatus,
     ScoringPolicy,
 )
-from analysis.pipeline import DetectorRun, run_detectors
+from analysis.pipeline import DetectorRun, elapsed_ms, run_detectors
 from hlekkr import events
 from hlekkr.audit.services import audit_record
 from hlekkr.exceptions import Conflict, NotFound, TransientError
@@ -249,7 +249,7 @@ def _run_claimed(analysis: Analysis) -> Analysis:
     detector_ms: dict[str, int] = dict(timings.get("detectors", {}))
     try:
         with media_input_for(item) as media_input:
-            download_ms = _ms(started)
+            download_ms = elapsed_ms(started)
             for run in run_detectors(
                 detectors, media_input, context, budget_scale=conf.detector_budget_scale(), skip=skip
             ):
@@ -260,7 +260,7 @@ def _run_claimed(analysis: Analysis) -> Analysis:
     except OSError as exc:
         raise TransientError(f"storage error while copying media: {type(exc).__name__}") from exc
 
-    timings.update({"download_ms": download_ms, "detectors": detector_ms, "total_ms": _ms(started)})
+    timings.update({"download_ms": download_ms, "detectors": detector_ms, "total_ms": elapsed_ms(started)})
 
     # Bedrock hook (docs/bedrock.md): when models are configured, the Bedrock step runs on its own queue and
     # scores the analysis when it is done; local detectors never wait behind it.
@@ -282,7 +282,7 @@ def analysis_score_and_complete(*, analysis: Analysis, timings: dict[str, Any]) 
         logger.warning("no active scoring policy; scoring analysis %s with the built-in defaults", analysis.pk)
     results = list(analysis.detector_results.all())
     outcome = scoring.score([_evidence(r) for r in results], policy)
-    timings["scoring_ms"] = _ms(scoring_started)
+    timings["scoring_ms"] = elapsed_ms(scoring_started)
     return analysis_complete(
         analysis_id=analysis.pk, outcome=outcome, policy=policy_row, timings=timings, results=results
     )
@@ -596,7 +596,3 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()[:512]
     return json.loads(json.dumps(str(value)))
-
-
-def _ms(started: float) -> int:
-    return max(0, round((time.perf_counter() - started) * 1000))
