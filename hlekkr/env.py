@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -52,8 +53,16 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return _env_number(name, default, int, "an integer", minimum, maximum)
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        # "nan" passes every bound check (all comparisons are false) and would silently disable a budget or limit.
+        raise ValueError(text)
+    return value
+
+
 def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    return _env_number(name, default, float, "a number", minimum, None)
+    return _env_number(name, default, _finite_float, "a finite number", minimum, None)
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:

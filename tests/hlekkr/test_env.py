@@ -43,6 +43,12 @@ def test_env_float_and_list(monkeypatch):
     monkeypatch.setenv("X_F", "abc")
     with pytest.raises(ImproperlyConfigured):
         env_float("X_F", 1.0)
+    for raw in ("nan", "inf", "-inf"):
+        monkeypatch.setenv("X_F", raw)
+        with pytest.raises(ImproperlyConfigured, match="finite"):
+            env_float("X_F", 1.0, minimum=0)
+    monkeypatch.setenv("X_F", " 2.5 ")
+    assert env_float("X_F", 1.0, minimum=0) == 2.5
     monkeypatch.setenv("X_L", " a, b ,,c ")
     assert env_list("X_L") == ["a", "b", "c"]
 
