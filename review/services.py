@@ -809,8 +809,3 @@ def review_assignment_run(*, max_items: int = 5000) -> int:
         except IntegrityError:
             continue  # a concurrent claim took the same pair; the database constraint kept it single
     return applied
-
-
-def review_item_mark_opened(*, item_id: Any, user: User) -> None:
-    """The holder opened the item page: the lease restarts and the item counts as started."""
-    review_assignment_renew(item_id=item_id, user=user)
