@@ -44,14 +44,19 @@ def _url_for_audit(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def webhook_endpoint_create(*, owner: Any, url: str, events: list[str]) -> tuple[WebhookEndpoint, str]:
-    """Register an endpoint after the SSRF check; returns it and its signing secret (shown to the client once)."""
+def _check_destination(url: str) -> None:
+    """The SSRF check, as the API's 400 webhook_url_forbidden."""
     try:
         ssrf.check_url(url)
     except ssrf.DestinationRefused as exc:
         raise ValidationFailed(
             f"Webhook URL refused: {exc.reason}.", code="webhook_url_forbidden", details={"url": exc.reason}
         ) from None
+
+
+def webhook_endpoint_create(*, owner: Any, url: str, events: list[str]) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint after the SSRF check; returns it and its signing secret (shown to the client once)."""
+    _check_destination(url)
     secret = signing.new_secret()
     with transaction.atomic():
         # Lock the owner's endpoints so two concurrent registrations cannot both pass the limit.
@@ -87,12 +92,7 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Any) -> None:
 
 def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor: Any) -> WebhookEndpoint:
     """Turn a disabled endpoint back on (its owner fixed the receiver). The URL is checked again."""
-    try:
-        ssrf.check_url(endpoint.url)
-    except ssrf.DestinationRefused as exc:
-        raise ValidationFailed(
-            f"Webhook URL refused: {exc.reason}.", code="webhook_url_forbidden", details={"url": exc.reason}
-        ) from None
+    _check_destination(endpoint.url)
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         if locked.is_active:
