@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from media.models import MediaItem
@@ -60,6 +62,24 @@ class ScoringPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"scoring policy v{self.version}{' (active)' if self.is_active else ''}"
+
+    def clean(self) -> None:
+        """Refuse, in admin, a policy the scorer cannot use: once active it would fail every analysis."""
+        errors: dict[str, str] = {}
+        for name in ("weights", "decisive"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(_is_finite_number(v) for v in value.values()):
+                errors[name] = "A JSON object mapping names to finite numbers."
+        if not _is_finite_number(self.clip) or not 0 < self.clip < 0.5:
+            errors["clip"] = "Must be above 0 and below 0.5 (probabilities are clipped to [clip, 1 - clip])."
+        if not _is_finite_number(self.bias):
+            errors["bias"] = "Must be a finite number."
+        if errors:
+            raise ValidationError(errors)
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class Analysis(models.Model):

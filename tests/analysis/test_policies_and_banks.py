@@ -47,6 +47,50 @@ def test_the_admin_action_activates_exactly_one_policy(admin_user: Any) -> None:
     assert ScoringPolicy.objects.get(is_active=True).version == 2
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("weights", {"ela": "heavy"}),
+        ("weights", ["ela", 1.0]),
+        ("decisive", {"known_fake": None}),
+        ("clip", 0.0),
+        ("clip", 0.5),
+        ("bias", float("nan")),
+    ],
+)
+def test_a_policy_the_scorer_cannot_use_is_refused_in_admin(admin_user: Any, field: str, value: Any) -> None:
+    from django.core.exceptions import ValidationError
+
+    policy = ScoringPolicy(version=9, weights={"ela": 1.0}, decisive=dict(scoring.DEFAULT_DECISIVE))
+    policy.full_clean()  # the good one passes
+    setattr(policy, field, value)
+    with pytest.raises(ValidationError) as refused:
+        policy.full_clean()
+    assert field in refused.value.message_dict
+
+
+def test_admin_shows_the_error_instead_of_saving_an_unusable_policy(admin_user: Any) -> None:
+    client = Client()
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/analysis/scoringpolicy/add/",
+        {
+            "version": 9,
+            "bias": "0",
+            "weights": '{"ela": "heavy"}',
+            "decisive": "{}",
+            "clip": "0.02",
+            "authentic_threshold": "70",
+            "manipulated_threshold": "40",
+            "edited_only_cap": "on",
+            "notes": "",
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "finite numbers" in response.content.decode()
+    assert not ScoringPolicy.objects.filter(version=9).exists()
+
+
 def test_calibration_labels_come_from_the_human_verdict() -> None:
     assert label_from_verdict("likely_manipulated") == 1
     assert label_from_verdict("generated") == 1
