@@ -170,3 +170,19 @@ def test_api_keys_need_media_write_to_register(client_a: Any, public_dns: Any) -
 def test_anonymous_callers_are_refused(api: Any, db: Any) -> None:
     response = api.get(URL)
     assert response.status_code == 401
+
+
+def test_enabling_an_endpoint_whose_host_now_leads_inside_is_refused(
+    api_as: Any, client_a: Any, fake_dns: Any, settings: Any
+) -> None:
+    settings.HLEKKR_WEBHOOKS_ALLOW_LOOPBACK = False
+    endpoint = WebhookEndpoint.objects.create(
+        owner=client_a, url="https://moved.example.test/hook", events=["analysis.completed"], secret="s" * 32
+    )
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False, disabled_reason="failing")
+    fake_dns({"moved.example.test": ["10.1.2.3"]})  # DNS now answers with a private address
+    response = api_as(client_a).post(f"{URL}{endpoint.pk}/enable/")
+    assert response.status_code == 400
+    assert response.json()["code"] == "webhook_url_forbidden"
+    endpoint.refresh_from_db()
+    assert endpoint.is_active is False
