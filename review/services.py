@@ -794,6 +794,10 @@ def review_assignment_run(*, max_items: int = 5000) -> int:
                     or item.status not in (ItemStatus.PENDING, ItemStatus.ESCALATED)
                 ):
                     continue
+                try:  # the plan came from a snapshot: the item may have been escalated since
+                    _check_eligible(item, profile)
+                except PermissionDenied:
+                    continue
                 if _active_load(profile.user) >= profile.capacity:
                     continue
                 if (

@@ -213,3 +213,23 @@ def test_working_hours_follow_the_moderators_time_zone(junior) -> None:
     at = dt.datetime(2025, 1, 1, 23, 0, tzinfo=dt.UTC)
     assert profile.is_on_shift(at)
     assert not profile.is_on_shift(at.replace(hour=12))
+
+
+def test_the_batch_run_does_not_push_an_item_escalated_after_it_planned_to_a_non_lead(
+    item_factory, policy, junior, monkeypatch
+) -> None:
+    policy.auto_assign = True
+    policy.save()
+    item = item_factory(priority="low", expertise=[])
+    plan = services.algo.assign
+
+    def plan_then_escalate(items, moderators):  # type: ignore[no-untyped-def]
+        pairs = plan(items, moderators)
+        assert pairs == [(str(item.pk), str(junior.pk))]
+        # A reviewer escalates between the snapshot and the apply step.
+        ReviewItem.objects.filter(pk=item.pk).update(status=ItemStatus.ESCALATED, open_slots=1)
+        return pairs
+
+    monkeypatch.setattr(services.algo, "assign", plan_then_escalate)
+    assert services.review_assignment_run() == 0
+    assert not ReviewAssignment.objects.filter(item=item).exists()
