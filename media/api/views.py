@@ -258,10 +258,14 @@ class UploadPartView(APIView):
 def download_file(request: HttpRequest, token: str) -> HttpResponse | FileResponse:
     """Serve a filesystem download granted by media.storage.download_url (streamed, never loaded whole)."""
     key = storage.download_token_key(token)
-    if key is None or not default_storage.exists(key):
+    if key is None:
+        return _json_error(404, "not_found", "No such file, or the link has expired.")
+    try:
+        # Opened rather than checked first: the item may be deleted between a check and the open.
+        handle = default_storage.open(key, "rb")
+    except FileNotFoundError:
         return _json_error(404, "not_found", "No such file, or the link has expired.")
     item = MediaItem.objects.filter(storage_key=key).only("mime_type").first()
-    handle = default_storage.open(key, "rb")
     if item is not None and item.mime_type:
         content_type = item.mime_type
     else:  # artifacts (heatmaps, masks): trust only what the bytes say, and only for images

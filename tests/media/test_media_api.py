@@ -178,6 +178,15 @@ def test_the_download_url_serves_the_bytes_and_forged_tokens_are_404(client_a: A
     assert forged.status_code == 404 and forged.json()["code"] == "not_found"
 
 
+def test_a_download_url_of_a_deleted_item_is_404(client_a: Any, api_as: Any, upload: Any) -> None:
+    created = upload(client_a, "a.jpg", jpeg_bytes(203), "image/jpeg").json()
+    api = api_as(client_a)
+    url = urlsplit(api.get(f"/api/v1/media/{created['id']}/").json()["download_url"]).path
+    assert api.delete(f"/api/v1/media/{created['id']}/").status_code == 204
+    response = Client().get(url)
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
 def test_the_detail_has_an_etag_and_if_none_match_gets_304(
     client_a: Any, api_as: Any, item_a: dict[str, Any], django_assert_max_num_queries: Any
 ) -> None:
