@@ -73,6 +73,23 @@ def test_revoke_refuses_someone_elses_refresh_token(api, client_a, client_b):
     assert response.json()["code"] == "token_not_valid"
 
 
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"refresh": "garbage"}, "token_not_valid"),
+        ({}, "nothing_to_revoke"),
+        ({"everywhere": "maybe"}, "validation_error"),
+    ],
+)
+def test_revoke_refuses_bad_input_in_the_error_shape(api, client_a, body, code):
+    pair = obtain(api, "client_a").json()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {pair['access']}")
+    response = api.post("/api/v1/auth/token/revoke/", body, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"code", "message", "details"}
+    assert response.json()["code"] == code
+
+
 def test_an_expired_access_token_says_token_expired(api, client_a):
     token = AccessToken.for_user(client_a)
     token.set_exp(from_time=timezone.now() - timedelta(hours=1), lifetime=timedelta(minutes=5))
