@@ -140,6 +140,18 @@ def drain() -> Counts:
     return result
 
 
+def restore(counts: Counts) -> None:
+    """Put drained counts back (their database write failed), so the next flush stores them instead of losing
+    them. Never raises; what cannot be put back is logged."""
+    with _local.lock:
+        for (minute, group, key), (requests, refused) in counts.items():
+            row = _local.counts[(minute, group, key)]
+            row[0] += requests
+            row[1] += refused
+    if _is_redis():
+        push()
+
+
 def maybe_flush_inline() -> None:
     """Local-memory backend only: flush closed minutes from the web process, at most once a minute."""
     if _is_redis() or not _local.inline_flush:

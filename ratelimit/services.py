@@ -90,5 +90,8 @@ def ratelimit_monitor_flush() -> int:
     try:
         return ratelimit_monitor_store(counts=counts)
     except Exception:
-        logger.exception("rate-limit monitor: %d drained rows could not be stored", len(counts))
+        logger.exception(
+            "rate-limit monitor: %d drained rows could not be stored; put back for the next flush", len(counts)
+        )
+        monitor.restore(counts)
         raise

@@ -138,3 +138,22 @@ def test_old_minutes_do_not_count_towards_the_last_hour(db: Any) -> None:
     now = timezone.now()
     ratelimit_monitor_store(counts={(_minute(now - timedelta(minutes=61)), "read", "user:1"): [5, 5]})
     assert selectors.refusals_last_hour(now=now) == 0
+
+
+def test_counts_whose_database_write_fails_are_kept_for_the_next_flush(db: Any) -> None:
+    from unittest import mock
+
+    import pytest
+
+    minute = _minute(timezone.now()) - 5
+    monitor.record(group="read", key="ip:203.0.113.9", refused=True, minute=minute)
+    monitor.record(group="read", key="ip:203.0.113.9", refused=False, minute=minute)
+    with (
+        mock.patch("ratelimit.services.ratelimit_monitor_store", side_effect=RuntimeError("database down")),
+        pytest.raises(RuntimeError),
+    ):
+        ratelimit_monitor_flush()
+    assert RateLimitHit.objects.count() == 0
+    assert ratelimit_monitor_flush() == 1
+    row = RateLimitHit.objects.get(key="ip:203.0.113.9")
+    assert (row.requests, row.refused) == (2, 1)

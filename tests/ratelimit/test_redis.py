@@ -119,3 +119,18 @@ def test_a_quiet_process_still_pushes_its_last_counts(on_redis: None, db: Any) -
     while time.time() < deadline and not client.hget(monitor._hash_key(minute), field):
         time.sleep(0.1)
     assert client.hget(monitor._hash_key(minute), field) == b"1"
+
+
+def test_on_redis_counts_whose_database_write_fails_are_kept_for_the_next_flush(on_redis: None, db: Any) -> None:
+    from unittest import mock
+
+    minute = monitor.now_minute() - 10
+    monitor.record(group="auth", key="ip:192.0.2.10", refused=True, minute=minute)
+    with (
+        mock.patch("ratelimit.services.ratelimit_monitor_store", side_effect=RuntimeError("database down")),
+        pytest.raises(RuntimeError),
+    ):
+        ratelimit_monitor_flush()
+    assert ratelimit_monitor_flush() == 1
+    row = RateLimitHit.objects.get(key="ip:192.0.2.10")
+    assert (row.requests, row.refused) == (1, 1)
