@@ -161,7 +161,6 @@ def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
         )
     mine = next((a for a in getattr(item, "active_assignments", []) if a.moderator_id == me.pk), None)
     decided_by_me = any(d.moderator_id == me.pk for d in item.decisions.all())
-    moderators = [(u.username, f"{u.username} ({u.role})") for u in selectors.active_moderators()]
     return {
         "item": item,
         "media": item.media,
@@ -175,10 +174,15 @@ def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
         "machine_leaning": services.machine_leaning(item),
         "decision_form": DecisionForm(),
         "escalate_form": EscalateForm(),
-        "assign_form": AssignForm(moderators=moderators) if me.is_lead else None,
+        "assign_form": _assign_form() if me.is_lead else None,
         "can_claim": item.is_open and mine is None and not decided_by_me and item.open_slots > 0,
         "nav_active": "queue",
     }
+
+
+def _assign_form() -> AssignForm:
+    """The lead's assign form; only leads see it, so only they pay for the moderator list."""
+    return AssignForm(moderators=[(u.username, f"{u.username} ({u.role})") for u in selectors.active_moderators()])
 
 
 @require_GET

@@ -152,3 +152,16 @@ def test_releasing_through_the_page_returns_to_the_queue_and_a_second_release_is
     again = client.post(f"/dashboard/items/{item.pk}/release/", follow=True)
     assert again.redirect_chain[0][0] == f"/dashboard/items/{item.pk}/"
     assert "You do not hold this item." in again.content.decode()
+
+
+def test_the_item_page_keeps_its_query_count_and_only_leads_get_the_assign_form(
+    senior, junior, lead, item_factory, django_assert_max_num_queries
+) -> None:
+    item = item_factory()
+    client = logged_in(senior)
+    client.post(f"/dashboard/items/{item.pk}/claim/")
+    with django_assert_max_num_queries(9):
+        page = client.get(f"/dashboard/items/{item.pk}/")
+    assert page.status_code == 200 and 'name="moderator"' not in page.content.decode()
+    lead_page = logged_in(lead).get(f"/dashboard/items/{item.pk}/").content.decode()
+    assert 'name="moderator"' in lead_page and "junior (moderator)" in lead_page
