@@ -431,7 +431,6 @@ def review_assignment_renew(*, item_id: Any, user: User) -> ReviewAssignment | N
     """Extend the caller's lease while the item is open in front of them (page view, heartbeat, activity).
     Not audited: a heartbeat extends a lease, it does not change who holds what. None when the caller holds
     no live lease on the item (including a malformed id, or a lease that ended while we renewed it)."""
-    policy = escalation_policy_active()
     now = timezone.now()
     try:
         assignment = (
@@ -445,7 +444,7 @@ def review_assignment_renew(*, item_id: Any, user: User) -> ReviewAssignment | N
         return None
     if assignment is None:
         return None
-    lease_expires_at = now + dt.timedelta(minutes=policy.lease_minutes)
+    lease_expires_at = now + dt.timedelta(minutes=escalation_policy_active().lease_minutes)  # holders only
     opened_at = assignment.opened_at or now
     # Conditional on still being active and unexpired: the expiry task or a decision may have ended it since.
     renewed = ReviewAssignment.objects.filter(
