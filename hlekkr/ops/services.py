@@ -87,15 +87,20 @@ def alert_resolve(*, alert: Alert, value: float | None) -> Alert:
 def _notify(alert: Alert, event: str) -> None:
     """Send once per transition: `notified_at` / `resolved_notified_at` mark success; failures retry on the next
     evaluations up to MAX_NOTIFY_ATTEMPTS, then stop (the alert is still on the status page and in metrics)."""
-    errors = notify.send(alert, event)
     now = timezone.now()
     if event == "alert.opened":
+        errors = notify.send(alert, event)
         fields = {"notify_attempts": alert.notify_attempts + 1, "notification_error": "; ".join(errors)[:500]}
         if not errors:
             fields["notified_at"] = now
         Alert.objects.filter(pk=alert.pk).update(**fields)
     else:
-        Alert.objects.filter(pk=alert.pk).update(resolved_notified_at=now, notification_error="; ".join(errors)[:500])
+        # Claim the one resolution notice first (conditional UPDATE): an evaluator that runs concurrently, or a
+        # redelivered evaluation task, finds it taken and sends nothing. A resolution notice is never retried.
+        if not Alert.objects.filter(pk=alert.pk, resolved_notified_at__isnull=True).update(resolved_notified_at=now):
+            return
+        errors = notify.send(alert, event)
+        Alert.objects.filter(pk=alert.pk).update(notification_error="; ".join(errors)[:500])
 
 
 @dataclass

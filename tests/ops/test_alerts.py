@@ -268,6 +268,23 @@ def test_an_open_alert_notifies_by_email_and_webhook_once(settings: Any, webhook
     assert [r["event"] for r in received] == ["alert.opened", "alert.resolved"]
 
 
+def test_a_resolution_is_announced_once_even_when_a_second_evaluator_resolves_it_late(settings: Any) -> None:
+    from hlekkr.ops.services import _notify
+
+    settings.ALERT_EMAILS = ["oncall@example.org"]
+    enable("api_error_rate")
+    requests_at(count=200, errors_5xx=10)
+    alerts_evaluate()
+    stale = Alert.objects.get()  # what a concurrent evaluator read while the alert was still open
+    RequestMinute.objects.all().delete()
+    requests_at(count=200)
+    alerts_evaluate()
+    assert [m.subject.split("]")[0] for m in mail.outbox] == ["[Hlekkr OPEN", "[Hlekkr RESOLVED"]
+    stale.refresh_from_db()
+    _notify(stale, "alert.resolved")  # the late evaluator's notice
+    assert len(mail.outbox) == 2
+
+
 def test_a_failed_notification_is_retried_a_bounded_number_of_times(settings: Any) -> None:
     settings.HLEKKR_ALERT_WEBHOOK_URL = "http://127.0.0.1:1/nobody-listens"
     enable("api_error_rate")
