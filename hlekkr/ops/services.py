@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -89,8 +90,15 @@ def _notify(alert: Alert, event: str) -> None:
     evaluations up to MAX_NOTIFY_ATTEMPTS, then stop (the alert is still on the status page and in metrics)."""
     now = timezone.now()
     if event == "alert.opened":
+        # Claim this attempt (conditional UPDATE on the attempt count): a concurrent evaluator holding the same
+        # snapshot finds it taken. A worker killed after the claim has used one attempt; the next evaluation retries.
+        claimed = Alert.objects.filter(
+            pk=alert.pk, notified_at__isnull=True, notify_attempts=alert.notify_attempts
+        ).update(notify_attempts=alert.notify_attempts + 1)
+        if not claimed:
+            return
         errors = notify.send(alert, event)
-        fields = {"notify_attempts": alert.notify_attempts + 1, "notification_error": "; ".join(errors)[:500]}
+        fields: dict[str, Any] = {"notification_error": "; ".join(errors)[:500]}
         if not errors:
             fields["notified_at"] = now
         Alert.objects.filter(pk=alert.pk).update(**fields)

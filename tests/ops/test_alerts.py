@@ -285,6 +285,21 @@ def test_a_resolution_is_announced_once_even_when_a_second_evaluator_resolves_it
     assert len(mail.outbox) == 2
 
 
+def test_an_opening_is_announced_once_even_when_a_second_evaluator_holds_the_same_snapshot(settings: Any) -> None:
+    from hlekkr.ops.services import _notify
+
+    settings.ALERT_EMAILS = ["oncall@example.org"]
+    enable("api_error_rate")
+    requests_at(count=200, errors_5xx=10)
+    with mock.patch("hlekkr.ops.services._notify"):
+        alerts_evaluate()  # opened, not yet announced
+    first, second = Alert.objects.get(), Alert.objects.get()  # two evaluators, one snapshot
+    _notify(first, "alert.opened")
+    _notify(second, "alert.opened")
+    assert len(mail.outbox) == 1
+    assert Alert.objects.get().notify_attempts == 1
+
+
 def test_a_failed_notification_is_retried_a_bounded_number_of_times(settings: Any) -> None:
     settings.HLEKKR_ALERT_WEBHOOK_URL = "http://127.0.0.1:1/nobody-listens"
     enable("api_error_rate")
