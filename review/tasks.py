@@ -17,7 +17,11 @@ def assignment_run_schedule() -> bool:
     """Enqueue one batch assignment run unless one is already scheduled; True when this call scheduled it."""
     if not cache.add(ASSIGNMENT_SCHEDULED_KEY, 1, timeout=ASSIGNMENT_DEBOUNCE_SECONDS * 4):
         return False
-    review_assignment_run_task.apply_async(countdown=ASSIGNMENT_DEBOUNCE_SECONDS, queue="interactive")
+    try:
+        review_assignment_run_task.apply_async(countdown=ASSIGNMENT_DEBOUNCE_SECONDS, queue="interactive")
+    except Exception:
+        cache.delete(ASSIGNMENT_SCHEDULED_KEY)  # nothing was enqueued: the next trigger must be able to schedule
+        raise
     return True
 
 
