@@ -1,12 +1,31 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from hlekkr.accounts.models import ApiKey, User
-from hlekkr.accounts.services import api_key_create, api_key_revoke
+from hlekkr.accounts.services import api_key_check_new, api_key_create, api_key_revoke, api_key_update
+from hlekkr.exceptions import ValidationFailed
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("user", "name", "scopes", "expires_at")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.pk is None:
+            # The service's own rules, as form errors instead of a 500 from save_model.
+            try:
+                api_key_check_new(scopes=cleaned.get("scopes"), expires_at=cleaned.get("expires_at"))
+            except ValidationFailed as exc:
+                field = "expires_at" if exc.code == "invalid_expiry" else "scopes"
+                self.add_error(field, exc.message)
+        return cleaned
 
 
 @admin.register(User)
@@ -31,14 +50,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     )
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "user__username")
+    form = ApiKeyForm
     readonly_fields = ("prefix", "secret_hash", "created_at", "revoked_at", "last_used_at")
     fields = ("user", "name", "scopes", "expires_at", *readonly_fields)
     actions = ["revoke_keys"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
+        # Only the name and expiry may change after creation: a key's owner and scopes are what it was issued as.
+        return (("user", "scopes") if obj is not None else ()) + self.readonly_fields
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
-            # Only the name and expiry may change after creation; scopes widen nothing silently.
-            super().save_model(request, obj, form, change)
+            api_key_update(api_key=obj, name=obj.name, expires_at=obj.expires_at, actor=request.user)
             return
         issued = api_key_create(
             user=obj.user,

@@ -42,14 +42,10 @@ def parse_key(raw: str) -> tuple[str, str] | None:
     return prefix, secret
 
 
-def api_key_create(
-    *,
-    user: User,
-    name: str,
-    scopes: list[str],
-    expires_at: datetime | None = None,
-    actor: Any = None,
-) -> IssuedKey:
+def api_key_check_new(*, scopes: Any, expires_at: datetime | None) -> None:
+    """The rules for a new key (ValidationFailed otherwise); the admin form runs them too, before saving."""
+    if not isinstance(scopes, list | tuple | set | frozenset) or not all(isinstance(s, str) for s in scopes):
+        raise ValidationFailed("Scopes must be a list of scope names.", code="invalid_scopes")
     unknown = sorted(set(scopes) - VALID_SCOPES)
     if unknown or not scopes:
         raise ValidationFailed(
@@ -59,6 +55,38 @@ def api_key_create(
         )
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationFailed("The expiry must be in the future.", code="invalid_expiry")
+
+
+def api_key_update(*, api_key: ApiKey, name: str, expires_at: datetime | None, actor: Any = None) -> ApiKey:
+    """Rename a key or change its expiry (its user and scopes are fixed at creation). Audited."""
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+        before = {"name": locked.name, "expires_at": locked.expires_at}
+        locked.name, locked.expires_at = name[:100], expires_at
+        locked.save(update_fields=["name", "expires_at"])
+        audit_record(
+            actor=actor,
+            action="api_key.updated",
+            target=locked,
+            payload={
+                "prefix": locked.prefix,
+                "before": before,
+                "after": {"name": locked.name, "expires_at": expires_at},
+            },
+        )
+    return locked
+
+
+def api_key_create(
+    *,
+    user: User,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+    actor: Any = None,
+) -> IssuedKey:
+    """Issue a key; the plaintext is returned once and only its secret's SHA-256 is stored. Audited."""
+    api_key_check_new(scopes=scopes, expires_at=expires_at)
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
