@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from hlekkr.exceptions import HlekkrError
 from hlekkr.webhooks.models import WebhookDelivery, WebhookEndpoint
-from hlekkr.webhooks.services import webhook_delivery_redeliver, webhook_endpoint_enable
+from hlekkr.webhooks.services import webhook_delivery_redeliver, webhook_endpoint_delete, webhook_endpoint_enable
 
 
 @admin.register(WebhookEndpoint)
@@ -23,6 +23,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # endpoints are registered through the API, which checks the URL and issues the secret
+
+    # Deleting goes through the service, which audits it like the API's DELETE.
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        webhook_endpoint_delete(endpoint=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            webhook_endpoint_delete(endpoint=endpoint, actor=request.user)
 
     @admin.action(description="Enable the selected endpoints again")
     def enable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:

@@ -186,3 +186,22 @@ def test_enabling_an_endpoint_whose_host_now_leads_inside_is_refused(
     assert response.json()["code"] == "webhook_url_forbidden"
     endpoint.refresh_from_db()
     assert endpoint.is_active is False
+
+
+def test_deleting_endpoints_in_admin_is_audited_like_the_api(client: Any, admin_user: Any, client_a: Any) -> None:
+    endpoints = [
+        WebhookEndpoint.objects.create(owner=client_a, url=f"https://h{i}.example.test/x?token=t", secret="s" * 32)
+        for i in range(2)
+    ]
+    client.force_login(admin_user)
+    response = client.post(f"/admin/webhooks/webhookendpoint/{endpoints[0].pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    response = client.post(
+        "/admin/webhooks/webhookendpoint/",
+        {"action": "delete_selected", "_selected_action": [str(endpoints[1].pk)], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not WebhookEndpoint.objects.exists()
+    events = AuditEvent.objects.filter(action="webhook.endpoint_deleted")
+    assert events.count() == 2
+    assert all("token" not in str(e.payload) for e in events)
