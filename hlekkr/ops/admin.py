@@ -1,7 +1,10 @@
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 
 from hlekkr.ops.models import Alert, AlertRule, QueueDepthSample, WorkerHeartbeat
+from hlekkr.ops.services import alert_rule_save
 
 
 @admin.register(AlertRule)
@@ -16,6 +19,9 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: AlertRule, form: Any, change: bool) -> None:
+        alert_rule_save(rule=obj, actor=request.user)  # list_editable saves come through here too
 
 
 @admin.register(Alert)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from hlekkr.audit.services import audit_record
@@ -43,6 +44,24 @@ def queue_depth_sample_record(*, at: datetime | None = None) -> QueueDepthSample
         by_priority=snapshot["by_priority"],
         sla_breaches=snapshot["sla_breaches"],
     )
+
+
+_RULE_FIELDS = ("enabled", "comparison", "threshold", "window_minutes", "periods", "min_count", "description")
+
+
+def alert_rule_save(*, rule: AlertRule, actor: Any) -> AlertRule:
+    """Save an admin's edit of a rule's threshold or window, audited with its values before and after."""
+    with transaction.atomic():
+        old = AlertRule.objects.select_for_update().filter(pk=rule.pk).first() if rule.pk else None
+        before = model_to_dict(old, fields=_RULE_FIELDS) if old is not None else None
+        rule.save()
+        audit_record(
+            actor=actor,
+            action="alert_rule.updated",
+            target=rule,
+            payload={"kind": rule.kind, "before": before, "after": model_to_dict(rule, fields=_RULE_FIELDS)},
+        )
+    return rule
 
 
 def alert_open(*, rule: AlertRule, value: float | None, message: str) -> tuple[Alert, bool]:

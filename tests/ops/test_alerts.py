@@ -236,6 +236,22 @@ def test_thresholds_edited_in_admin_take_effect_on_the_next_evaluation() -> None
     assert alerts_evaluate().opened == []
 
 
+def test_a_threshold_edited_in_admin_is_audited_with_before_and_after(client: Any, admin_user: Any) -> None:
+    rule = enable("api_error_rate")
+    client.force_login(admin_user)
+    data = {
+        "enabled": "on", "comparison": rule.comparison, "threshold": "2.5", "window_minutes": rule.window_minutes,
+        "periods": rule.periods, "min_count": rule.min_count, "description": rule.description,
+    }  # fmt: skip
+    response = client.post(f"/admin/ops/alertrule/{rule.pk}/change/", data)
+    assert response.status_code == 302, response.content[:500]
+    rule.refresh_from_db()
+    assert rule.threshold == 2.5
+    event = AuditEvent.objects.get(action="alert_rule.updated")
+    assert event.payload["kind"] == "api_error_rate"
+    assert event.payload["before"]["threshold"] != 2.5 and event.payload["after"]["threshold"] == 2.5
+
+
 def test_opening_and_resolving_are_audited() -> None:
     enable("ratelimit_refusals")
     with mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=150):
