@@ -7,7 +7,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from hlekkr.accounts.models import ApiKey, User
-from hlekkr.accounts.services import api_key_check_new, api_key_create, api_key_revoke, api_key_update
+from hlekkr.accounts.services import (
+    api_key_check_new,
+    api_key_create,
+    api_key_revoke,
+    api_key_update,
+    user_admin_save,
+)
 from hlekkr.exceptions import ValidationFailed
 
 
@@ -34,6 +40,15 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("role", "is_active", "is_staff")
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Hlekkr", {"fields": ("role",)}))  # type: ignore[misc]
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Hlekkr", {"fields": ("role",)}))
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        user_admin_save(
+            user=obj,
+            actor=request.user,
+            created=not change,
+            changed=list(form.changed_data),
+            save=lambda: super(UserAdmin, self).save_model(request, obj, form, change),
+        )
 
 
 @admin.register(ApiKey)

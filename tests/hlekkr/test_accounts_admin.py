@@ -1,4 +1,4 @@
-"""API keys in Django admin: the service's rules as form errors, and audited edits of name and expiry only."""
+"""Accounts in Django admin: API-key rules as form errors, audited edits of keys (name, expiry) and users."""
 
 from __future__ import annotations
 
@@ -52,3 +52,30 @@ def test_editing_a_key_changes_only_its_name_and_is_audited(client: Any, admin_u
     assert key.scopes == ["media:read"]  # scopes are read-only after creation
     event = AuditEvent.objects.get(action="api_key.updated")
     assert event.payload["before"]["name"] == "ci" and event.payload["after"]["name"] == "ci-renamed"
+
+
+def test_changing_a_role_in_admin_is_audited_without_the_password(client: Any, admin_user: Any, client_a: Any) -> None:
+    client.force_login(admin_user)
+    url = f"/admin/accounts/user/{client_a.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
+    data.update(
+        {
+            "role": "moderator",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "last_login_0": "",
+            "last_login_1": "",
+        }
+    )
+    data.pop("date_joined", None)
+    data.pop("last_login", None)
+    data.pop("groups", None)
+    data.pop("user_permissions", None)
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else b""
+    client_a.refresh_from_db()
+    assert client_a.role == "moderator"
+    event = AuditEvent.objects.filter(action="user.updated").get()
+    assert "role" in event.payload["changed"] and event.payload["role"] == "moderator"
+    assert client_a.password not in str(event.payload)
