@@ -16,9 +16,8 @@ from analysis import conf as analysis_conf
 from analysis.api.serializers import analysis_summary, detector_result
 from analysis.models import Analysis, AnalysisStatus, DetectorResult
 from hlekkr.exceptions import Conflict
-from media import conf as media_conf
-from media import storage
 from media.models import MediaItem, MediaStatus
+from media.selectors import media_item_facts
 
 logger = logging.getLogger(__name__)
 
@@ -45,26 +44,6 @@ def latest_completed_analysis(item: MediaItem) -> Analysis:
             details={"analysis_status": item.analysis_status or None},
         )
     return analysis
-
-
-def _media_section(item: MediaItem) -> dict[str, Any]:
-    download = None
-    if item.status == MediaStatus.STORED and item.storage_key:
-        download = storage.download_url(item.storage_key, expires=media_conf.download_url_ttl_seconds())
-    return {
-        "id": str(item.id),
-        "kind": item.kind,
-        "mime_type": item.mime_type,
-        "size": item.size,
-        "sha256": item.sha256,
-        "original_filename": item.original_filename,
-        "status": item.status,
-        "width": item.width,
-        "height": item.height,
-        "duration_seconds": item.duration_seconds,
-        "created_at": _iso(item.created_at),
-        "download_url": download,
-    }
 
 
 def _provenance(results: dict[str, DetectorResult]) -> dict[str, Any] | None:
@@ -120,7 +99,7 @@ def build(item: MediaItem) -> tuple[dict[str, Any], list[DetectorResult]]:
     bundle = {
         "bundle_version": BUNDLE_VERSION,
         "generated_at": _iso(timezone.now()),
-        "media": _media_section(item),
+        "media": media_item_facts(item),  # described as the media detail body describes it
         "analysis": analysis_summary(analysis),
         "trust": {
             "trust_score": analysis.trust_score,
