@@ -62,6 +62,7 @@ def test_a_worker_consumes_from_the_embedded_filesystem_transport(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.redis
+@pytest.mark.xdist_group("redis")
 def test_a_worker_consumes_from_redis(tmp_path, redis_url):
     broker = redis_url.rsplit("/", 1)[0] + "/14"
     _worker_consumes({"CELERY_BROKER_URL": broker}, tmp_path)

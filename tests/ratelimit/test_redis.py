@@ -18,7 +18,8 @@ from ratelimit.models import RateLimitHit
 from ratelimit.policies import policy_cache
 from ratelimit.services import ratelimit_monitor_flush
 
-pytestmark = pytest.mark.redis
+# One xdist worker runs all of these: they share one Redis database, and a test clears it.
+pytestmark = [pytest.mark.redis, pytest.mark.xdist_group("redis")]
 
 
 @pytest.fixture
