@@ -8,23 +8,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from hlekkr.env import env_float, env_int, env_str
+from hlekkr.env import setting_float, setting_int, setting_str
 
-
-def setting_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-    """`name` from Django settings when set there, else from the environment (bounds checked there)."""
-    value = getattr(settings, name, None)
-    return int(value) if value is not None else env_int(name, default, minimum=minimum, maximum=maximum)
-
-
-def setting_float(name: str, default: float, *, minimum: float = 0.0) -> float:
-    value = getattr(settings, name, None)
-    return float(value) if value is not None else env_float(name, default, minimum=minimum)
-
-
-def setting_str(name: str, default: str = "") -> str:
-    value = getattr(settings, name, None)
-    return str(value) if value is not None else env_str(name, default)
+__all__ = ["setting_float", "setting_int", "setting_str"]  # bedrock_usage reads its knobs through conf
 
 
 def c2pa_trust_anchors_file() -> str:

@@ -120,3 +120,26 @@ def parse_database_url(url: str) -> dict[str, object]:
             raise ImproperlyConfigured("DATABASE_URL sqlite:///path needs a path")
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
+
+
+# Apps read their infrastructure knobs from Django settings when set there (tests override them with the
+# `settings` fixture) and otherwise from the environment, with the same validation as above.
+def setting_int(name: str, default: int, *, minimum: int | None = 0, maximum: int | None = None) -> int:
+    from django.conf import settings
+
+    value = getattr(settings, name, None)
+    return int(value) if value is not None else env_int(name, default, minimum=minimum, maximum=maximum)
+
+
+def setting_float(name: str, default: float, *, minimum: float | None = 0.0) -> float:
+    from django.conf import settings
+
+    value = getattr(settings, name, None)
+    return float(value) if value is not None else env_float(name, default, minimum=minimum)
+
+
+def setting_str(name: str, default: str = "") -> str:
+    from django.conf import settings
+
+    value = getattr(settings, name, None)
+    return str(value) if value is not None else env_str(name, default)

@@ -10,27 +10,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from hlekkr.env import env_int, env_str
+from hlekkr.env import env_str, setting_int
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
-def _setting(name: str, default: int, *, minimum: int = 0) -> int:
-    value = getattr(settings, name, None)
-    if value is None:
-        return env_int(name, default, minimum=minimum)
-    return int(value)
-
-
 def max_direct_upload_bytes() -> int:
     """Largest body accepted by `POST media/` (default 25 MiB)."""
-    return _setting("HLEKKR_MAX_DIRECT_UPLOAD_BYTES", 25 * MiB, minimum=1)
+    return setting_int("HLEKKR_MAX_DIRECT_UPLOAD_BYTES", 25 * MiB, minimum=1)
 
 
 def max_multipart_bytes() -> int:
     """Global ceiling for a multipart upload (default 5 GiB); per-role values can only lower it."""
-    return _setting("HLEKKR_MAX_MULTIPART_BYTES", 5 * GiB, minimum=1)
+    return setting_int("HLEKKR_MAX_MULTIPART_BYTES", 5 * GiB, minimum=1)
 
 
 def max_multipart_bytes_for(role: str) -> int:
@@ -53,23 +46,23 @@ def max_multipart_bytes_for(role: str) -> int:
 
 def max_image_pixels() -> int:
     """Images with more pixels are refused from their header, before any decoding (default 50 megapixels)."""
-    return _setting("HLEKKR_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+    return setting_int("HLEKKR_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
 
 
 def part_url_ttl_seconds() -> int:
     """Presigned (or signed filesystem) part URLs expire after this many seconds (default 15 minutes)."""
-    return _setting("HLEKKR_PART_URL_TTL", 900, minimum=10)
+    return setting_int("HLEKKR_PART_URL_TTL", 900, minimum=10)
 
 
 def stale_upload_hours() -> int:
     """Multipart uploads still incomplete after this many hours are aborted by the periodic task."""
-    return _setting("HLEKKR_STALE_UPLOAD_HOURS", 24, minimum=1)
+    return setting_int("HLEKKR_STALE_UPLOAD_HOURS", 24, minimum=1)
 
 
 def download_url_ttl_seconds() -> int:
     """Lifetime of the download URL in a detail body; longer than the 300 s detail cache so a cached body
     never hands out a URL that is about to expire."""
-    return _setting("HLEKKR_MEDIA_DOWNLOAD_URL_TTL", 900, minimum=301)
+    return setting_int("HLEKKR_MEDIA_DOWNLOAD_URL_TTL", 900, minimum=301)
 
 
 DETAIL_CACHE_SECONDS = 300
