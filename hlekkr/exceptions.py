@@ -2,7 +2,8 @@
 
 Services raise these for domain rules ("this upload was already completed"); views and serializers reject
 malformed input before a service runs. Each class carries its HTTP status and a stable machine code that
-clients can switch on; a raise site may pass a more specific code.
+clients can switch on; a raise site may pass a more specific code. Every code is catalogued with its meaning
+in hlekkr/errors.py (rendered into docs/api-errors.md); a test fails on a code that is not.
 """
 
 from __future__ import annotations
