@@ -60,9 +60,9 @@ def stale_upload_hours() -> int:
 
 
 def download_url_ttl_seconds() -> int:
-    """Lifetime of the download URL in a detail body; longer than the 300 s detail cache so a cached body
-    never hands out a URL that is about to expire."""
-    return setting_int("HLEKKR_MEDIA_DOWNLOAD_URL_TTL", 900, minimum=301)
+    """Lifetime of the download URL in a detail body (default 300 s, as `download_url_expires_in` says); the URL
+    is signed for each response, never taken from the detail cache."""
+    return setting_int("HLEKKR_MEDIA_DOWNLOAD_URL_TTL", 300, minimum=10)
 
 
 DETAIL_CACHE_SECONDS = 300

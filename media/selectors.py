@@ -87,13 +87,17 @@ def detail_cache_key(item: MediaItem, *, include_details: bool) -> str:
 
 def media_item_detail_body(item: MediaItem, *, include_details: bool) -> dict[str, Any]:
     """The detail body, rendered once per (item, status, outcome_version, include_details) and cached 300 s.
-    A new outcome bumps outcome_version, so the old entry is never read again (it ages out)."""
+    A new outcome bumps outcome_version, so the old entry is never read again (it ages out). The download URL
+    is signed afresh for every response, so it always has its whole documented lifetime ahead of it."""
     key = detail_cache_key(item, include_details=include_details)
     body = cache.get(key)
     if body is None:
         body = _render_detail(item, include_details=include_details)
         cache.set(key, body, conf.DETAIL_CACHE_SECONDS)
-    return dict(body)
+    body = dict(body)
+    if body.get("download_url"):
+        body["download_url"] = media_item_download_url(item)
+    return body
 
 
 def media_item_download_url(item: MediaItem) -> str | None:

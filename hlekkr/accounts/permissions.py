@@ -20,6 +20,9 @@ class HasScope(BasePermission):
         key = request_api_key(request)
         if key is None:
             return True
+        method = (request.method or "GET").lower()
+        if method not in view.http_method_names or not hasattr(view, method):
+            return True  # the view answers 405 for a method it does not have; no scope can change that
         required: dict[str, str] = getattr(view, "required_scopes", {})
         scope = required.get(request.method or "GET") or required.get("*")
         if scope is None:
