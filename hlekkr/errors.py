@@ -34,6 +34,7 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode("size_mismatch", (400,), "The assembled upload's size differs from the size declared when it began."),
     ErrorCode("invalid_scopes", (400,), "An API key was asked for with scopes that are not a list of known scopes."),
     ErrorCode("invalid_expiry", (400,), "An API key's expiry is not in the future."),
+    ErrorCode("invalid_cursor", (400,), "A list's `cursor` is not one the API handed out: follow `next`/`previous`."),
     ErrorCode("nothing_to_revoke", (400,), "Token revocation got neither `refresh` nor `everywhere: true`."),
     ErrorCode(
         "webhook_url_forbidden", (400,), "The webhook URL is refused (bad scheme, credentials, or a private address)."
