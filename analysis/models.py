@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from analysis.scoring import DEFAULT_POLICY, default_decisive, default_weights
 from media.models import MediaItem
 
 
@@ -36,14 +37,18 @@ class ScoringPolicy(models.Model):
 
     version = models.PositiveIntegerField(unique=True)
     is_active = models.BooleanField(default=False)
-    bias = models.FloatField(default=0.0)
-    weights = models.JSONField(default=dict)  # detector name -> weight
-    decisive = models.JSONField(default=dict)  # decisive evidence code -> log-odds shift
-    clip = models.FloatField(default=0.02)  # probabilities are clipped to [clip, 1 - clip] before logit
-    authentic_threshold = models.PositiveSmallIntegerField(default=70)  # trust >= this: likely authentic
-    manipulated_threshold = models.PositiveSmallIntegerField(default=40)  # trust < this: likely manipulated
+    # Defaults: scoring.DEFAULT_POLICY, so a policy added in admin starts from the numbers docs/scoring.md explains.
+    bias = models.FloatField(default=DEFAULT_POLICY.bias)
+    weights = models.JSONField(default=default_weights)  # detector name -> weight
+    decisive = models.JSONField(default=default_decisive)  # decisive evidence code -> log-odds shift
+    # probabilities are clipped to [clip, 1 - clip] before logit
+    clip = models.FloatField(default=DEFAULT_POLICY.clip)
+    # trust >= this: likely authentic (with positive evidence) or no manipulation found
+    authentic_threshold = models.PositiveSmallIntegerField(default=DEFAULT_POLICY.authentic_threshold)
+    # trust < this: likely manipulated
+    manipulated_threshold = models.PositiveSmallIntegerField(default=DEFAULT_POLICY.manipulated_threshold)
     # Editing evidence alone (resize, re-save) can reach "suspicious" at worst, never "likely manipulated".
-    edited_only_cap = models.BooleanField(default=True)
+    edited_only_cap = models.BooleanField(default=DEFAULT_POLICY.edited_only_cap)
     notes = models.TextField(blank=True)
     proposed_by_calibration = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

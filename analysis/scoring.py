@@ -94,6 +94,20 @@ class Policy:
         )
 
 
+DEFAULT_POLICY = Policy(version=0)
+"""The one set of default scoring numbers: scoring without a policy row, a policy created without a base and the
+ScoringPolicy model's field defaults (what admin's "add" form starts from) all read it. Migration 0003 writes
+v1's numbers out so that it means the same forever; a test keeps the two equal."""
+
+
+def default_weights() -> dict[str, float]:
+    return dict(DEFAULT_POLICY.weights)
+
+
+def default_decisive() -> dict[str, float]:
+    return dict(DEFAULT_POLICY.decisive)
+
+
 @dataclass(frozen=True)
 class DetectorEvidence:
     """One detector's result as scoring sees it."""

@@ -7,23 +7,23 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from analysis.models import Analysis, DetectorResult, ScoringPolicy
+from hlekkr.accounts.models import User
 from hlekkr.exceptions import NotFound
-from media.models import MediaItem, MediaStatus
+from media.models import MediaItem
+from media.selectors import media_item_get_owned, visible_to
 
 
-def media_for_user(*, user: Any, media_id: Any) -> MediaItem:
+def media_for_user(*, user: User, media_id: Any) -> MediaItem:
     """The item if `user` owns it; NotFound otherwise. The API scopes exactly as the media app does (moderators
     study other clients' items through the review dashboard, not this API)."""
-    from media.selectors import media_item_get_owned
-
     return media_item_get_owned(owner=user, media_id=media_id)
 
 
-def analysis_for_user(*, user: Any, analysis_id: Any) -> Analysis:
+def analysis_for_user(*, user: User, analysis_id: Any) -> Analysis:
     qs = Analysis.objects.select_related("media", "scoring_policy").prefetch_related(
         Prefetch("detector_results", queryset=DetectorResult.objects.order_by("detector"))
     )
-    analysis = qs.exclude(media__status=MediaStatus.DELETED).filter(pk=analysis_id, media__owner_id=user.pk).first()
+    analysis = qs.filter(visible_to(user, through="media"), pk=analysis_id).first()
     if analysis is None:
         raise NotFound("No such analysis.", code="not_found")
     return analysis

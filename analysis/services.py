@@ -277,7 +277,7 @@ def analysis_score_and_complete(*, analysis: Analysis, timings: dict[str, Any]) 
     """Score every stored detector result with the active policy and complete the (running) analysis."""
     scoring_started = time.perf_counter()
     policy_row = ScoringPolicy.objects.filter(is_active=True).first()
-    policy = scoring.Policy.from_obj(policy_row) if policy_row else scoring.Policy(version=0)
+    policy = scoring.Policy.from_obj(policy_row) if policy_row else scoring.DEFAULT_POLICY
     if policy_row is None:
         logger.warning("no active scoring policy; scoring analysis %s with the built-in defaults", analysis.pk)
     results = list(analysis.detector_results.all())
@@ -544,7 +544,9 @@ def scoring_policy_create(
     actor: Any | None = None,
     proposed_by_calibration: bool = False,
 ) -> ScoringPolicy:
-    """A new, inactive policy version (never activated here: a person activates it in admin)."""
+    """A new, inactive policy version (never activated here: a person activates it in admin). Everything but
+    the weights and bias is carried over from `base`, or from the defaults without one."""
+    carried = scoring.Policy.from_obj(base) if base else scoring.DEFAULT_POLICY
     with transaction.atomic():
         version = (ScoringPolicy.objects.select_for_update().aggregate(v=Max("version"))["v"] or 0) + 1
         policy = ScoringPolicy.objects.create(
@@ -552,11 +554,11 @@ def scoring_policy_create(
             is_active=False,
             bias=bias,
             weights=weights,
-            decisive=dict(base.decisive) if base else dict(scoring.DEFAULT_DECISIVE),
-            clip=base.clip if base else 0.02,
-            authentic_threshold=base.authentic_threshold if base else 70,
-            manipulated_threshold=base.manipulated_threshold if base else 40,
-            edited_only_cap=base.edited_only_cap if base else True,
+            decisive=dict(carried.decisive),
+            clip=carried.clip,
+            authentic_threshold=carried.authentic_threshold,
+            manipulated_threshold=carried.manipulated_threshold,
+            edited_only_cap=carried.edited_only_cap,
             notes=notes,
             proposed_by_calibration=proposed_by_calibration,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
+from hlekkr.accounts.models import User
 from hlekkr.exceptions import NotFound
 from media import conf, storage
 from media.extensions import detail_extras
@@ -32,12 +33,19 @@ LIST_FIELDS = (
 )
 
 
-def media_items_visible_to(owner: Any) -> QuerySet[MediaItem]:
-    """The one place that scopes items: a client sees only its own, never deleted ones."""
-    return MediaItem.objects.filter(owner=owner).exclude(status=MediaStatus.DELETED)
+def visible_to(owner: User, *, through: str = "") -> Q:
+    """The one rule of owner scoping for media and everything derived from it: a client sees only its own,
+    never deleted items. `through` is the lookup path from the queried model to its MediaItem, so derived
+    objects are scoped by the same rule: `Analysis.objects.filter(visible_to(user, through="media"))`."""
+    prefix = f"{through}__" if through else ""
+    return Q(**{f"{prefix}owner": owner}) & ~Q(**{f"{prefix}status": MediaStatus.DELETED})
 
 
-def media_item_get_owned(*, owner: Any, media_id: Any) -> MediaItem:
+def media_items_visible_to(owner: User) -> QuerySet[MediaItem]:
+    return MediaItem.objects.filter(visible_to(owner))
+
+
+def media_item_get_owned(*, owner: User, media_id: Any) -> MediaItem:
     item = media_items_visible_to(owner).filter(pk=media_id).first()
     if item is None:
         raise NotFound("No such media item.", code="not_found")
@@ -46,7 +54,7 @@ def media_item_get_owned(*, owner: Any, media_id: Any) -> MediaItem:
 
 def media_items_list(
     *,
-    owner: Any,
+    owner: User,
     status: str | None = None,
     kind: str | None = None,
     verdict: str | None = None,

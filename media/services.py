@@ -36,6 +36,7 @@ from hlekkr.exceptions import (
 )
 from media import conf, multipart, storage
 from media.models import MediaItem, MediaStatus, MultipartUpload, UploadState
+from media.selectors import visible_to
 from media.validation import MediaFacts, check_declared_allowed, sanitize_filename, validate_media
 
 logger = logging.getLogger(__name__)
@@ -521,12 +522,7 @@ def media_item_delete(*, owner: Any, media_id: Any) -> MediaItem:
     """Delete an owner's item: status `deleted`, its original and every artifact removed from storage,
     `media.deleted` published. Another owner's or an already deleted item is 404."""
     with transaction.atomic():
-        item = (
-            MediaItem.objects.select_for_update()
-            .filter(pk=media_id, owner=owner)
-            .exclude(status=MediaStatus.DELETED)
-            .first()
-        )
+        item = MediaItem.objects.select_for_update().filter(visible_to(owner), pk=media_id).first()
         if item is None:
             raise NotFound("No such media item.", code="not_found")
         previous = item.status

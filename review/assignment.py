@@ -70,12 +70,21 @@ def is_matching_expert(item: ItemIn, moderator: ModeratorIn) -> bool:
     return all(int(moderator.expertise.get(tag, 0)) >= EXPERT_LEVEL for tag in item.required_expertise)
 
 
+def seniority_refusal(seniority: str, *, priority: str, lead_only: bool) -> str | None:
+    """The one rule for who may take which review item, used by the batch run, pull claims, lead assignment
+    and the queue query: escalated (lead-only) items go to leads, critical items to seniors and leads. Returns
+    the refusal code (`lead_only`, `insufficient_seniority`), or None when the moderator may take the item."""
+    if lead_only and seniority != "lead":
+        return "lead_only"
+    if priority == "critical" and seniority not in ("senior", "lead"):
+        return "insufficient_seniority"
+    return None
+
+
 def eligible(item: ItemIn, moderator: ModeratorIn) -> bool:
     if moderator.id in item.excluded:
         return False
-    if item.lead_only:
-        return moderator.seniority == "lead"
-    return not (item.priority == "critical" and moderator.seniority == "junior")
+    return seniority_refusal(moderator.seniority, priority=item.priority, lead_only=item.lead_only) is None
 
 
 def workload_penalty(moderator: ModeratorIn, extra: int) -> float:
@@ -112,14 +121,19 @@ def assign(items: Sequence[ItemIn], moderators: Sequence[ModeratorIn]) -> list[t
     counts = need.sum(axis=1, keepdims=True)
     expertise = EXPERTISE_WEIGHT * (need @ level.T) / (5.0 * np.maximum(counts, 1.0))
     allowed = np.ones((n_items, n_mods), dtype=bool)
-    juniors = np.array([mod.seniority == "junior" for mod in moderators])
-    non_leads = np.array([mod.seniority != "lead" for mod in moderators])
+    # seniority_refusal per moderator, once per kind of item (priority x lead-only: at most eight kinds)
+    masks: dict[tuple[str, bool], np.ndarray] = {}
     mod_index = {mod.id: m for m, mod in enumerate(moderators)}
     for i, item in enumerate(items):
-        if item.lead_only:
-            allowed[i, non_leads] = False
-        elif item.priority == "critical":
-            allowed[i, juniors] = False
+        kind = (item.priority, item.lead_only)
+        if kind not in masks:
+            masks[kind] = np.array(
+                [
+                    seniority_refusal(mod.seniority, priority=item.priority, lead_only=item.lead_only) is None
+                    for mod in moderators
+                ]
+            )
+        allowed[i] = masks[kind]
         for moderator_id in item.excluded:
             if moderator_id in mod_index:
                 allowed[i, mod_index[moderator_id]] = False

@@ -54,10 +54,6 @@ class ModeratorProfile(models.Model):
     def capacity(self) -> int:
         return int(self.max_concurrent or DEFAULT_CAPACITY[Seniority(self.seniority)])
 
-    @property
-    def can_take_critical(self) -> bool:
-        return self.seniority in (Seniority.SENIOR, Seniority.LEAD)
-
     def is_on_shift(self, now: dt.datetime | None = None) -> bool:
         """Active and inside working hours (in the moderator's own time zone; shifts may cross midnight)."""
         if not self.is_active:
@@ -200,6 +196,11 @@ class ReviewItem(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def lead_only(self) -> bool:
+        """Escalated items (reviewers disagreed, or one escalated) go to leads (assignment.seniority_refusal)."""
+        return self.status == ItemStatus.ESCALATED
 
 
 class AssignmentStatus(models.TextChoices):

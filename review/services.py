@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from analysis.models import Analysis, DetectorResult
@@ -226,10 +226,12 @@ def _lock_item(item_id: Any) -> ReviewItem:
 
 
 def _check_eligible(item: ReviewItem, profile: ModeratorProfile) -> None:
-    """Rules for who may hold a slot of `item` (status and duplicates are checked by the callers)."""
-    if item.status == ItemStatus.ESCALATED and profile.seniority != Seniority.LEAD:
+    """Whether `profile` may hold a slot of `item` by seniority (status and duplicates are checked by the
+    callers); the rule itself is algo.seniority_refusal."""
+    refusal = algo.seniority_refusal(profile.seniority, priority=item.priority, lead_only=item.lead_only)
+    if refusal == "lead_only":
         raise PermissionDenied("Escalated items are for lead moderators.", code="lead_only")
-    if item.priority == Priority.CRITICAL and not profile.can_take_critical:
+    if refusal == "insufficient_seniority":
         raise PermissionDenied("Critical items need a senior or lead moderator.", code="insufficient_seniority")
 
 
@@ -293,12 +295,16 @@ def _overdue_first(now: dt.datetime) -> Case:
 def _claimable(user: User, profile: ModeratorProfile, now: dt.datetime) -> QuerySet[ReviewItem]:
     mine_active = ReviewAssignment.objects.filter(item=OuterRef("pk"), moderator=user, status=AssignmentStatus.ACTIVE)
     mine_decided = ReviewDecision.objects.filter(item=OuterRef("pk"), moderator=user)
-    statuses = [ItemStatus.PENDING] + ([ItemStatus.ESCALATED] if profile.seniority == Seniority.LEAD else [])
-    qs = ReviewItem.objects.filter(status__in=statuses, open_slots__gt=0).filter(
-        ~Exists(mine_active), ~Exists(mine_decided)
-    )
-    if not profile.can_take_critical:
-        qs = qs.exclude(priority=Priority.CRITICAL)
+    # algo.seniority_refusal as a filter: per status (escalated = lead-only), the priorities this moderator may take
+    takeable = Q(pk__in=[])
+    for status in (ItemStatus.PENDING, ItemStatus.ESCALATED):
+        lead_only = status == ItemStatus.ESCALATED
+        priorities = [
+            p for p in Priority if algo.seniority_refusal(profile.seniority, priority=p, lead_only=lead_only) is None
+        ]
+        if priorities:
+            takeable |= Q(status=status, priority__in=priorities)
+    qs = ReviewItem.objects.filter(takeable, open_slots__gt=0).filter(~Exists(mine_active), ~Exists(mine_decided))
     return qs.order_by(_overdue_first(now), "priority_rank", "due_at", "created_at")
 
 
@@ -313,7 +319,7 @@ def _to_item_in(
         required_expertise=tuple(item.required_expertise or ()),
         open_slots=item.open_slots,
         excluded=frozenset(excluded),
-        lead_only=item.status == ItemStatus.ESCALATED,
+        lead_only=item.lead_only,
     )
 
 

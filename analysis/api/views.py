@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from analysis.api.serializers import analysis_detail, analysis_summary
 from analysis.selectors import analyses_of_media, analysis_for_user, media_for_user
 from analysis.services import analysis_request_rerun
+from hlekkr.accounts.authentication import request_user
 from hlekkr.exceptions import ValidationFailed
 from hlekkr.pagination import CursorPagination
 
@@ -32,14 +33,14 @@ class MediaAnalysisCreateListView(APIView):
     def post(self, request: Request, media_id: Any) -> Response:
         if request.data:
             raise ValidationFailed("This endpoint takes no body.", code="unexpected_fields")
-        media = media_for_user(user=request.user, media_id=media_id)
-        analysis = analysis_request_rerun(media=media, user=request.user)
+        media = media_for_user(user=request_user(request), media_id=media_id)
+        analysis = analysis_request_rerun(media=media, user=request_user(request))
         analysis.refresh_from_db()
         return Response(analysis_summary(analysis), status=202)
 
     @extend_schema(responses={200: OpenApiResponse(description="Analyses of the item, newest first")})
     def get(self, request: Request, media_id: Any) -> Response:
-        media = media_for_user(user=request.user, media_id=media_id)
+        media = media_for_user(user=request_user(request), media_id=media_id)
         paginator = CursorPagination()
         page = paginator.paginate_queryset(analyses_of_media(media=media), request, view=self)
         return paginator.get_paginated_response([analysis_summary(a) for a in page or []])
@@ -53,4 +54,4 @@ class AnalysisDetailView(APIView):
 
     @extend_schema(responses={200: OpenApiResponse(description="One analysis with detector results")})
     def get(self, request: Request, analysis_id: Any) -> Response:
-        return Response(analysis_detail(analysis_for_user(user=request.user, analysis_id=analysis_id)))
+        return Response(analysis_detail(analysis_for_user(user=request_user(request), analysis_id=analysis_id)))

@@ -56,6 +56,15 @@ class JWTAuthentication(jwt_authentication.JWTAuthentication):
         )
 
 
+def request_user(request: Any) -> User:
+    """The signed-in user of a request that a permission check (or login_required) already admitted, typed
+    as the project's User. Refuses rather than passing an AnonymousUser on to a service."""
+    user = getattr(request, "user", None)
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    return user
+
+
 def request_api_key(request: Any) -> ApiKey | None:
     auth = getattr(request, "auth", None)
     return auth if isinstance(auth, ApiKey) else None

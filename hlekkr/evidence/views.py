@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hlekkr.accounts.authentication import request_user
 from hlekkr.evidence import bundle
 from hlekkr.exceptions import ValidationFailed
 from media.selectors import media_item_get_owned
@@ -53,7 +54,7 @@ class EvidenceView(APIView):
         wanted = request.query_params.get("format", "json")
         if wanted not in ("json", "zip"):
             raise ValidationFailed("format must be json or zip.", code="validation_error", details={"format": wanted})
-        item = media_item_get_owned(owner=request.user, media_id=media_id)
+        item = media_item_get_owned(owner=request_user(request), media_id=media_id)
         document, rows = bundle.build(item)
         _absolute_urls(request, document)
         if wanted == "json":

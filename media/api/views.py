@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hlekkr.accounts.authentication import request_user
 from hlekkr.api import error_body
 from hlekkr.exceptions import PayloadTooLarge, ValidationFailed
 from media import conf, multipart, selectors, services, storage
@@ -86,7 +87,7 @@ class MediaCollectionView(_MethodGroups, APIView):
         filters = s.MediaListFilters(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         data = {k: v for k, v in filters.validated_data.items() if k not in ("cursor", "page_size")}
-        items = selectors.media_items_list(owner=request.user, **data)
+        items = selectors.media_items_list(owner=request_user(request), **data)
         paginator = self.paginator
         page = paginator.paginate_queryset(items, request, view=self)
         return paginator.get_paginated_response([_item_row(item) for item in page])
@@ -124,7 +125,7 @@ class MediaCollectionView(_MethodGroups, APIView):
             raise ValidationFailed(details={"fields": form.errors})
         uploaded = form.validated_data["file"]
         result = services.media_item_create_from_upload(
-            owner=request.user,
+            owner=request_user(request),
             uploaded_file=uploaded,
             filename=uploaded.name,
             declared_content_type=uploaded.content_type,
@@ -149,7 +150,7 @@ class MediaItemView(_MethodGroups, APIView):
         query = s.DetailQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         include_details = bool(query.validated_data["include_details"])
-        item = selectors.media_item_get_owned(owner=request.user, media_id=media_id)
+        item = selectors.media_item_get_owned(owner=request_user(request), media_id=media_id)
         etag = selectors.detail_etag(item, include_details=include_details)
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
@@ -159,7 +160,7 @@ class MediaItemView(_MethodGroups, APIView):
 
     @extend_schema(responses={204: None}, summary="Delete a media item and its stored objects")
     def delete(self, request: Request, media_id: str) -> Response:
-        services.media_item_delete(owner=request.user, media_id=media_id)
+        services.media_item_delete(owner=request_user(request), media_id=media_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -171,7 +172,7 @@ class UploadStartView(APIView):
     def post(self, request: Request) -> Response:
         form = s.MultipartStartInput(data=request.data)
         form.is_valid(raise_exception=True)
-        ticket = services.multipart_upload_start(owner=request.user, **form.validated_data)
+        ticket = services.multipart_upload_start(owner=request_user(request), **form.validated_data)
         return Response(_ticket_body(request, ticket.upload, ticket.parts), status=status.HTTP_201_CREATED)
 
 
@@ -183,7 +184,7 @@ class UploadView(_MethodGroups, APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Parts received so far, fresh URLs for missing ones")
     def get(self, request: Request, upload_id: str) -> Response:
-        status_info = services.multipart_upload_status(owner=request.user, upload_id=upload_id)
+        status_info = services.multipart_upload_status(owner=request_user(request), upload_id=upload_id)
         upload = status_info["upload"]
         body = _ticket_body(request, upload, status_info["parts"])
         body["parts_received"] = status_info["parts_received"]
@@ -193,8 +194,8 @@ class UploadView(_MethodGroups, APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, upload_id: str) -> Response:
-        upload = services.upload_get_owned(owner=request.user, upload_id=upload_id)
-        services.multipart_upload_abort(upload=upload, actor=request.user)
+        upload = services.upload_get_owned(owner=request_user(request), upload_id=upload_id)
+        services.multipart_upload_abort(upload=upload, actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -207,7 +208,7 @@ class UploadCompleteView(APIView):
         form = s.MultipartCompleteInput(data=request.data)
         form.is_valid(raise_exception=True)
         result = services.multipart_upload_complete(
-            owner=request.user, upload_id=upload_id, parts=form.validated_data["parts"]
+            owner=request_user(request), upload_id=upload_id, parts=form.validated_data["parts"]
         )
         response = _result_response(request, result)
         response.data["upload_id"] = upload_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,22 @@ from hlekkr.audit.models import AuditEvent
 def test_the_default_policy_v1_is_active_and_matches_the_documented_defaults(db: Any) -> None:
     policy = ScoringPolicy.objects.get(is_active=True)
     assert policy.version == 1
-    assert policy.weights == scoring.DEFAULT_WEIGHTS and policy.bias == scoring.DEFAULT_BIAS
-    assert policy.decisive == scoring.DEFAULT_DECISIVE
-    assert (policy.authentic_threshold, policy.manipulated_threshold) == (70, 40)
+    assert scoring.Policy.from_obj(policy) == dataclasses.replace(scoring.DEFAULT_POLICY, version=1)
+
+
+def test_a_policy_row_starts_from_the_one_set_of_defaults() -> None:
+    row = ScoringPolicy(version=5)
+    assert scoring.Policy.from_obj(row) == dataclasses.replace(scoring.DEFAULT_POLICY, version=5)
+    row.weights["ela"] = 9.0  # each row gets its own dict, never the shared default's
+    assert scoring.DEFAULT_POLICY.weights["ela"] != 9.0
+    assert ScoringPolicy(version=6).weights["ela"] == scoring.DEFAULT_POLICY.weights["ela"]
+
+
+def test_a_policy_created_without_a_base_carries_the_default_bands(db: Any) -> None:
+    policy = scoring_policy_create(weights={"ela": 1.0}, bias=0.5, base=None, notes="")
+    numbers = scoring.Policy.from_obj(policy)
+    assert numbers.decisive == scoring.DEFAULT_POLICY.decisive and numbers.clip == scoring.DEFAULT_POLICY.clip
+    assert (numbers.authentic_threshold, numbers.manipulated_threshold) == (70, 40)
 
 
 def test_activating_a_policy_flips_atomically_and_is_audited(admin_user: Any) -> None:

@@ -12,6 +12,7 @@ from hlekkr.audit.models import AuditEvent
 from hlekkr.events import ANALYSIS_COMPLETED, REVIEW_DECIDED, publish, subscribe, unsubscribe
 from hlekkr.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from media.models import MediaItem
+from review import assignment as algo
 from review import services
 from review.models import AssignmentStatus, ItemStatus, ModeratorProfile, ReviewAssignment, ReviewItem
 
@@ -233,3 +234,28 @@ def test_the_batch_run_does_not_push_an_item_escalated_after_it_planned_to_a_non
     monkeypatch.setattr(services.algo, "assign", plan_then_escalate)
     assert services.review_assignment_run() == 0
     assert not ReviewAssignment.objects.filter(item=item).exists()
+
+
+@pytest.mark.parametrize("who", ["junior", "senior", "lead"])
+def test_pull_claims_named_claims_and_the_batch_plan_apply_one_seniority_rule(request, item_factory, who) -> None:
+    user = request.getfixturevalue(who)
+    profile = services.moderator_profile_ensure(user=user)
+    items = []
+    for priority in ("critical", "high", "medium", "low"):
+        items.append(item_factory(priority=priority))
+        escalated = item_factory(priority=priority)
+        escalated.status = ItemStatus.ESCALATED
+        escalated.save(update_fields=["status"])
+        items.append(escalated)
+    now = timezone.now()
+    offered = set(services._claimable(user, profile, now))
+    me = services._to_moderator_in(profile, load=0)
+    for item in items:
+        allowed = algo.seniority_refusal(profile.seniority, priority=item.priority, lead_only=item.lead_only) is None
+        assert (item in offered) == allowed, (item.priority, item.status)
+        assert algo.eligible(services._to_item_in(item, services.escalation_policy_active(), now), me) == allowed
+        if allowed:
+            services._check_eligible(item, profile)
+        else:
+            with pytest.raises(PermissionDenied):
+                services._check_eligible(item, profile)

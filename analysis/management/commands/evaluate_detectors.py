@@ -29,7 +29,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no scoring policy v{options['policy_version']}")
         else:
             row = ScoringPolicy.objects.filter(is_active=True).first()
-        policy = scoring.Policy.from_obj(row) if row else scoring.Policy(version=0)
+        policy = scoring.Policy.from_obj(row) if row else scoring.DEFAULT_POLICY
         outcomes, meta = run_benchmark(
             policy=policy, quick=options["quick"], side=options["side"], progress=self.stdout.write
         )

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.calibration import fit_logistic, log_loss, reviewed_samples
 from analysis.models import ScoringPolicy
+from analysis.scoring import DEFAULT_POLICY
 from analysis.services import scoring_policy_create
 
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
                 f"need {options['min_samples']} with {options['min_per_class']} of each"
             )
         base = ScoringPolicy.objects.filter(is_active=True).first()
-        clip = base.clip if base else 0.02
+        clip = base.clip if base else DEFAULT_POLICY.clip
         fit = fit_logistic(samples, clip=clip, l2=options["l2"])
         # Detectors the base policy weighs but the labels never saw keep their weight rather than dropping to 0.
         weights = {**(base.weights if base else {}), **fit.weights}
