@@ -10,10 +10,11 @@ from django.http import HttpRequest
 
 from analysis.models import Analysis, BankedHash, BedrockCall, DetectorResult, HashBank, ScoringPolicy
 from analysis.services import scoring_policy_activate
+from hlekkr.audit.admin import AuditedModelAdmin
 
 
 @admin.register(ScoringPolicy)
-class ScoringPolicyAdmin(admin.ModelAdmin):
+class ScoringPolicyAdmin(AuditedModelAdmin):
     list_display = ("version", "is_active", "bias", "authentic_threshold", "manipulated_threshold",
                     "proposed_by_calibration", "created_at")  # fmt: skip
     list_filter = ("is_active", "proposed_by_calibration")
@@ -56,7 +57,7 @@ class BankedHashInline(admin.TabularInline):
 
 
 @admin.register(HashBank)
-class HashBankAdmin(admin.ModelAdmin):
+class HashBankAdmin(AuditedModelAdmin):
     list_display = ("name", "kind", "is_active", "created_at")
     list_filter = ("kind", "is_active")
     search_fields = ("name",)
@@ -64,14 +65,14 @@ class HashBankAdmin(admin.ModelAdmin):
 
 
 @admin.register(BankedHash)
-class BankedHashAdmin(admin.ModelAdmin):
+class BankedHashAdmin(AuditedModelAdmin):
     list_display = ("pdq_hash", "bank", "quality", "label", "created_at")
     list_filter = ("bank",)
     search_fields = ("pdq_hash", "label")
     list_select_related = ("bank",)
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(AuditedModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

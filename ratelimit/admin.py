@@ -8,13 +8,14 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from hlekkr.audit.admin import AuditedModelAdmin
 from ratelimit import selectors
 from ratelimit.models import RateLimitHit, RateLimitPolicy
 from ratelimit.services import ratelimit_policy_delete, ratelimit_policy_save
 
 
 @admin.register(RateLimitPolicy)
-class RateLimitPolicyAdmin(admin.ModelAdmin):
+class RateLimitPolicyAdmin(AuditedModelAdmin):
     list_display = ("group", "key_type", "rate", "human_rate", "role_multipliers", "enabled", "updated_at")
     list_filter = ("group", "key_type", "enabled")
     list_editable = ("enabled",)
@@ -38,7 +39,7 @@ class RateLimitPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(RateLimitHit)
-class RateLimitHitAdmin(admin.ModelAdmin):
+class RateLimitHitAdmin(AuditedModelAdmin):
     list_display = ("minute", "key", "group", "requests", "refused")
     list_filter = ("group",)
     search_fields = ("key",)

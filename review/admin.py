@@ -2,18 +2,19 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from hlekkr.audit.admin import AuditedModelAdmin
 from review.models import EscalationPolicy, ModeratorProfile, ReviewAssignment, ReviewDecision, ReviewItem
 
 
 @admin.register(ModeratorProfile)
-class ModeratorProfileAdmin(admin.ModelAdmin):
+class ModeratorProfileAdmin(AuditedModelAdmin):
     list_display = ("user", "seniority", "max_concurrent", "is_active", "work_start", "work_end", "time_zone")
     list_filter = ("seniority", "is_active")
     search_fields = ("user__username",)
 
 
 @admin.register(EscalationPolicy)
-class EscalationPolicyAdmin(admin.ModelAdmin):
+class EscalationPolicyAdmin(AuditedModelAdmin):
     list_display = ("name", "is_active", "trust_threshold", "probability_threshold", "qa_sample_rate", "lease_minutes")
 
 
@@ -38,7 +39,7 @@ class DecisionInline(admin.TabularInline):
 
 
 @admin.register(ReviewItem)
-class ReviewItemAdmin(admin.ModelAdmin):
+class ReviewItemAdmin(AuditedModelAdmin):
     # Read-only: state changes go through the services (audited), not through admin edits or deletes (a
     # delete would cascade to the decisions and lose them without an audit record).
     list_display = ("id", "status", "priority", "due_at", "reviewers_required", "final_verdict", "inconsistency")

@@ -2,9 +2,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin, OutstandingTokenAdmin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from hlekkr.accounts.models import ApiKey, User
 from hlekkr.accounts.services import (
@@ -12,8 +17,8 @@ from hlekkr.accounts.services import (
     api_key_create,
     api_key_revoke,
     api_key_update,
-    user_admin_save,
 )
+from hlekkr.audit.admin import AuditedAdminMixin, AuditedModelAdmin
 from hlekkr.exceptions import ValidationFailed
 
 
@@ -35,24 +40,27 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     list_display = ("username", "email", "role", "is_active", "is_staff")
     list_filter = ("role", "is_active", "is_staff")
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Hlekkr", {"fields": ("role",)}))  # type: ignore[misc]
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Hlekkr", {"fields": ("role",)}))
 
-    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        user_admin_save(
-            user=obj,
-            actor=request.user,
-            created=not change,
-            changed=list(form.changed_data),
-            save=lambda: super(UserAdmin, self).save_model(request, obj, form, change),
-        )
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        # Django saves the new password and logs the change outside a transaction; audit it atomically with it.
+        with transaction.atomic():
+            return super().user_change_password(request, id, form_url)
+
+
+# Django's and simplejwt's own admins, re-registered on the audited base (tests/hlekkr/test_admin_audit.py).
+for _model, _admin_class in ((Group, GroupAdmin), (OutstandingToken, OutstandingTokenAdmin),
+                             (BlacklistedToken, BlacklistedTokenAdmin)):  # fmt: skip
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(_admin_class.__name__, (AuditedAdminMixin, _admin_class), {}))
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedModelAdmin):
     list_display = (
         "name",
         "user",

@@ -168,17 +168,3 @@ def user_create(*, username: str, password: str | None, role: str, email: str = 
         user.save()
         audit_record(actor=actor, action="user.created", target=user, payload={"username": username, "role": role})
     return user
-
-
-def user_admin_save(*, user: User, actor: Any, created: bool, changed: list[str], save: Any) -> User:
-    """Save a user edited in Django admin (`save` does the admin's own save) and audit which fields changed:
-    names only, so a password (hash) never reaches the audit log."""
-    with transaction.atomic():
-        save()
-        audit_record(
-            actor=actor,
-            action="user.created" if created else "user.updated",
-            target=user,
-            payload={"username": user.username, "role": user.role, "changed": sorted(changed)},
-        )
-    return user

@@ -59,3 +59,14 @@ def audit_record(
             "prev_hash": prev_hash,
         }
         return AuditEvent.objects.create(hash=row_hash(**fields), **fields)
+
+
+def audit_admin_write(*, actor: Any, verb: str, target: models.Model, change_message: Any) -> AuditEvent:
+    """One admin write (`verb`: added, changed, deleted), from Django admin's own change message: which fields
+    changed and which inline rows were added, changed or deleted, by name. Values are never recorded."""
+    return audit_record(
+        actor=actor,
+        action=f"admin.{verb}",
+        target=target,
+        payload={"object": str(target)[:200], "changes": change_message if isinstance(change_message, list) else []},
+    )

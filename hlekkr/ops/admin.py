@@ -3,12 +3,13 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from hlekkr.audit.admin import AuditedModelAdmin
 from hlekkr.ops.models import Alert, AlertRule, QueueDepthSample, WorkerHeartbeat
 from hlekkr.ops.services import alert_rule_save
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(AuditedModelAdmin):
     list_display = ("kind", "enabled", "comparison", "threshold", "window_minutes", "periods", "min_count")
     list_editable = ("enabled", "threshold", "window_minutes", "periods", "min_count")
     readonly_fields = ("kind",)
@@ -25,7 +26,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(AuditedModelAdmin):
     list_display = ("rule", "status", "opened_at", "resolved_at", "value", "last_value", "notified_at")
     list_filter = ("status", "rule")
     readonly_fields = [f.name for f in Alert._meta.fields]
@@ -35,11 +36,11 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(AuditedModelAdmin):
     list_display = ("hostname", "queue", "last_seen")
     list_filter = ("queue",)
 
 
 @admin.register(QueueDepthSample)
-class QueueDepthSampleAdmin(admin.ModelAdmin):
+class QueueDepthSampleAdmin(AuditedModelAdmin):
     list_display = ("sampled_at", "total", "sla_breaches")

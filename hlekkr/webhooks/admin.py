@@ -6,13 +6,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from hlekkr.audit.admin import AuditedModelAdmin
 from hlekkr.exceptions import HlekkrError
 from hlekkr.webhooks.models import WebhookDelivery, WebhookEndpoint
 from hlekkr.webhooks.services import webhook_delivery_redeliver, webhook_endpoint_delete, webhook_endpoint_enable
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(AuditedModelAdmin):
     list_display = ("url", "owner", "events", "is_active", "failing_since", "disabled_reason", "created_at")
     list_filter = ("is_active",)
     search_fields = ("url", "owner__username")
@@ -42,7 +43,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(AuditedModelAdmin):
     list_display = ("event", "endpoint", "status", "attempts", "last_status_code", "last_error", "created_at")
     list_filter = ("status", "event")
     search_fields = ("endpoint__url", "event_id", "last_error")
