@@ -73,3 +73,18 @@ def client_ip(request: Any) -> str:
             return str(address)
     # Nothing untrusted (or garbage) to the left: the last trusted hop is the best we know.
     return str(remote)
+
+
+IPV6_KEY_PREFIX = 64
+
+
+def rate_limit_address(address: str) -> str:
+    """What an anonymous caller is counted by: its IPv4 address, or the /64 its IPv6 address is in.
+
+    One IPv6 subscriber gets a whole /64 (often more) and may rotate through it at will, so counting single v6
+    addresses would let it escape every `ip` window; django-ratelimit masks v6 to /64 for the same reason.
+    """
+    parsed = parse_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, IPV6_KEY_PREFIX), strict=False))
+    return str(parsed) if parsed is not None else address

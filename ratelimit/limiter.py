@@ -30,7 +30,7 @@ from django_ratelimit.core import _get_window, _make_cache_key, get_usage
 
 from hlekkr.exceptions import RateLimited
 from ratelimit import metrics, monitor
-from ratelimit.client_ip import client_ip
+from ratelimit.client_ip import client_ip, rate_limit_address
 from ratelimit.policies import Window, windows_for
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _key(key_type: str, request: Any, user: Any, api_key: Any) -> str:
         return f"key:{api_key.prefix}"
     if key_type in ("user", "api_key") and _authenticated(user):
         return f"user:{user.pk}"
-    return f"ip:{client_ip(request)}"
+    return f"ip:{rate_limit_address(client_ip(request))}"
 
 
 def key_for(window: Window, request: Any, user: Any, api_key: Any) -> str:

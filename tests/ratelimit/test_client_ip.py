@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
-from ratelimit.client_ip import client_ip
+from ratelimit.client_ip import client_ip, rate_limit_address
 
 rf = RequestFactory()
 
@@ -56,3 +56,17 @@ def test_it_reads_ipv6_and_ports(settings: Any, forwarded: str, expected: str) -
 
 def test_an_unusable_remote_addr_shares_one_bucket(settings: Any) -> None:
     assert client_ip(_request("")) == "0.0.0.0"  # noqa: S104
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::", "2001:db8:1:2::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("0.0.0.0", "0.0.0.0"),
+    ],
+)
+def test_rate_limit_keys_mask_ipv6_to_its_64(address: str, key: str) -> None:
+    assert rate_limit_address(address) == key

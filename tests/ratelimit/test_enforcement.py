@@ -134,6 +134,17 @@ def test_anonymous_callers_are_keyed_by_ip(set_policy: Callable, db: Any) -> Non
     assert client.post(LOGIN, bad, format="json", REMOTE_ADDR="198.51.100.2").status_code == 401
 
 
+def test_rotating_ipv6_addresses_inside_one_64_does_not_escape_the_auth_limit(set_policy: Callable, db: Any) -> None:
+    set_policy("auth", "2/5m", key_type="ip")
+    client = APIClient()
+    bad = {"username": "nobody", "password": "wrong-password-1"}
+    rotating = ["2001:db8:1:2::1", "2001:db8:1:2:aaaa::7", "2001:db8:1:2:ffff:ffff:ffff:fffe"]
+    codes = [client.post(LOGIN, bad, format="json", REMOTE_ADDR=address).status_code for address in rotating]
+    assert codes == [401, 401, 429]
+    # The neighbouring /64 is another subscriber.
+    assert client.post(LOGIN, bad, format="json", REMOTE_ADDR="2001:db8:1:3::1").status_code == 401
+
+
 def test_a_login_flood_with_spoofed_forwarded_headers_is_refused(db: Any, client_a: User) -> None:
     """The default policy: 5 failed logins per 5 minutes per address, whatever X-Forwarded-For says."""
     client = APIClient()
