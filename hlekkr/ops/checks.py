@@ -7,10 +7,11 @@ carry secrets (no URLs with credentials, no keys): only scheme, host and plain f
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -158,6 +159,41 @@ def check_storage() -> ComponentStatus:
     return _timed("storage", True, probe)
 
 
+# The last storage probe of this process: (monotonic time, the backend it probed, the result).
+_storage_probe: tuple[float, object, ComponentStatus] | None = None
+_storage_probe_lock = threading.Lock()
+
+
+def storage_probe_ttl_seconds() -> float:
+    from hlekkr.env import setting_float
+
+    return setting_float("HLEKKR_READINESS_STORAGE_TTL", 15.0, minimum=0)
+
+
+def check_storage_cached() -> ComponentStatus:
+    """Readiness' storage check: the real write, read and delete at most once per HLEKKR_READINESS_STORAGE_TTL
+    seconds (15) per process. A load balancer probing every node every few seconds would otherwise cost a
+    storage round trip (and an S3 PUT) per probe; a storage outage still shows within the TTL. Doctor calls
+    check_storage() itself, every time."""
+    global _storage_probe
+    backend = default_storage._wrapped if hasattr(default_storage, "_wrapped") else default_storage
+    now = time.monotonic()
+    with _storage_probe_lock:
+        cached = _storage_probe
+        if cached is not None and cached[1] is backend and now - cached[0] < storage_probe_ttl_seconds():
+            age = now - cached[0]
+            return replace(cached[2], detail=f"{cached[2].detail} (probed {age:.0f} s ago)")
+        result = check_storage()
+        _storage_probe = (time.monotonic(), backend, result)
+        return result
+
+
+def forget_storage_probe() -> None:
+    global _storage_probe
+    with _storage_probe_lock:
+        _storage_probe = None
+
+
 def expected_worker_queues() -> list[str]:
     return list(getattr(settings, "HLEKKR_WORKER_QUEUES", None) or DEFAULT_WORKER_QUEUES)
 
@@ -229,7 +265,7 @@ READINESS_CHECKS: tuple[Callable[[], ComponentStatus], ...] = (
     check_database,
     check_cache,
     check_broker,
-    check_storage,
+    check_storage_cached,
     check_workers,
     check_bedrock_config,
 )

@@ -18,6 +18,15 @@ from hlekkr.ops.stats import request_stats
 
 
 @pytest.fixture(autouse=True)
+def _fresh_storage_probe() -> Iterator[None]:
+    from hlekkr.ops.checks import forget_storage_probe
+
+    forget_storage_probe()
+    yield
+    forget_storage_probe()
+
+
+@pytest.fixture(autouse=True)
 def _clean_request_stats() -> Iterator[None]:
     with request_stats._lock:
         request_stats._pending.clear()

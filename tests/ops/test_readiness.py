@@ -133,6 +133,37 @@ def test_storage_is_probed_with_a_real_write_read_and_delete(client: Any, settin
     assert not default_storage.exists("_ops") or default_storage.listdir("_ops")[1] == []
 
 
+def test_readiness_probes_storage_at_most_once_per_ttl(client: Any, settings: Any) -> None:
+    from django.core.files.storage import default_storage
+
+    settings.HLEKKR_READINESS_STORAGE_TTL = 15
+    with mock.patch.object(default_storage, "save", wraps=default_storage.save) as save:
+        details = [ready(client)[1]["components"]["storage"] for _ in range(3)]
+    assert save.call_count == 1
+    assert {d["status"] for d in details} == {"ok"}
+    assert "probed" in details[-1]["detail"]
+
+
+def test_a_storage_probe_older_than_the_ttl_is_repeated(client: Any, settings: Any) -> None:
+    from django.core.files.storage import default_storage
+
+    settings.HLEKKR_READINESS_STORAGE_TTL = 0
+    with mock.patch.object(default_storage, "save", wraps=default_storage.save) as save:
+        for _ in range(2):
+            ready(client)
+    assert save.call_count == 2
+
+
+def test_a_failing_storage_is_remembered_too_so_an_outage_is_not_hammered(client: Any, settings: Any) -> None:
+    from django.core.files.storage import default_storage
+
+    settings.HLEKKR_READINESS_STORAGE_TTL = 15
+    with mock.patch.object(default_storage, "save", side_effect=OSError("disk gone")) as save:
+        assert ready(client)[0] == 503
+        assert ready(client)[0] == 503
+    assert save.call_count == 1
+
+
 @pytest.mark.s3
 def test_storage_probe_works_against_s3(client: Any, s3_storage: Any) -> None:
     fresh_heartbeats()
