@@ -30,12 +30,16 @@ run: venv
 	@echo "Dashboard:  http://$(HOST):$(PORT)/dashboard/"
 	@echo "Admin:      http://$(HOST):$(PORT)/admin/"
 	@echo "Health:     http://$(HOST):$(PORT)/health/ready"
+	@# The worker runs under scripts/supervise.py: a worker that dies (killed, or kombu giving up during a
+	@# broker outage) is started again within seconds, as systemd's Restart=always does in production.
 	@trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A hlekkr worker -B -Q interactive,default,batch,bedrock,webhooks,maintenance \
+	$(PY) scripts/supervise.py --name worker -- \
+	    $(VENV)/bin/celery -A hlekkr worker -B -Q interactive,default,batch,bedrock,webhooks,maintenance \
 	    --concurrency $(WORKER_CONCURRENCY) --loglevel INFO \
 	    --schedule $(HLEKKR_VAR_DIR)/celerybeat-schedule & \
-	$(VENV)/bin/gunicorn hlekkr.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
-	    --threads 4 --timeout 120 --keep-alive 75 --access-logfile - & \
+	PROMETHEUS_MULTIPROC_DIR=$(abspath $(HLEKKR_VAR_DIR))/prometheus \
+	$(VENV)/bin/gunicorn hlekkr.wsgi:application -c hlekkr/gunicorn.conf.py --bind $(HOST):$(PORT) \
+	    --workers $(WEB_CONCURRENCY) & \
 	wait
 
 test: venv

@@ -228,10 +228,14 @@ def render() -> bytes:
     limiter's, process memory/CPU: the guide's "memory utilization"), or the multiprocess aggregate when
     PROMETHEUS_MULTIPROC_DIR is set, followed by the database-derived gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+        from prometheus_client import PlatformCollector, ProcessCollector, multiprocess
 
         process_registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(process_registry)
+        # The aggregate holds only the instruments' files: the answering process's memory and CPU (the
+        # guide's memory utilization, docs/operations.md) would otherwise vanish from every scrape.
+        ProcessCollector(registry=process_registry)
+        PlatformCollector(registry=process_registry)
     else:
         process_registry = REGISTRY
     database_registry = CollectorRegistry()

@@ -245,3 +245,49 @@ def test_webhook_failures_are_read_from_the_webhooks_app(client_a: Any) -> None:
     )  # fmt: skip
     assert webhook_deliveries_by_status() == {"succeeded": 1, "failed": 1, "given_up": 1}
     assert webhook_failures_last_hour() == 2
+
+
+# --- several gunicorn workers (PROMETHEUS_MULTIPROC_DIR) ---------------------------------------------------------
+def test_multiprocess_scrapes_keep_the_answering_process_metrics(
+    client: Any, token: str, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    families = scrape(client)
+    assert "process_resident_memory_bytes" in families
+    assert "process_cpu_seconds" in families
+    assert "python_info" in families
+    assert "hlekkr_analyses" in families  # and the database gauges still follow
+
+
+def _gunicorn_config() -> Any:
+    import runpy
+    from pathlib import Path
+
+    return runpy.run_path(str(Path(__file__).resolve().parents[2] / "hlekkr" / "gunicorn.conf.py"))
+
+
+def test_gunicorn_removes_a_dead_workers_live_gauge_files(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config = _gunicorn_config()
+    for name in ("gauge_livesum_4242.db", "gauge_liveall_4242.db", "counter_4242.db", "gauge_livesum_77.db"):
+        (tmp_path / name).write_bytes(b"")
+    config["child_exit"](None, mock.Mock(pid=4242))
+    # Counters of the dead worker stay (their totals must not go backwards); its live gauges go.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db", "gauge_livesum_77.db"]
+
+
+def test_gunicorn_starts_with_an_empty_multiprocess_directory(tmp_path, monkeypatch) -> None:
+    directory = tmp_path / "prom"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    config = _gunicorn_config()
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"stale")
+    config["on_starting"](None)
+    assert directory.is_dir() and list(directory.iterdir()) == []
+
+
+def test_gunicorn_hooks_do_nothing_without_a_multiprocess_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    config = _gunicorn_config()
+    config["on_starting"](None)
+    config["child_exit"](None, mock.Mock(pid=1))
