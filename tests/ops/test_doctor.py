@@ -38,7 +38,7 @@ def test_a_healthy_install_passes_and_names_every_check() -> None:
     assert code == 0
     found = findings(out)
     assert set(found) >= {
-        "api", "database", "migrations", "cache", "broker", "workers", "storage", "bedrock", "jwt",
+        "api", "database", "migrations", "cache", "broker", "workers", "storage", "libmagic", "bedrock", "jwt",
         "review_queue", "stuck_analyses", "requests", "uploads", "rate_limits", "webhooks", "audit_chain", "alerts",
     }  # fmt: skip
     assert found["api"]["status"] == "OK"
@@ -74,6 +74,14 @@ def test_broken_storage_fails_with_a_next_step() -> None:
     storage = findings(out)["storage"]
     assert storage["status"] == "FAIL" and "PermissionError" in storage["detail"]
     assert "bucket" in storage["next_step"]
+
+
+def test_a_missing_libmagic_fails_with_the_install_step() -> None:
+    with mock.patch("magic.from_buffer", side_effect=ImportError("failed to find libmagic")):
+        code, out = doctor("--json")
+    assert code != 0
+    found = findings(out)["libmagic"]
+    assert found["status"] == "FAIL" and "libmagic1" in found["next_step"]
 
 
 def test_an_unreachable_broker_fails() -> None:

@@ -21,6 +21,7 @@ from hlekkr.ops import checks, selectors
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 DB_SLOW_MS = 100.0
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 
 
 @dataclass
@@ -133,6 +134,19 @@ class Doctor:
             checks.check_storage(),
             "check the bucket exists and the credentials may PutObject/GetObject/DeleteObject on it",
         )
+
+    def libmagic(self) -> Finding:
+        """Uploads are typed by their bytes through python-magic, which needs the system libmagic library."""
+        hint = "install the system library: apt-get install libmagic1 (Debian/Ubuntu), brew install libmagic (macOS)"
+        try:
+            import magic
+
+            sniffed = magic.from_buffer(PNG_SIGNATURE, mime=True)
+        except (ImportError, OSError, AttributeError) as exc:  # the binding raises ImportError without the library
+            return Finding("libmagic", FAIL, f"python-magic cannot load libmagic: {str(exc)[:120]}", hint)
+        if sniffed != "image/png":
+            return Finding("libmagic", FAIL, f"libmagic typed a PNG signature as {sniffed!r}", hint)
+        return Finding("libmagic", OK, "libmagic types uploads by their bytes")
 
     def bedrock(self) -> Finding:
         models = checks.bedrock_models()
@@ -287,6 +301,7 @@ class Doctor:
             self.broker,
             self.workers,
             self.storage,
+            self.libmagic,
             self.bedrock,
             self.jwt,
             self.review_queue,
