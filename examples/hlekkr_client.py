@@ -7,13 +7,14 @@ Only `requests` and the standard library. Usage:
     export HLEKKR_API_KEY=hk_xxxx.yyyy                      # or HLEKKR_USERNAME / HLEKKR_PASSWORD (JWT)
     python hlekkr_client.py photo.jpg                      # polls with backoff
     python hlekkr_client.py --webhook-port 8765 video.mp4  # or waits for the signed webhook on 127.0.0.1
+    python hlekkr_client.py https://news.example/story      # a link: Hlekkr fetches the page's media itself
 
 Files larger than --multipart-threshold go through a multipart upload. Progress is saved after every part in a
 small JSON state file (default `<file>.hlekkr-upload.json`): run the same command again after an interruption and
 only the missing parts are sent. See docs/client.md.
 
-Exit codes: 0 analysed, 1 error, 2 usage, 3 stopped on purpose (--stop-after-parts), 4 analysis failed,
-5 timed out waiting.
+Exit codes: 0 analysed, 1 error, 2 usage, 3 stopped on purpose (--stop-after-parts), 4 analysis failed (or the
+fetch of a URL refused), 5 timed out waiting.
 """
 
 from __future__ import annotations
@@ -227,14 +228,25 @@ class HlekkrClient:
         self.log(f"completed multipart upload: media {item['id']}")
         return dict(item)
 
+    def analyse_url(self, url: str) -> dict[str, Any]:
+        """Ask Hlekkr to fetch and analyse the media at `url` (a media file or a page): 202 with the item, whose
+        status is `fetching` until a worker has the bytes. Refusals in the request (not http(s), a private
+        address, ...) raise HlekkrError with the code (`url_destination_refused`, ...)."""
+        item = self.api_json("POST", "/api/v1/media/from-url/", expect=(202,), json={"url": url})
+        self.log(f"asked Hlekkr to fetch {url}: media {item['id']}")
+        return dict(item)
+
     # --- waiting ----------------------------------------------------------------------------------------
     def wait_polling(self, media_id: str, *, timeout: float = 900.0) -> dict[str, Any]:
-        """Poll the item with exponential backoff (1 s, 1.5 s, ... up to 20 s); 429s wait their Retry-After."""
+        """Poll the item with exponential backoff (1 s, 1.5 s, ... up to 20 s); 429s wait their Retry-After.
+
+        An item fetched from a URL ends `rejected` when the fetch is refused (its `source.error` says why); when
+        the bytes were already yours the item answers 303 to that item, which requests follows."""
         deadline = time.monotonic() + timeout
         delay = 1.0
         while True:
             item = self.api_json("GET", f"/api/v1/media/{media_id}/")
-            if item.get("analysis_status") in ("completed", "failed"):
+            if item.get("analysis_status") in ("completed", "failed") or item.get("status") == "rejected":
                 return dict(item)
             if time.monotonic() + delay > deadline:
                 raise TimeoutError(f"analysis of {media_id} not finished after {timeout:.0f} s")
@@ -345,7 +357,7 @@ class WebhookReceiver:
 # --- command line -------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Upload a file to Hlekkr and print its verdict.")
-    parser.add_argument("file", type=Path)
+    parser.add_argument("file", help="a file to upload, or an http(s) URL for Hlekkr to fetch")
     parser.add_argument("--url", default=os.environ.get("HLEKKR_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--username", default=os.environ.get("HLEKKR_USERNAME"))
     parser.add_argument("--multipart-threshold", type=int, default=DEFAULT_MULTIPART_THRESHOLD, metavar="BYTES")
@@ -355,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the final item as JSON")
     parser.add_argument("--stop-after-parts", type=int, help=argparse.SUPPRESS)  # simulates an interruption
     args = parser.parse_args(argv)
-    if not args.file.is_file():
+    is_url = args.file.startswith(("http://", "https://"))
+    if not is_url and not Path(args.file).is_file():
         parser.error(f"{args.file} is not a file")
 
     try:
@@ -378,12 +391,15 @@ def main(argv: list[str] | None = None) -> int:
                 json={"url": receiver.url, "events": ["analysis.completed", "analysis.failed"]},
             )
             receiver.secret, hook_id = hook["secret"], hook["id"]
-        item = client.upload(
-            args.file,
-            multipart_threshold=args.multipart_threshold,
-            state_file=args.state_file,
-            stop_after_parts=args.stop_after_parts,
-        )
+        if is_url:
+            item = client.analyse_url(args.file)
+        else:
+            item = client.upload(
+                Path(args.file),
+                multipart_threshold=args.multipart_threshold,
+                state_file=args.state_file,
+                stop_after_parts=args.stop_after_parts,
+            )
         media_id = str(item["id"])
         if receiver is not None and item.get("analysis_status") not in ("completed", "failed"):
             event = receiver.wait_for(media_id, args.timeout)
@@ -408,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(item, indent=2))
     if item.get("analysis_status") == "failed":
         print(f"media {item['id']}: analysis failed")
+        return 4
+    if item.get("status") == "rejected":
+        error = (item.get("source") or {}).get("error") or {}
+        print(f"media {item['id']}: refused ({error.get('code')}: {error.get('message')})")
         return 4
     final = f" (human verdict: {item['final_verdict']})" if item.get("final_verdict") else ""
     print(f"media {item['id']}: verdict {item.get('verdict')}, trust score {item.get('trust_score')}{final}")

@@ -30,7 +30,19 @@ MEDIA_DELETED = "media.deleted"
 ANALYSIS_COMPLETED = "analysis.completed"
 ANALYSIS_FAILED = "analysis.failed"
 REVIEW_DECIDED = "review.decided"
-KNOWN_EVENTS = frozenset({MEDIA_STORED, MEDIA_DELETED, ANALYSIS_COMPLETED, ANALYSIS_FAILED, REVIEW_DECIDED})
+MEDIA_FETCH_FINISHED = "media.fetch_finished"  # a URL fetch ended: stored, duplicate or failed
+BATCH_COMPLETED = "batch.completed"  # every item of a batch is terminal
+KNOWN_EVENTS = frozenset(
+    {
+        MEDIA_STORED,
+        MEDIA_DELETED,
+        ANALYSIS_COMPLETED,
+        ANALYSIS_FAILED,
+        REVIEW_DECIDED,
+        MEDIA_FETCH_FINISHED,
+        BATCH_COMPLETED,
+    }
+)
 
 Handler = Callable[[str, dict[str, Any]], None]
 

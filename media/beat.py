@@ -5,5 +5,10 @@ SCHEDULE = {
         "task": "media.tasks.abort_stale_uploads_task",
         "schedule": 3600.0,  # hourly: an upload is aborted at most an hour after it turns 24 h old
         "options": {"queue": "maintenance"},
-    }
+    },
+    "media-reconcile-fetches": {
+        "task": "media.tasks.reconcile_fetches_task",
+        "schedule": 60.0,
+        "options": {"queue": "maintenance"},
+    },
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from hlekkr.env import env_str, setting_int
+from hlekkr.env import env_str, setting_float, setting_int
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -68,3 +68,37 @@ def download_url_ttl_seconds() -> int:
 DETAIL_CACHE_SECONDS = 300
 MIN_PART_SIZE = 8 * MiB
 MAX_PARTS = 10_000
+
+
+# --- fetching media from a URL (media/fetch.py, docs/media.md "Analyse a link") -------------------------------
+FETCH_MAX_REDIRECTS = 5
+FETCH_PAGE_MAX_BYTES = 2 * MiB  # an HTML page is read only this far looking for its media
+
+
+def fetch_allowed_hosts() -> frozenset[str]:
+    """`host:port` pairs exempt from the private-address refusal (HLEKKR_FETCH_ALLOWED_HOSTS, empty by default):
+    internal sources an operator trusts, and the loopback servers of tests. Never a public host's business."""
+    raw = getattr(settings, "HLEKKR_FETCH_ALLOWED_HOSTS", None)
+    if raw is None:
+        raw = env_str("HLEKKR_FETCH_ALLOWED_HOSTS")
+    entries = raw if isinstance(raw, list | tuple | set | frozenset) else str(raw).split(",")
+    allowed = set()
+    for entry in entries:
+        text = str(entry).strip().lower()
+        if not text:
+            continue
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ImproperlyConfigured(f"HLEKKR_FETCH_ALLOWED_HOSTS: bad entry {entry!r} (host:port)")
+        allowed.add(f"{host.strip('[]')}:{int(port)}")
+    return frozenset(allowed)
+
+
+def fetch_connect_timeout_seconds() -> float:
+    """Connect timeout, and the longest wait for any one read, when fetching a URL (default 5 s)."""
+    return setting_float("HLEKKR_FETCH_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+
+
+def fetch_total_timeout_seconds() -> float:
+    """The whole fetch (page, redirects and media) must finish within this (default 30 s)."""
+    return setting_float("HLEKKR_FETCH_TOTAL_TIMEOUT", 30.0, minimum=0.5)

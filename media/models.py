@@ -1,4 +1,4 @@
-"""Media items and resumable multipart uploads."""
+"""Media items, resumable multipart uploads and fetches from a URL."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class MediaKind(models.TextChoices):
 
 
 class MediaStatus(models.TextChoices):
+    FETCHING = "fetching", "Fetching"  # created from a URL; the worker has not stored the bytes yet
     UPLOADING = "uploading", "Uploading"
     STORED = "stored", "Stored"
     REJECTED = "rejected", "Rejected"
@@ -97,3 +98,51 @@ class MultipartUpload(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.id} ({self.state})"
+
+
+class FetchState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    FETCHING = "fetching", "Fetching"
+    STORED = "stored", "Stored"  # the bytes became the placeholder item
+    DUPLICATE = "duplicate", "Duplicate"  # the owner already had these bytes: resolved to that item
+    FAILED = "failed", "Failed"
+
+
+FETCH_TERMINAL_STATES = (FetchState.STORED, FetchState.DUPLICATE, FetchState.FAILED)
+
+
+class UrlFetch(models.Model):
+    """`POST media/from-url/`: the placeholder item (status `fetching`) and the way to its bytes.
+
+    The source URL, every hop and the URL the bytes finally came from stay recorded as evidence (shown on the
+    item and in its evidence bundle), also when the fetch resolved to an item the owner already had."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="url_fetches")
+    media = models.OneToOneField(MediaItem, on_delete=models.CASCADE, related_name="url_fetch")
+    # The item the bytes are: `media` itself, or the owner's earlier item with the same bytes.
+    resolved_media = models.ForeignKey(
+        MediaItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="fetched_from"
+    )
+    source_url = models.CharField(max_length=2048)
+    page_url = models.CharField(max_length=2048, blank=True)  # the page that pointed to the media
+    final_url = models.CharField(max_length=2048, blank=True)  # where the bytes came from, after redirects
+    hops = models.JSONField(default=list)  # every URL requested, in order
+    queue = models.CharField(max_length=16, default="interactive")
+    state = models.CharField(max_length=12, choices=FetchState.choices, default=FetchState.PENDING)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)  # as the server declared it
+    size = models.BigIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"fetch {self.id} ({self.state})"

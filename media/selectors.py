@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
@@ -13,7 +14,7 @@ from hlekkr.accounts.models import User
 from hlekkr.exceptions import NotFound
 from media import conf, storage
 from media.extensions import detail_extras
-from media.models import MediaItem, MediaStatus
+from media.models import FetchState, MediaItem, MediaStatus, UrlFetch
 
 LIST_FIELDS = (
     "id",
@@ -115,9 +116,60 @@ def media_item_download_url(item: MediaItem) -> str | None:
     return None
 
 
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).netloc or "").lower()
+    except ValueError:
+        return ""
+
+
+def url_fetch_row(job: UrlFetch) -> dict[str, Any]:
+    """A fetch as evidence: where the client pointed, every hop, where the bytes finally came from."""
+    media_url = job.final_url
+    return {
+        "url": job.source_url,
+        "page_url": job.page_url or None,
+        "final_url": media_url or None,
+        "redirects": max(0, len(job.hops) - (2 if job.page_url else 1)),
+        "hops": list(job.hops),
+        # A client reading the evidence should see at a glance that the bytes came from somewhere else.
+        "other_host": bool(media_url) and _host(media_url) != _host(job.source_url),
+        "content_type": job.content_type or None,
+        "state": job.state,
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "requested_at": job.created_at.isoformat().replace("+00:00", "Z"),
+        "finished_at": job.finished_at.isoformat().replace("+00:00", "Z") if job.finished_at else None,
+    }
+
+
+def media_item_sources(item: MediaItem) -> dict[str, Any]:
+    """`source`: the fetch this item was created by (null for an upload); `also_fetched_from`: other URLs
+    whose bytes turned out to be this item. One query."""
+    jobs = list(UrlFetch.objects.filter(Q(media=item) | Q(resolved_media=item)).order_by("created_at")[:21])
+    own = next((job for job in jobs if job.media_id == item.pk), None)
+    return {
+        "source": url_fetch_row(own) if own is not None else None,
+        "also_fetched_from": [url_fetch_row(job) for job in jobs if job is not own][:20],
+    }
+
+
+def duplicate_fetch_target(*, owner: Any, media_id: Any) -> MediaItem | None:
+    """For a placeholder whose fetch resolved to an item the owner already had: that item (still visible)."""
+    job = (
+        UrlFetch.objects.select_related("resolved_media")
+        .filter(owner=owner, media_id=media_id, state=FetchState.DUPLICATE)
+        .first()
+    )
+    target = job.resolved_media if job is not None else None
+    if target is None or target.status == MediaStatus.DELETED:
+        return None
+    return target
+
+
 def media_item_facts(item: MediaItem) -> dict[str, Any]:
-    """What the bytes are (identity, type, size, dimensions) and where to fetch them: the part of the detail
-    body other renderings of an item (the evidence bundle) share, so both describe an item the same way."""
+    """What the bytes are (identity, type, size, dimensions), where to fetch them and, for items fetched from
+    a URL, where they came from: the part of the detail body other renderings of an item (the evidence bundle)
+    share, so both describe an item the same way."""
     return {
         "id": str(item.id),
         "kind": item.kind,
@@ -131,6 +183,7 @@ def media_item_facts(item: MediaItem) -> dict[str, Any]:
         "height": item.height,
         "duration_seconds": item.duration_seconds,
         "download_url": media_item_download_url(item),
+        **media_item_sources(item),
     }
 
 

@@ -1,5 +1,5 @@
-"""Every write of the media app: uploads (direct and multipart), deletion, and the latest-outcome fields that
-the analysis and review apps record through here (media never imports them).
+"""Every write of the media app: uploads (direct, multipart and fetched from a URL), deletion, and the
+latest-outcome fields that the analysis and review apps record through here (media never imports them).
 
 Rules the functions keep (docs/media.md):
 * a refused upload leaves nothing behind: no stored object and, for direct uploads, no row;
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,12 +22,12 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from hlekkr.audit.services import audit_record
-from hlekkr.events import MEDIA_DELETED, MEDIA_STORED, publish
+from hlekkr.events import MEDIA_DELETED, MEDIA_FETCH_FINISHED, MEDIA_STORED, publish
 from hlekkr.exceptions import (
     Conflict,
     HlekkrError,
@@ -34,8 +35,8 @@ from hlekkr.exceptions import (
     PayloadTooLarge,
     ValidationFailed,
 )
-from media import conf, multipart, storage
-from media.models import MediaItem, MediaStatus, MultipartUpload, UploadState
+from media import conf, fetch, multipart, storage
+from media.models import FetchState, MediaItem, MediaStatus, MultipartUpload, UploadState, UrlFetch
 from media.selectors import visible_to
 from media.validation import MediaFacts, check_declared_allowed, sanitize_filename, validate_media
 
@@ -76,8 +77,15 @@ def _apply_facts(item: MediaItem, facts: MediaFacts) -> None:
     item.duration_seconds = facts.duration_seconds
 
 
-def _stored_payload(item: MediaItem) -> dict[str, Any]:
-    return {"media_id": str(item.id), "owner_id": item.owner_id, "kind": item.kind, "queue": "interactive"}
+def _stored_payload(item: MediaItem, *, queue: str = "interactive") -> dict[str, Any]:
+    return {"media_id": str(item.id), "owner_id": item.owner_id, "kind": item.kind, "queue": queue}
+
+
+def _sha256_of(fh: Any) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _live_duplicate(owner: Any, sha256: str) -> MediaItem | None:
@@ -583,3 +591,243 @@ def media_item_record_final_verdict(*, media_id: Any, verdict: str) -> MediaItem
         item = MediaItem.objects.get(pk=media_id)
         audit_record(actor=None, action="media.final_verdict_recorded", target=item, payload={"verdict": verdict})
     return item
+
+
+# --- fetching from a URL -----------------------------------------------------------------------------------
+FETCH_MAX_ATTEMPTS = 3
+
+
+def _filename_from_url(url: str) -> str:
+    path = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    return sanitize_filename(path.rsplit("/", 1)[-1] if "/" in path else "", fallback="fetched")
+
+
+def url_fetch_start(
+    *,
+    owner: Any,
+    url: str,
+    queue: str = "interactive",
+    review_requested: bool = False,
+    priority: str = "normal",
+) -> UrlFetch:
+    """Accept a URL to analyse: the cheap checks now (scheme, host, where it resolves: a refusal raises
+    FetchRefused, 400, with nothing stored), then a placeholder item in status `fetching` and a pending
+    UrlFetch, sent to the worker on `queue` after commit. The worker does the fetch (url_fetch_run)."""
+    url = url.strip()
+    try:
+        fetch.check_source_url(url)
+    except HlekkrError as error:
+        _audit_rejection(owner=owner, error=error, filename="", size=0, declared="", source_url=url[:2048])
+        raise
+    item = MediaItem(
+        id=uuid.uuid4(),
+        owner=owner,
+        original_filename=_filename_from_url(url),
+        status=MediaStatus.FETCHING,
+        review_requested=review_requested,
+        priority=priority,
+    )
+    item.storage_key = storage.original_key(item)
+    with transaction.atomic():
+        item.save(force_insert=True)
+        job = UrlFetch.objects.create(owner=owner, media=item, source_url=url, queue=queue)
+        audit_record(
+            actor=owner, action="media.fetch_requested", target=item, payload={"url": url, "fetch_id": str(job.id)}
+        )
+        url_fetch_enqueue(fetch_id=job.id)
+    return job
+
+
+def url_fetch_enqueue(*, fetch_id: Any) -> None:
+    """Send the fetch task after the surrounding transaction commits; the reconciler re-sends lost ones."""
+    job = UrlFetch.objects.filter(pk=fetch_id).values("queue").first()
+    if job is None:
+        return
+    UrlFetch.objects.filter(pk=fetch_id).update(enqueued_at=timezone.now())
+
+    def send() -> None:
+        from media.tasks import fetch_url_task
+
+        try:
+            fetch_url_task.apply_async(args=[str(fetch_id)], queue=job["queue"])
+        except Exception:
+            logger.exception("could not send fetch %s; the reconciler will retry", fetch_id)
+
+    transaction.on_commit(send, robust=True)
+
+
+def _claim_fetch(fetch_id: Any) -> UrlFetch | None:
+    """pending -> fetching (or re-claim one whose worker died mid-fetch), attempts + 1; None: nothing to do."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=2 * conf.fetch_total_timeout_seconds() + 60)
+    claimed = (
+        UrlFetch.objects.filter(pk=fetch_id)
+        .filter(Q(state=FetchState.PENDING) | Q(state=FetchState.FETCHING, started_at__lt=stale))
+        .update(state=FetchState.FETCHING, started_at=now, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return None
+    return UrlFetch.objects.select_related("media", "owner").get(pk=fetch_id)
+
+
+def _fetch_finished(job: UrlFetch, **fields: Any) -> None:
+    """Record the end of a fetch (inside the caller's transaction) and publish `media.fetch_finished`."""
+    fields.setdefault("finished_at", timezone.now())
+    UrlFetch.objects.filter(pk=job.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    resolved = fields.get("resolved_media")
+    publish(
+        MEDIA_FETCH_FINISHED,
+        {
+            "fetch_id": str(job.id),
+            "media_id": str(job.media_id),
+            "resolved_media_id": str(resolved.pk) if resolved is not None else "",
+            "owner_id": job.owner_id,
+            "state": job.state,
+            "error_code": job.error_code,
+        },
+    )
+
+
+def _fetch_evidence(fetched: fetch.Fetched) -> dict[str, Any]:
+    return {
+        "final_url": fetched.final_url[:2048],
+        "page_url": fetched.page_url[:2048],
+        "hops": [hop[:2048] for hop in fetched.hops],
+        "content_type": fetched.content_type[:100],
+        "size": fetched.size,
+    }
+
+
+def url_fetch_fail(*, job: UrlFetch, error: HlekkrError, evidence: dict[str, Any] | None = None) -> UrlFetch:
+    """The fetch is refused for good: the placeholder becomes `rejected` (nothing stored), with the code."""
+    with transaction.atomic():
+        MediaItem.objects.filter(pk=job.media_id, status=MediaStatus.FETCHING).update(
+            status=MediaStatus.REJECTED, outcome_version=F("outcome_version") + 1, updated_at=timezone.now()
+        )
+        _audit_rejection(
+            owner=job.owner,
+            error=error,
+            filename=job.media.original_filename,
+            size=int((evidence or {}).get("size") or 0),
+            declared=str((evidence or {}).get("content_type") or ""),
+            media_id=job.media_id,
+            source_url=job.source_url,
+            final_url=(evidence or {}).get("final_url", ""),
+        )
+        _fetch_finished(
+            job,
+            state=FetchState.FAILED,
+            error_code=error.code[:64],
+            error_message=error.message[:500],
+            **(evidence or {}),
+        )
+    return job
+
+
+def url_fetch_run(*, fetch_id: Any) -> UrlFetch | None:
+    """The worker's part: fetch under the rules of media/fetch.py into a local temporary file, validate the
+    bytes exactly like an upload, then store them as the placeholder item (publishing `media.stored` on the
+    fetch's queue) or resolve to the owner's earlier item with the same bytes.
+
+    Idempotent: a fetch that is not pending (or stale while fetching) is left alone. Every refusal ends the
+    fetch as `failed` with its code; the temporary file goes with the `with`, so nothing half-fetched stays
+    anywhere, and storage is written only once the bytes have passed validation."""
+    job = _claim_fetch(fetch_id)
+    if job is None:
+        return None
+    if job.attempts > FETCH_MAX_ATTEMPTS:
+        return url_fetch_fail(
+            job=job, error=HlekkrError("The fetch kept failing inside Hlekkr.", code="fetch_internal_error")
+        )
+    with tempfile.NamedTemporaryFile(prefix="hlekkr-fetch-", suffix=".part") as spool:
+        evidence: dict[str, Any] = {}
+        try:
+            fetched = fetch.fetch_media(job.source_url, spool)
+            evidence = _fetch_evidence(fetched)
+            spool.flush()
+            spool.seek(0)
+            facts = validate_media(spool, size=fetched.size, declared_content_type=None)
+            spool.seek(0)
+            sha256 = _sha256_of(spool)
+        except HlekkrError as error:
+            return url_fetch_fail(job=job, error=error, evidence=evidence)
+        return _store_fetched(job, spool, facts=facts, sha256=sha256, evidence=evidence)
+
+
+def _store_fetched(job: UrlFetch, spool: Any, *, facts: MediaFacts, sha256: str, evidence: dict[str, Any]) -> UrlFetch:
+    owner = job.owner
+    existing = _live_duplicate(owner, sha256)
+    saved_name = ""
+    if existing is None:
+        spool.seek(0)
+        saved_name = default_storage.save(job.media.storage_key, spool)
+    try:
+        with transaction.atomic():
+            item = MediaItem.objects.select_for_update().get(pk=job.media_id)
+            if item.status != MediaStatus.FETCHING:  # deleted by its owner while we fetched
+                deleted_meanwhile = True
+                _fetch_finished(job, state=FetchState.FAILED, error_code="media_deleted", **evidence)
+            elif existing is not None:
+                deleted_meanwhile = False
+                _resolve_fetch_to(job, item, existing, evidence)
+            else:
+                deleted_meanwhile = False
+                if saved_name != item.storage_key:
+                    raise RuntimeError(f"storage saved {saved_name!r} instead of {item.storage_key!r}")
+                _apply_facts(item, facts)
+                item.size = int(evidence["size"])
+                item.sha256 = sha256
+                item.status = MediaStatus.STORED
+                item.save()
+                audit_record(
+                    actor=owner,
+                    action="media.fetched",
+                    target=item,
+                    payload={"kind": item.kind, "size": item.size, "sha256": sha256, "url": job.source_url, **evidence},
+                )
+                _fetch_finished(job, state=FetchState.STORED, resolved_media=item, **evidence)
+                publish(MEDIA_STORED, _stored_payload(item, queue=job.queue))
+        if deleted_meanwhile and saved_name:
+            _delete_object(saved_name)
+    except IntegrityError:
+        # The same bytes were stored by a concurrent upload between our check and our update.
+        _delete_object(saved_name)
+        existing = _live_duplicate(owner, sha256)
+        if existing is None:
+            raise
+        with transaction.atomic():
+            item = MediaItem.objects.select_for_update().get(pk=job.media_id)
+            _resolve_fetch_to(job, item, existing, evidence)
+    except BaseException:
+        if saved_name:
+            _delete_object(saved_name)
+        raise
+    return job
+
+
+def _resolve_fetch_to(job: UrlFetch, placeholder: MediaItem, existing: MediaItem, evidence: dict[str, Any]) -> None:
+    """The owner already has these bytes: the placeholder goes (as a duplicate multipart upload's does) and
+    the fetch points at the existing item, whose detail now lists this URL among its sources."""
+    MediaItem.objects.filter(pk=placeholder.pk).update(status=MediaStatus.DELETED, updated_at=timezone.now())
+    MediaItem.objects.filter(pk=existing.pk).update(outcome_version=F("outcome_version") + 1)
+    _audit_duplicate(owner=job.owner, existing=existing, filename=placeholder.original_filename, via="url")
+    _fetch_finished(job, state=FetchState.DUPLICATE, resolved_media=existing, **evidence)
+
+
+def url_fetches_reconcile(*, batch_size: int = 200) -> dict[str, int]:
+    """Beat: re-send fetches whose message was lost (pending for 5 min) or whose worker died mid-fetch."""
+    now = timezone.now()
+    resend_after = timedelta(minutes=5)
+    stale = now - timedelta(seconds=2 * conf.fetch_total_timeout_seconds() + 60)
+    due = UrlFetch.objects.filter(
+        Q(state=FetchState.PENDING, enqueued_at__lt=now - resend_after)
+        | Q(state=FetchState.PENDING, enqueued_at__isnull=True)
+        | Q(state=FetchState.FETCHING, started_at__lt=stale)
+    ).values_list("pk", flat=True)[:batch_size]
+    sent = 0
+    for fetch_id in due:
+        url_fetch_enqueue(fetch_id=fetch_id)
+        sent += 1
+    return {"resent": sent}

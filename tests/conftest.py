@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fetch_server import fetch_server  # noqa: F401 - the loopback media server fixture (tests/fetch_server.py)
 from rest_framework.test import APIClient
 
 from hlekkr.accounts.models import Role, User

@@ -13,6 +13,10 @@ Rules, applied at registration and again before every connection:
 
 Loopback is refused too unless ``HLEKKR_WEBHOOKS_ALLOW_LOOPBACK`` is true (tests run a receiver on 127.0.0.1);
 metadata and every other private range stay refused even then.
+
+The same rules guard fetching media from a client's URL (media/fetch.py, ``get``): there an operator list of
+exact ``host:port`` pairs (``HLEKKR_FETCH_ALLOWED_HOSTS``) may be exempted from the private-address refusal, for
+internal sources and for tests; cloud metadata addresses stay refused even for a listed host.
 """
 
 from __future__ import annotations
@@ -43,10 +47,15 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class DestinationRefused(Exception):
-    """The URL or an address it leads to is not a place Hlekkr will send requests to."""
+    """The URL or an address it leads to is not a place Hlekkr will send requests to.
 
-    def __init__(self, reason: str):
+    `kind` says which rule refused it, so callers can map it to their own error codes: ``invalid`` (not a URL,
+    no host, credentials), ``scheme``, ``unresolvable``, ``address`` (private, loopback, metadata, ...),
+    ``redirects`` (too many hops)."""
+
+    def __init__(self, reason: str, *, kind: str = "address"):
         self.reason = reason
+        self.kind = kind
         super().__init__(reason)
 
 
@@ -117,7 +126,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError) as exc:
-        raise DestinationRefused(f"{host} does not resolve ({exc.__class__.__name__})") from None
+        raise DestinationRefused(f"{host} does not resolve ({exc.__class__.__name__})", kind="unresolvable") from None
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         raw = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone id
@@ -125,29 +134,35 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
-        raise DestinationRefused(f"{host} does not resolve")
+        raise DestinationRefused(f"{host} does not resolve", kind="unresolvable")
     return addresses
 
 
-def check_url(url: str) -> Target:
-    """Parse, resolve once and check `url`; raise DestinationRefused with the reason when it is not allowed."""
+def check_url(url: str, *, allowed_hosts: frozenset[str] = frozenset()) -> Target:
+    """Parse, resolve once and check `url`; raise DestinationRefused with the reason when it is not allowed.
+
+    A URL whose exact ``host:port`` is in `allowed_hosts` skips the private-address refusal (never the metadata
+    one); the webhooks pass none."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise DestinationRefused(f"not a valid URL ({exc})") from None
+        raise DestinationRefused(f"not a valid URL ({exc})", kind="invalid") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise DestinationRefused(f"scheme {scheme or '(none)'!r} is not allowed; use https or http")
+        raise DestinationRefused(f"scheme {scheme or '(none)'!r} is not allowed; use https or http", kind="scheme")
     if parts.username is not None or parts.password is not None:
-        raise DestinationRefused("credentials in the URL are not allowed")
+        raise DestinationRefused("credentials in the URL are not allowed", kind="invalid")
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise DestinationRefused("the URL has no host")
+        raise DestinationRefused("the URL has no host", kind="invalid")
     port = port or (443 if scheme == "https" else 80)
     addresses = resolve(host, port)
+    listed = f"{host}:{port}".lower() in allowed_hosts
     for ip in addresses:
         refusal = address_refusal(ip)
+        if refusal and listed and ip not in METADATA_ADDRESSES and _embedded_ipv4(ip) not in METADATA_ADDRESSES:
+            continue  # an operator-listed internal source (never a metadata address)
         if refusal:
             raise DestinationRefused(refusal if str(ip) == host else f"{host} resolves to {refusal}")
     path = parts.path or "/"
@@ -190,6 +205,11 @@ def open_socket(target: Target, timeout: float) -> socket.socket:
     return socket.create_connection((target.address, target.port), timeout=timeout)
 
 
+def _connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    return connection_class(target, timeout)
+
+
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = 10.0) -> Response:
     """POST `body` to `url` under the rules above, re-checking every redirect target before connecting.
 
@@ -200,8 +220,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = 10.
     current = url
     for hop in range(MAX_REDIRECTS + 1):
         target = check_url(current)
-        connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-        connection = connection_class(target, timeout)
+        connection = _connection(target, timeout)
         try:
             connection.request("POST", target.path, body=body, headers={**headers, "Host": target.host_header})
             response = connection.getresponse()
@@ -212,8 +231,66 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = 10.
             connection.close()
         if status in REDIRECT_STATUSES and location:
             if hop == MAX_REDIRECTS:
-                raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects")
+                raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects", kind="redirects")
             current = urljoin(current, location)
             continue
         return Response(status=status, excerpt=excerpt, url=current, redirects=hop)
-    raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects")  # pragma: no cover - loop always returns
+    raise DestinationRefused(f"more than {MAX_REDIRECTS} redirects", kind="redirects")  # pragma: no cover
+
+
+@dataclass
+class OpenResponse:
+    """A GET response still being read: the caller streams `response` and must call `close()`."""
+
+    response: http.client.HTTPResponse
+    connection: http.client.HTTPConnection
+    sock: socket.socket | None  # kept: http.client lets go of it when the server will close the connection
+    url: str  # the URL that answered (after redirects)
+    hops: list[str]  # every URL requested, the first one included
+
+    def settimeout(self, seconds: float) -> None:
+        """Bound the next read (the connect used the timeout given to `get`)."""
+        if self.sock is not None:
+            self.sock.settimeout(seconds)
+
+    def close(self) -> None:
+        self.response.close()
+        self.connection.close()
+
+
+def get(
+    url: str,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    max_redirects: int,
+    allowed_hosts: frozenset[str] = frozenset(),
+) -> OpenResponse:
+    """GET `url` under the rules above, re-checking every redirect target before connecting; the final
+    (non-redirect) response is returned unread so the caller can bound how much and how long it reads.
+
+    `timeout` bounds the connect and each socket read. Raises DestinationRefused (kind ``redirects`` past
+    `max_redirects` hops), OSError / http.client.HTTPException on network failure."""
+    current = url
+    hops: list[str] = []
+    for hop in range(max_redirects + 1):
+        target = check_url(current, allowed_hosts=allowed_hosts)
+        hops.append(current)
+        connection = _connection(target, timeout)
+        try:
+            connection.request("GET", target.path, headers={**headers, "Host": target.host_header})
+            sock = connection.sock
+            response = connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
+        location = response.getheader("Location")
+        if response.status in REDIRECT_STATUSES and location:
+            response.close()
+            connection.close()
+            if hop == max_redirects:
+                break
+            current = urljoin(current, location)
+            continue
+        return OpenResponse(response=response, connection=connection, sock=sock, url=current, hops=hops)
+    raise DestinationRefused(f"more than {max_redirects} redirects", kind="redirects")

@@ -19,6 +19,12 @@ class DirectUploadInput(StrictSerializerMixin, serializers.Serializer):
     priority = serializers.ChoiceField(choices=PRIORITIES, default="normal")
 
 
+class FromUrlInput(StrictSerializerMixin, serializers.Serializer):
+    url = serializers.CharField(max_length=2048, trim_whitespace=True)
+    review_requested = serializers.BooleanField(default=False)
+    priority = serializers.ChoiceField(choices=PRIORITIES, default="normal")
+
+
 class MultipartStartInput(StrictSerializerMixin, serializers.Serializer):
     filename = serializers.CharField(max_length=4096, allow_blank=True)
     size = serializers.IntegerField(min_value=0)

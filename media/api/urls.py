@@ -4,6 +4,7 @@ from media.api import views
 
 urlpatterns = [
     path("media/", views.MediaCollectionView.as_view(), name="media-collection"),
+    path("media/from-url/", views.MediaFromUrlView.as_view(), name="media-from-url"),
     path("media/uploads/", views.UploadStartView.as_view(), name="media-upload-start"),
     path("media/uploads/<uuid:upload_id>/", views.UploadView.as_view(), name="media-upload"),
     path("media/uploads/<uuid:upload_id>/complete/", views.UploadCompleteView.as_view(), name="media-upload-complete"),

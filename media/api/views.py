@@ -8,8 +8,9 @@ from typing import Any
 import magic
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -19,7 +20,7 @@ from rest_framework.views import APIView
 
 from hlekkr.accounts.authentication import request_user
 from hlekkr.api import error_body
-from hlekkr.exceptions import PayloadTooLarge, ValidationFailed
+from hlekkr.exceptions import NotFound, PayloadTooLarge, ValidationFailed
 from media import conf, multipart, selectors, services, storage
 from media.api import serializers as s
 from media.models import MediaItem, MultipartUpload, UploadState
@@ -135,22 +136,102 @@ class MediaCollectionView(_MethodGroups, APIView):
         return _result_response(request, result)
 
 
+FROM_URL_EXAMPLE_RESPONSE: dict[str, Any] = {
+    "id": "6f1c2a9e-4b1d-4c55-9d0e-2f7f3f5a9b10",
+    "kind": "",
+    "status": "fetching",
+    "analysis_status": "",
+    "trust_score": None,
+    "source": {
+        "url": "https://news.example/story/123",
+        "page_url": None,
+        "final_url": None,
+        "redirects": 0,
+        "hops": [],
+        "other_host": False,
+        "state": "pending",
+        "error": None,
+    },
+}
+
+
+class MediaFromUrlView(APIView):
+    """POST: analyse the media a URL names (a direct media URL, or the og:video/og:image, <video> or <img>
+    of a page). 202 with the placeholder item; the worker fetches, then the normal upload path runs."""
+
+    ratelimit_group = "upload"
+    required_scopes = MEDIA_SCOPES
+
+    @extend_schema(
+        request=s.FromUrlInput,
+        responses={
+            202: OpenApiResponse(OpenApiTypes.OBJECT, description="The item, status `fetching`; poll it"),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="url_invalid, url_scheme_not_allowed, url_unresolvable, url_destination_refused",
+            ),
+        },
+        summary="Analyse the media at a URL (fetched by a worker, SSRF-safe)",
+        examples=[
+            OpenApiExample("A news page", value={"url": "https://news.example/story/123"}, request_only=True),
+            OpenApiExample(
+                "A direct link, urgent",
+                value={"url": "https://cdn.example/v.mp4", "priority": "urgent"},
+                request_only=True,
+            ),
+            OpenApiExample("Accepted", value=FROM_URL_EXAMPLE_RESPONSE, response_only=True, status_codes=["202"]),
+            OpenApiExample(
+                "Refused",
+                value={
+                    "code": "url_destination_refused",
+                    "message": "The URL cannot be fetched: 10.0.0.5 is a private address.",
+                    "details": {},
+                },
+                response_only=True,
+                status_codes=["400"],
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        form = s.FromUrlInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        job = services.url_fetch_start(owner=request_user(request), **form.validated_data)
+        body = selectors.media_item_detail_body(job.media, include_details=False)
+        body["download_url"] = None
+        headers = {"Location": request.build_absolute_uri(reverse("media-item", args=[job.media_id]))}
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
 class MediaItemView(_MethodGroups, APIView):
-    """GET: detail with ETag / If-None-Match and a 300 s server cache. DELETE: item and stored objects."""
+    """GET: detail with ETag / If-None-Match and a 300 s server cache. DELETE: item and stored objects.
+
+    An item created from a URL whose bytes the client already had answers 303 See Other to that item."""
 
     ratelimit_groups = {"GET": "read", "DELETE": "upload"}
     required_scopes = MEDIA_SCOPES
 
     @extend_schema(
         parameters=[OpenApiParameter("include_details", bool, description="Add per-detector results")],
-        responses={200: OpenApiTypes.OBJECT, 304: None},
-        summary="One media item",
+        responses={200: OpenApiTypes.OBJECT, 303: OpenApiTypes.OBJECT, 304: None},
+        summary="One media item (303 to the existing item when a URL fetch found bytes you already had)",
     )
     def get(self, request: Request, media_id: str) -> Response:
         query = s.DetailQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         include_details = bool(query.validated_data["include_details"])
-        item = selectors.media_item_get_owned(owner=request_user(request), media_id=media_id)
+        try:
+            item = selectors.media_item_get_owned(owner=request_user(request), media_id=media_id)
+        except NotFound:
+            target = selectors.duplicate_fetch_target(owner=request_user(request), media_id=media_id)
+            if target is None:
+                raise
+            location = reverse("media-item", args=[target.pk])
+            if request.query_params:
+                location += "?" + request.query_params.urlencode()
+            body = error_body("duplicate_of", "This URL's media is an item you already have.", {"id": str(target.pk)})
+            return Response(
+                body, status=status.HTTP_303_SEE_OTHER, headers={"Location": request.build_absolute_uri(location)}
+            )
         etag = selectors.detail_etag(item, include_details=include_details)
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fetch_server import FetchServer
 from PIL import Image
 
 from hlekkr.accounts.services import api_key_create
@@ -214,3 +215,21 @@ def test_the_client_verifies_webhook_signatures_like_the_docs_say() -> None:
     assert module.verify_signature("whsec_s", signing.header_value("whsec_s", body), body)
     assert not module.verify_signature("whsec_s", signing.header_value("whsec_s", body, timestamp=1000), body)
     assert not module.verify_signature("whsec_other", signing.header_value("whsec_s", body), body)
+
+
+def test_it_hands_hlekkr_a_link_and_prints_the_verdict(
+    live_server: Any, client_a: Any, fetch_server: FetchServer
+) -> None:
+    url = fetch_server.serve("/story/photo.jpg", _photo(144))
+    result = _run(live_server, url, env={"HLEKKR_USERNAME": "client_a", "HLEKKR_PASSWORD": PASSWORD})
+    assert result.returncode == 0, result.stderr
+    item = MediaItem.objects.get(owner=client_a, status="stored")
+    assert f"asked Hlekkr to fetch {url}: media {item.id}" in result.stderr
+    assert result.stdout.strip() == f"media {item.id}: verdict {item.verdict}, trust score {item.trust_score}"
+
+
+def test_a_refused_link_exits_4_with_the_code(live_server: Any, client_a: Any, fetch_server: FetchServer) -> None:
+    url = fetch_server.serve("/empty.html", b"<html><body>nothing</body></html>", "text/html")
+    result = _run(live_server, url, env={"HLEKKR_USERNAME": "client_a", "HLEKKR_PASSWORD": PASSWORD})
+    assert result.returncode == 4, result.stderr
+    assert "refused (page_without_media" in result.stdout
