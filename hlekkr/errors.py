@@ -39,6 +39,17 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode(
         "webhook_url_forbidden", (400,), "The webhook URL is refused (bad scheme, credentials, or a private address)."
     ),
+    ErrorCode(
+        "url_invalid", (400,), "`media/from-url/`: not an absolute URL, credentials in it, or over 2048 characters."
+    ),
+    ErrorCode("url_scheme_not_allowed", (400,), "`media/from-url/`: the URL's scheme is not http or https."),
+    ErrorCode("url_unresolvable", (400,), "`media/from-url/`: the URL's host does not resolve."),
+    ErrorCode(
+        "url_destination_refused",
+        (400,),
+        "`media/from-url/`: the host resolves to a private, loopback, link-local or metadata address (400 in the "
+        "request; also a fetch's `source.error` when a redirect or a page's media link leads there).",
+    ),
     ErrorCode("unknown_moderator", (400,), "A lead named a moderator who does not exist."),
     ErrorCode("not_a_moderator", (400, 403), "The user named (400) or the caller (403) is not an active moderator."),
     ErrorCode("replace_required", (400,), "Every reviewer slot is held: name the holder the assignment replaces."),
@@ -111,6 +122,23 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode("error", (400,), "The generic code of an error that names no more specific one (should not be seen)."),
     # --- recorded only ------------------------------------------------------------------------------------------
     ErrorCode("storage_error", (), "Audit payload of a multipart upload refused because storage failed under it."),
+    # --- a URL fetch's refusal, shown on the item (`status: rejected`, `source.error.code`), not as a status -----
+    ErrorCode("fetch_too_many_redirects", (), "URL fetch: more than 5 redirects."),
+    ErrorCode("fetch_timeout", (), "URL fetch: the server was slower than the connect/read or total time limit."),
+    ErrorCode(
+        "fetch_too_large", (), "URL fetch: the media is larger than the direct-upload limit (`details.max_bytes`)."
+    ),
+    ErrorCode("fetch_http_error", (), "URL fetch: the server answered with a non-2xx status."),
+    ErrorCode("fetch_connection_failed", (), "URL fetch: the connection failed or broke while reading."),
+    ErrorCode("fetch_unsupported_type", (), "URL fetch: the server declared a type that is not image, video or audio."),
+    ErrorCode("page_without_media", (), "URL fetch: the page names no og:video, og:image, <video> or <img>."),
+    ErrorCode("fetch_internal_error", (), "URL fetch: the fetch failed inside Hlekkr three times."),
+    # --- 3xx ---------------------------------------------------------------------------------------------------
+    ErrorCode(
+        "duplicate_of",
+        (303,),
+        "A URL's media turned out to be an item you already had: `Location` and `details.id` name it.",
+    ),
 )
 
 BY_CODE: dict[str, ErrorCode] = {entry.code: entry for entry in CATALOGUE}

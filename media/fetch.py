@@ -40,14 +40,6 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # The bytes are sniffed afterwards exactly like an upload, so a lying image/jpeg still gets refused there.
 MEDIA_TYPE_PREFIXES = ("image/", "video/", "audio/")
 GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/mp4", "application/ogg"})
-# DestinationRefused.kind -> our error code.
-REFUSAL_CODES = {
-    "invalid": "url_invalid",
-    "scheme": "url_scheme_not_allowed",
-    "unresolvable": "url_unresolvable",
-    "address": "url_destination_refused",
-    "redirects": "fetch_too_many_redirects",
-}
 
 
 class FetchRefused(ValidationFailed):
@@ -67,8 +59,17 @@ class Fetched:
 
 
 def refusal_from(exc: ssrf.DestinationRefused) -> FetchRefused:
-    code = REFUSAL_CODES.get(exc.kind, "url_destination_refused")
-    return FetchRefused(f"The URL cannot be fetched: {exc.reason}.", code=code)
+    """Our error code for the SSRF rule that refused (DestinationRefused.kind)."""
+    message = f"The URL cannot be fetched: {exc.reason}."
+    if exc.kind == "invalid":
+        return FetchRefused(message, code="url_invalid")
+    if exc.kind == "scheme":
+        return FetchRefused(message, code="url_scheme_not_allowed")
+    if exc.kind == "unresolvable":
+        return FetchRefused(message, code="url_unresolvable")
+    if exc.kind == "redirects":
+        return FetchRefused(message, code="fetch_too_many_redirects")
+    return FetchRefused(message, code="url_destination_refused")
 
 
 def check_source_url(url: str) -> None:

@@ -82,6 +82,7 @@ ROUTES: dict[str, Route] = {
     "api/v1/auth/me/": Route(SELF, ("GET",), (("GET", "media:read"),)),
     # media
     "api/v1/media/": Route(SELF, ("GET", "POST"), MEDIA_RW),
+    "api/v1/media/from-url/": Route(SELF, ("POST",), MEDIA_RW, {"url": "https://cdn.example.org/photo.jpg"}),
     "api/v1/media/uploads/": Route(
         SELF, ("POST",), MEDIA_RW, {"filename": "a.mp4", "size": 20 * 1024 * 1024, "content_type": "video/mp4"}
     ),
