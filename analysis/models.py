@@ -22,6 +22,8 @@ class AnalysisStatus(models.TextChoices):
 
 class Verdict(models.TextChoices):
     LIKELY_AUTHENTIC = "likely_authentic", "Likely authentic"
+    # Nothing was found and nothing positive is known: not proof of authenticity (docs/scoring.md).
+    NO_MANIPULATION_FOUND = "no_manipulation_found", "No manipulation found"
     SUSPICIOUS = "suspicious", "Suspicious"
     LIKELY_MANIPULATED = "likely_manipulated", "Likely manipulated"
     INCONCLUSIVE = "inconclusive", "Inconclusive"
@@ -102,7 +104,7 @@ class Analysis(models.Model):
     manipulation_probability = models.FloatField(null=True, blank=True)
     trust_score = models.PositiveSmallIntegerField(null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)
-    verdict = models.CharField(max_length=20, choices=Verdict.choices, blank=True)
+    verdict = models.CharField(max_length=32, choices=Verdict.choices, blank=True)
     scoring_policy = models.ForeignKey(ScoringPolicy, null=True, blank=True, on_delete=models.PROTECT)
     breakdown = models.JSONField(default=dict)  # contributions, decisive evidence, reasons by category
     timings = models.JSONField(default=dict)  # milliseconds: download, per detector, scoring, total

@@ -6,13 +6,19 @@ ScoringPolicy into the dataclasses below, calls `score()`, and stores what comes
     logit(P) = bias + sum_d w_d * logit(clip(p_d))  +  sum of decisive shifts
     trust    = round(100 * (1 - P))
 
-Two rules sit on top of the formula:
+Rules on top of the formula:
 
 * inconclusive: with no scored detector and no decisive evidence there is nothing to combine; the verdict is
   ``inconclusive`` and the reason names why each detector abstained or failed.
 * edited-only cap: software touching a file (resize, re-save, crop) is not evidence of deception. When no
   reason points at manipulation or generation and no decisive evidence pushes up, P is capped just below the
   likely-manipulated band, so an edited camera photo can at worst be ``suspicious``.
+* declaration floor: a declaration of AI generation (C2PA or metadata), a broken C2PA integrity check or a
+  known-fake match holds P at least at the likely-manipulated band, whatever the forensic detectors found:
+  no number of clean pixel statistics outweighs the file saying it was generated.
+* positive evidence: a trust score in the top band is ``likely_authentic`` only when something positive is
+  known (a trusted capture manifest without AI, a known-original match); otherwise it is
+  ``no_manipulation_found`` - nothing was found, which is not proof.
 """
 
 from __future__ import annotations
@@ -30,9 +36,20 @@ AUTHENTIC = "authentic"
 FINDING_CATEGORIES = (EDITED, MANIPULATED, GENERATED, AUTHENTIC)
 
 # Decisive evidence that pushes P up; the others pull it down.
-UPWARD_DECISIVE = frozenset({"ai_declared_trusted", "ai_declared_untrusted", "known_fake", "provenance_tampered"})
+UPWARD_DECISIVE = frozenset(
+    {"ai_declared_trusted", "ai_declared_untrusted", "ai_declared_metadata", "known_fake", "provenance_tampered"}
+)
+# Decisive evidence that holds P in the likely-manipulated band (the declaration floor).
+FLOOR_DECISIVE = UPWARD_DECISIVE
+# Positive evidence of authenticity: the only way to `likely_authentic`.
+AUTHENTICITY_DECISIVE = frozenset({"trusted_authentic", "known_authentic"})
+# Abstentions that mean "this item lacked what the detector reads" (no metadata, no manifest, too small): the
+# detector could have looked and found nothing to look at, so the item was examined less (lowers confidence).
+# Other abstentions (not configured, wrong kind) say nothing about the item.
+UNEXAMINED_CODES = frozenset({"no_data", "too_small", "low_quality", "unreadable", "no_frames", "no_samples"})
 
 LIKELY_AUTHENTIC = "likely_authentic"
+NO_MANIPULATION_FOUND = "no_manipulation_found"
 SUSPICIOUS = "suspicious"
 LIKELY_MANIPULATED = "likely_manipulated"
 INCONCLUSIVE = "inconclusive"
@@ -55,6 +72,7 @@ DEFAULT_DECISIVE: dict[str, float] = {
     "ai_declared_trusted": 6.0,
     "known_fake": 6.0,
     "ai_declared_untrusted": 3.0,
+    "ai_declared_metadata": 2.0,
     "provenance_tampered": 3.0,
     "trusted_authentic": -3.0,
     "known_authentic": -4.0,
@@ -143,9 +161,9 @@ def clipped_logit(p: float, clip: float) -> float:
     return logit(min(max(p, clip), 1.0 - clip))
 
 
-def verdict_for(trust: int, policy: Policy) -> str:
+def verdict_for(trust: int, policy: Policy, *, positive_evidence: bool = False) -> str:
     if trust >= policy.authentic_threshold:
-        return LIKELY_AUTHENTIC
+        return LIKELY_AUTHENTIC if positive_evidence else NO_MANIPULATION_FOUND
     if trust >= policy.manipulated_threshold:
         return SUSPICIOUS
     return LIKELY_MANIPULATED
@@ -161,6 +179,7 @@ def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
     contributions: list[dict[str, Any]] = []
     decisive: list[dict[str, Any]] = []
     abstained: list[dict[str, str]] = []
+    unexamined_weight = 0.0
     errors: list[dict[str, str]] = []
     findings: dict[str, list[dict[str, str]]] = {category: [] for category in FINDING_CATEGORIES}
 
@@ -171,6 +190,8 @@ def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
         if result.status == "abstained":
             code = str(result.reasons[0].get("code", "")) if result.reasons else ""
             abstained.append({"detector": result.detector, "code": code, "text": _first_text(result.reasons)})
+            if code in UNEXAMINED_CODES:
+                unexamined_weight += abs(float(policy.weights.get(result.detector, 0.0)))
             continue
         for reason in result.reasons:
             category = str(reason.get("category", ""))
@@ -192,10 +213,12 @@ def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
                     "weight": weight,
                     "logit": round(detector_logit, 4),
                     "contribution": round(weight * detector_logit, 4),
+                    "direction": _direction(result.reasons),
                 }
             )
         for code in result.decisive:
-            shift = float(policy.decisive.get(str(code), 0.0))
+            # A code the policy row does not name (added after the row was written) takes its default shift.
+            shift = float(policy.decisive.get(str(code), DEFAULT_DECISIVE.get(str(code), 0.0)))
             decisive.append({"code": str(code), "detector": result.detector, "shift": shift})
 
     breakdown: dict[str, Any] = {
@@ -229,34 +252,91 @@ def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
         if probability > ceiling:
             probability = ceiling
             capped = True
+    floored = False
+    if any(d["code"] in FLOOR_DECISIVE and d["shift"] > 0 for d in decisive):
+        # The lowest P whose trust is in the likely-manipulated band (trust == manipulated_threshold - 1).
+        floor = 1.0 - (policy.manipulated_threshold - 1) / 100.0
+        if probability < floor:
+            probability = floor
+            floored = True
 
     trust = trust_from_probability(probability)
-    verdict = verdict_for(trust, policy)
-    confidence = _confidence(contributions, decisive, total_logit)
+    positive = any(d["code"] in AUTHENTICITY_DECISIVE and d["shift"] < 0 for d in decisive)
+    verdict = verdict_for(trust, policy, positive_evidence=positive)
+    examined = _examined_share(contributions, unexamined_weight)
+    confidence = _confidence(contributions, decisive, total_logit, examined)
     breakdown.update(
         {
             "logit": round(total_logit, 4),
             "weighted_sum": round(weighted, 4),
             "decisive_shift": round(shifts, 4),
             "edited_only_cap_applied": capped,
+            "declaration_floor_applied": floored,
+            "positive_evidence": positive,
+            "examined_share": round(examined, 3),
+            "evidence_balance": evidence_balance(contributions, decisive),
         }
     )
     breakdown["summary"] = _summary(verdict, findings, decisive, capped)
     return ScoreResult(round(probability, 4), trust, confidence, verdict, breakdown)
 
 
-def _confidence(contributions: list[dict[str, Any]], decisive: list[dict[str, Any]], total_logit: float) -> float:
-    """Grows with the number of scoring detectors and with how much of their pull agrees with the outcome.
+def _direction(reasons: Sequence[Mapping[str, str]]) -> str:
+    """What a detector's contribution stands for: `against` (it found manipulation or generation), `for`
+    (it found positive evidence of authenticity) or `none` (editing traces, or nothing found)."""
+    categories = {str(r.get("category", "")) for r in reasons}
+    if categories & {MANIPULATED, GENERATED}:
+        return "against"
+    if AUTHENTIC in categories:
+        return "for"
+    return "none"
+
+
+def evidence_balance(contributions: list[dict[str, Any]], decisive: list[dict[str, Any]]) -> dict[str, float]:
+    """How strongly findings point at manipulation and at authenticity, in log-odds (docs/review.md).
+
+    `manipulation`: the positive contributions of detectors that found manipulation or generation, plus
+    upward decisive shifts. `authenticity`: the magnitude of negative contributions of detectors that found
+    positive evidence (camera metadata, a known original), plus downward decisive shifts. Detectors that only
+    saw editing, or saw nothing, count on neither side: a clean ELA map is not a witness for the defence, and
+    a resize is not an accusation. `conflict` is the smaller of the two: high only when both sides are strong.
+    """
+    against = sum(c["contribution"] for c in contributions if c.get("direction") == "against" and c["contribution"] > 0)
+    positive = sum(-c["contribution"] for c in contributions if c.get("direction") == "for" and c["contribution"] < 0)
+    against += sum(d["shift"] for d in decisive if d["shift"] > 0)
+    positive += sum(-d["shift"] for d in decisive if d["shift"] < 0)
+    return {
+        "manipulation": round(against, 3),
+        "authenticity": round(positive, 3),
+        "conflict": round(min(against, positive), 3),
+    }
+
+
+def _examined_share(contributions: list[dict[str, Any]], unexamined_weight: float) -> float:
+    """The share of the policy weight that could look at this item: detectors that scored, against those plus
+    the ones that found nothing to read (no metadata, no manifest). A stripped image scores low."""
+    scored = sum(abs(c["weight"]) for c in contributions)
+    total = scored + unexamined_weight
+    return scored / total if total > 0 else 0.0
+
+
+def _confidence(
+    contributions: list[dict[str, Any]], decisive: list[dict[str, Any]], total_logit: float, examined: float = 1.0
+) -> float:
+    """Grows with the number of scoring detectors, with how much of the item could be examined, and with how
+    much of their pull agrees with the outcome.
 
     coverage = 1 - exp(-n / 2)   (1 detector 0.39, 3 detectors 0.78, 5 detectors 0.92)
+    examined = weight of scoring detectors / (that + weight of detectors that found nothing to read)
     agreement = |sum of contributions| / sum of |contributions|   (1 when all pull the same way)
+    confidence = coverage * examined * (0.5 + 0.5 * agreement)
     Decisive evidence in the direction of the outcome lifts confidence to at least 0.9.
     """
     n = len(contributions)
     coverage = 1.0 - math.exp(-n / 2.0)
     magnitude = sum(abs(c["contribution"]) for c in contributions)
     agreement = abs(sum(c["contribution"] for c in contributions)) / magnitude if magnitude > 0 else 1.0
-    confidence = coverage * (0.5 + 0.5 * agreement)
+    confidence = coverage * examined * (0.5 + 0.5 * agreement)
     if any(d["shift"] and (d["shift"] > 0) == (total_logit > 0) for d in decisive):
         confidence = max(confidence, 0.9)
     return round(min(confidence, 1.0), 3)

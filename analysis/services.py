@@ -420,6 +420,7 @@ def completed_payload(analysis: Analysis, results: list[DetectorResult]) -> dict
         "detector_scores": {
             r.detector: r.score for r in results if r.status == DetectorStatus.OK and r.score is not None
         },
+        "evidence_balance": (analysis.breakdown or {}).get("evidence_balance"),
         "faces": faces,
         "review_requested": bool(media.review_requested),
         "priority": media.priority,

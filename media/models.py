@@ -39,7 +39,7 @@ class MediaItem(models.Model):
     # filter and sort without joining upward (media never imports analysis or review).
     analysis_status = models.CharField(max_length=12, blank=True)  # queued/running/completed/failed
     trust_score = models.PositiveSmallIntegerField(null=True, blank=True)
-    verdict = models.CharField(max_length=20, blank=True)  # machine verdict of the latest analysis
+    verdict = models.CharField(max_length=32, blank=True)  # machine verdict of the latest analysis
     final_verdict = models.CharField(max_length=20, blank=True)  # the human verdict once review decides
     outcome_version = models.PositiveIntegerField(default=0)  # bumps on every change above: ETag and cache key
     review_requested = models.BooleanField(default=False)  # the client asked for a human look

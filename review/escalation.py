@@ -23,7 +23,7 @@ PROVENANCE_CODES = frozenset(
 class Thresholds:
     trust_threshold: int = 70
     probability_threshold: float = 0.6
-    disagreement_spread: float = 0.6
+    conflict_strength: float = 3.0
     qa_sample_rate: float = 0.02
     critical_probability: float = 0.9
     high_probability: float = 0.75
@@ -48,9 +48,19 @@ def qa_sampled(analysis_id: str, rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
-def detector_spread(scores: Mapping[str, Any]) -> float:
-    values = [float(v) for v in scores.values() if isinstance(v, int | float)]
-    return (max(values) - min(values)) if len(values) >= 2 else 0.0
+def evidence_conflict(balance: Any) -> tuple[float, float]:
+    """(manipulation, authenticity) pull in log-odds from the scoring breakdown's `evidence_balance`.
+
+    Both sides are weighted evidence (contributions to the score), not raw probabilities: one weak detector at
+    0.9 against others at 0.02 is no conflict, and detectors that only saw editing count on neither side
+    (analysis.scoring.evidence_balance). An old payload without the balance has no conflict.
+    """
+    if not isinstance(balance, Mapping):
+        return 0.0, 0.0
+    try:
+        return float(balance.get("manipulation") or 0.0), float(balance.get("authenticity") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0, 0.0
 
 
 def required_expertise(
@@ -93,14 +103,16 @@ def evaluate(
                 "text": f"Manipulation probability {probability:.2f} is above {thresholds.probability_threshold:.2f}.",
             }
         )
-    spread = detector_spread(scores)
-    if spread >= thresholds.disagreement_spread:
+    against, positive = evidence_conflict(payload.get("evidence_balance"))
+    if min(against, positive) >= thresholds.conflict_strength:
         result.detector_disagreement = True
         result.reviewers_required = 2
         result.reasons.append(
             {
                 "code": "detector_disagreement",
-                "text": f"Detectors disagree strongly (probabilities {spread:.2f} apart): two reviewers.",
+                "text": f"Strong evidence conflicts: {against:.1f} log-odds towards manipulation against "
+                f"{positive:.1f} towards authenticity (both at least {thresholds.conflict_strength:g}): "
+                "two reviewers.",
             }
         )
     if payload.get("review_requested"):

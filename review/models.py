@@ -77,8 +77,10 @@ class EscalationPolicy(models.Model):
     is_active = models.BooleanField(default=False)
     trust_threshold = models.PositiveSmallIntegerField(default=70, help_text="Trust score below this: review.")
     probability_threshold = models.FloatField(default=0.6, help_text="Manipulation probability above this: review.")
-    disagreement_spread = models.FloatField(
-        default=0.6, help_text="Max minus min detector probability at or above this: two reviewers."
+    conflict_strength = models.FloatField(
+        default=3.0,
+        help_text="Two reviewers when weighted evidence (log-odds) for manipulation and for authenticity both "
+        "reach this (docs/review.md).",
     )
     qa_sample_rate = models.FloatField(default=0.02, help_text="Share of auto-decided items sampled for QA review.")
     critical_probability = models.FloatField(default=0.9)
@@ -161,7 +163,7 @@ class ReviewItem(models.Model):
     machine_trust_score = models.PositiveSmallIntegerField(null=True, blank=True)
     machine_probability = models.FloatField(null=True, blank=True)
     machine_confidence = models.FloatField(null=True, blank=True)
-    machine_verdict = models.CharField(max_length=20, blank=True)
+    machine_verdict = models.CharField(max_length=32, blank=True)
     client_urgent = models.BooleanField(default=False)
     qa_sample = models.BooleanField(default=False)
     disagreement = models.BooleanField(default=False)  # reviewers disagreed (or detectors did, see reasons)

@@ -62,7 +62,7 @@ def _thresholds(policy: EscalationPolicy) -> escalation.Thresholds:
     return escalation.Thresholds(
         trust_threshold=policy.trust_threshold,
         probability_threshold=policy.probability_threshold,
-        disagreement_spread=policy.disagreement_spread,
+        conflict_strength=policy.conflict_strength,
         qa_sample_rate=policy.qa_sample_rate,
         critical_probability=policy.critical_probability,
         high_probability=policy.high_probability,

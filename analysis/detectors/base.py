@@ -38,6 +38,7 @@ class Decisive(enum.StrEnum):
 
     AI_DECLARED_TRUSTED = "ai_declared_trusted"
     AI_DECLARED_UNTRUSTED = "ai_declared_untrusted"
+    AI_DECLARED_METADATA = "ai_declared_metadata"  # a generator's signature or IPTC source type in metadata
     KNOWN_FAKE = "known_fake"
     PROVENANCE_TAMPERED = "provenance_tampered"
     TRUSTED_AUTHENTIC = "trusted_authentic"

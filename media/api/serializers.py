@@ -10,7 +10,8 @@ from hlekkr.accounts.serializers import StrictSerializerMixin
 from media.models import MediaKind, MediaStatus
 
 PRIORITIES = ("normal", "urgent")
-VERDICTS = ("likely_authentic", "suspicious", "likely_manipulated", "inconclusive")
+# The machine verdicts (analysis.models.Verdict; media sits below analysis, so they are listed here).
+VERDICTS = ("likely_authentic", "no_manipulation_found", "suspicious", "likely_manipulated", "inconclusive")
 
 
 class DirectUploadInput(StrictSerializerMixin, serializers.Serializer):
@@ -74,7 +75,7 @@ class MediaListRow(serializers.Serializer):
     status = serializers.CharField()
     created_at = serializers.DateTimeField()
     trust_score = serializers.IntegerField(allow_null=True)
-    verdict = serializers.CharField()
+    verdict = serializers.ChoiceField(choices=("", *VERDICTS))
     final_verdict = serializers.CharField()
     analysis_status = serializers.CharField()
     review_requested = serializers.BooleanField()

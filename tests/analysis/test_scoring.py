@@ -10,6 +10,7 @@ from analysis.scoring import (
     INCONCLUSIVE,
     LIKELY_AUTHENTIC,
     LIKELY_MANIPULATED,
+    NO_MANIPULATION_FOUND,
     SUSPICIOUS,
     DetectorEvidence,
     Policy,
@@ -59,7 +60,7 @@ def test_detectors_without_a_weight_or_score_do_not_count() -> None:
 
 
 def test_verdict_bands_follow_the_policy_thresholds() -> None:
-    assert score([ok("metadata", 0.1)], POLICY).verdict == LIKELY_AUTHENTIC
+    assert score([ok("metadata", 0.1)], POLICY).verdict == NO_MANIPULATION_FOUND
     assert score([ok("metadata", 0.5, ("x", "manipulated"))], POLICY).verdict == SUSPICIOUS
     assert score([ok("metadata", 0.9, ("x", "generated"))], POLICY).verdict == LIKELY_MANIPULATED
     strict = Policy(version=3, bias=0.0, weights=POLICY.weights, authentic_threshold=95, manipulated_threshold=80)
@@ -168,3 +169,70 @@ def test_sigmoid_is_stable_for_large_inputs() -> None:
     assert sigmoid(1000.0) == 1.0
     assert sigmoid(-1000.0) == 0.0
     assert math.isclose(sigmoid(logit(0.3)), 0.3)
+
+
+def abstained(detector: str, code: str) -> DetectorEvidence:
+    return DetectorEvidence(detector=detector, status="abstained", reasons=[{"code": code, "text": code}])
+
+
+def test_a_high_trust_score_without_positive_evidence_is_no_manipulation_found() -> None:
+    clean = [ok("ela", 0.05), ok("jpeg", 0.05), ok("metadata", 0.1, ("camera_metadata", "authentic"))]
+    result = score(clean, POLICY)
+    assert result.trust_score is not None and result.trust_score >= POLICY.authentic_threshold
+    assert result.verdict == NO_MANIPULATION_FOUND
+    assert result.breakdown["positive_evidence"] is False
+
+
+@pytest.mark.parametrize("code", ["trusted_authentic", "known_authentic"])
+def test_likely_authentic_needs_positive_evidence(code: str) -> None:
+    result = score([ok("ela", 0.05), ok("jpeg", 0.05), ok("x", None, decisive=(code,))], POLICY)
+    assert result.verdict == LIKELY_AUTHENTIC
+    assert result.breakdown["positive_evidence"] is True
+
+
+@pytest.mark.parametrize("code", ["ai_declared_untrusted", "ai_declared_metadata", "provenance_tampered"])
+def test_a_declaration_holds_the_item_in_the_manipulated_band_against_clean_forensics(code: str) -> None:
+    clean = [ok("ela", 0.02), ok("jpeg", 0.02), ok("copy_move", 0.02), ok("metadata", 0.02)]
+    result = score([*clean, ok("provenance", 0.85, ("ai", "generated"), decisive=(code,))], POLICY)
+    assert result.verdict == LIKELY_MANIPULATED
+    assert result.trust_score == POLICY.manipulated_threshold - 1
+    assert result.breakdown["declaration_floor_applied"] is True
+
+
+def test_a_decisive_code_missing_from_an_older_policy_row_takes_its_default_shift() -> None:
+    old_row = Policy(version=9, bias=0.0, weights=POLICY.weights, decisive={"known_fake": 6.0})
+    result = score(
+        [ok("ela", 0.1), ok("metadata", 0.95, ("gen", "generated"), decisive=("ai_declared_metadata",))], old_row
+    )
+    assert result.breakdown["decisive"][0]["shift"] > 0
+
+
+def test_a_stripped_image_is_examined_less_and_says_so_in_its_confidence() -> None:
+    policy = Policy(version=4, bias=0.0, weights={**POLICY.weights, "provenance": 1.0})
+    pixels = [ok("ela", 0.05), ok("jpeg", 0.05), ok("copy_move", 0.05), abstained("provenance", "no_data")]
+    stripped = score([*pixels, abstained("metadata", "no_data")], policy)
+    with_metadata = score([*pixels, ok("metadata", 0.1, ("camera_metadata", "authentic"))], policy)
+    assert stripped.breakdown["examined_share"] < 0.5
+    assert stripped.confidence < 0.5
+    assert stripped.confidence < with_metadata.confidence
+
+
+def test_a_detector_that_is_not_configured_does_not_lower_the_examined_share() -> None:
+    pixels = [ok("ela", 0.05), ok("jpeg", 0.05)]
+    assert score([*pixels, abstained("metadata", "not_configured")], POLICY).breakdown["examined_share"] == 1.0
+
+
+def test_the_evidence_balance_counts_only_findings_not_editing_or_silence() -> None:
+    result = score(
+        [
+            ok("jpeg", 0.95, ("double_compression", "edited")),  # editing: neither side
+            ok("ela", 0.02),  # found nothing: neither side
+            ok("copy_move", 0.95, ("copy_move", "manipulated")),
+            ok("metadata", 0.1, ("camera_metadata", "authentic")),
+        ],
+        POLICY,
+    )
+    balance = result.breakdown["evidence_balance"]
+    assert balance["manipulation"] == pytest.approx(0.5 * logit(0.95), abs=1e-3)
+    assert balance["authenticity"] == pytest.approx(-1.0 * logit(0.1), abs=1e-3)
+    assert balance["conflict"] == pytest.approx(min(balance["manipulation"], balance["authenticity"]))

@@ -56,11 +56,32 @@ def test_client_urgency_bumps_priority_and_client_requests_escalate() -> None:
     assert result.priority == "medium" and result.client_urgent
 
 
-def test_strong_detector_disagreement_needs_two_reviewers() -> None:
-    result = evaluate(
-        payload(trust_score=50, manipulation_probability=0.5, detector_scores={"ela": 0.9, "metadata": 0.1}), T
-    )
+def test_strong_weighted_evidence_on_both_sides_needs_two_reviewers() -> None:
+    balance = {"manipulation": 4.0, "authenticity": 3.5, "conflict": 3.5}
+    result = evaluate(payload(trust_score=50, manipulation_probability=0.5, evidence_balance=balance), T)
     assert result is not None and result.reviewers_required == 2 and result.detector_disagreement
+    assert "detector_disagreement" in [r["code"] for r in result.reasons]
+
+
+def test_a_weak_detector_far_from_the_others_is_not_a_disagreement() -> None:
+    # The old rule's flood: one "edited" detector at 0.9 against others at 0.02 sent benign photos to two people.
+    scores = {"jpeg": 0.9, "ela": 0.02, "metadata": 0.02}
+    balance = {"manipulation": 0.0, "authenticity": 5.8, "conflict": 0.0}
+    result = evaluate(
+        payload(analysis_id="x", detector_scores=scores, evidence_balance=balance), Thresholds(qa_sample_rate=0)
+    )
+    assert result is None
+
+
+def test_one_strong_side_alone_is_one_reviewer() -> None:
+    balance = {"manipulation": 9.0, "authenticity": 1.0, "conflict": 1.0}
+    result = evaluate(payload(trust_score=5, manipulation_probability=0.95, evidence_balance=balance), T)
+    assert result is not None and result.reviewers_required == 1 and not result.detector_disagreement
+
+
+def test_a_payload_without_an_evidence_balance_has_no_conflict() -> None:
+    result = evaluate(payload(trust_score=50, manipulation_probability=0.5, evidence_balance="nonsense"), T)
+    assert result is not None and result.reviewers_required == 1
 
 
 def test_expertise_comes_from_kind_and_evidence() -> None:

@@ -253,3 +253,66 @@ def test_a_cmyk_jpeg_with_camera_metadata_is_read(tmp_path: Path) -> None:
     path.write_bytes(buf.getvalue())
     out = run(path)
     assert out.evidence["model"] == "Canon EOS R5"
+
+
+def jpeg_with_iim(tmp_path: Path, datasets: dict[int, str]) -> Path:
+    """A JPEG with an APP13 Photoshop segment holding IPTC-IIM record-2 datasets (built by hand, as cameras and
+    newsroom tools write it)."""
+    iim = b"".join(
+        b"\x1c\x02" + bytes([number]) + len(value.encode()).to_bytes(2, "big") + value.encode()
+        for number, value in datasets.items()
+    )
+    resource = b"8BIM\x04\x04\x00\x00" + len(iim).to_bytes(4, "big") + iim + (b"\x00" if len(iim) % 2 else b"")
+    payload = b"Photoshop 3.0\x00" + resource
+    buffer = io.BytesIO()
+    photo().save(buffer, "JPEG", quality=90)
+    body = buffer.getvalue()
+    app13 = b"\xff\xed" + (len(payload) + 2).to_bytes(2, "big") + payload
+    path = tmp_path / "iim.jpg"
+    path.write_bytes(body[:2] + app13 + body[2:])
+    return path
+
+
+def test_a_digital_source_type_in_iptc_iim_is_a_declaration(tmp_path: Path) -> None:
+    path = jpeg_with_iim(tmp_path, {115: "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"})
+    out = run(path)
+    assert out.probability is not None and out.probability >= 0.9
+    assert [r.category for r in out.reasons if r.code == "generator_signature"] == [Category.GENERATED]
+    assert out.decisive == ["ai_declared_metadata"]
+    assert "IPTC-IIM source" in out.evidence["generator_sources"][0]
+
+
+def test_a_platform_ai_label_in_the_iim_credit_is_a_declaration(tmp_path: Path) -> None:
+    out = run(jpeg_with_iim(tmp_path, {110: "Made with Google AI"}))
+    assert out.decisive == ["ai_declared_metadata"]
+    assert out.evidence["generator"] == "Google 'Made with Google AI'"
+
+
+def test_an_ordinary_iim_caption_is_not_a_declaration(tmp_path: Path) -> None:
+    out = run(jpeg_with_iim(tmp_path, {120: "Fishing boats in the harbour at dawn", 110: "Staff photographer"}))
+    assert out.decisive == []
+    assert out.evidence["iptc_iim"]["caption"].startswith("Fishing boats")
+
+
+def test_the_tc260_aigc_label_in_xmp_is_a_declaration(tmp_path: Path) -> None:
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:TC260="http://www.tc260.org.cn/ns/AIGC/1.0/">'
+        '<TC260:AIGC>{"Label":"1","ContentProducer":"example"}</TC260:AIGC></rdf:Description>'
+        "</rdf:RDF></x:xmpmeta>"
+    )
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    path = tmp_path / "aigc.png"
+    photo().save(path, pnginfo=info)
+    out = run(path)
+    assert out.decisive == ["ai_declared_metadata"]
+    assert out.evidence["generator"] == "AIGC label (TC260)"
+
+
+def test_a_generator_named_in_a_jpeg_comment_is_a_declaration(tmp_path: Path) -> None:
+    path = tmp_path / "comment.jpg"
+    photo().save(path, "JPEG", comment=b"Image Creator from Designer")
+    out = run(path)
+    assert out.decisive == ["ai_declared_metadata"]
+    assert out.evidence["generator"] == "Microsoft Designer"

@@ -1,0 +1,18 @@
+"""MediaItem.verdict holds the longer verdict `no_manipulation_found` (analysis 0007 relabels the rows)."""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('media', '0002_upload_completing_duplicate_of'),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name='mediaitem',
+            name='verdict',
+            field=models.CharField(blank=True, max_length=32),
+        ),
+    ]
