@@ -43,9 +43,17 @@ def _name(common_name: str, organisation: str) -> x509.Name:
     )
 
 
-def make_test_ca(organisation: str = "Hlekkr Test Newsroom") -> SigningCA:
-    """A fresh root CA and an ES256 end-entity signing certificate issued by it."""
+def make_test_ca(
+    organisation: str = "Hlekkr Test Newsroom", *, leaf_lifetime: dt.timedelta = dt.timedelta(days=90)
+) -> SigningCA:
+    """A fresh root CA and an ES256 end-entity signing certificate issued by it.
+
+    A short `leaf_lifetime` (seconds) makes a credential that expires soon after signing, as short-lived
+    generator credentials have by the time anyone reads the file without a trusted timestamp. (c2pa refuses to
+    sign with a certificate that has already expired, so the test signs first and reads after expiry.)
+    """
     now = dt.datetime.now(dt.UTC)
+    leaf_from, leaf_until = now - dt.timedelta(days=1), now + leaf_lifetime
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name("Hlekkr Test Root CA", organisation)
     root_cert = (
@@ -54,7 +62,7 @@ def make_test_ca(organisation: str = "Hlekkr Test Newsroom") -> SigningCA:
         .issuer_name(root_name)
         .public_key(root_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_before(now - dt.timedelta(days=60))
         .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
@@ -82,8 +90,8 @@ def make_test_ca(organisation: str = "Hlekkr Test Newsroom") -> SigningCA:
         .issuer_name(root_name)
         .public_key(signer_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=90))
+        .not_valid_before(leaf_from)
+        .not_valid_after(leaf_until)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -140,8 +148,26 @@ def ai_created_actions(source_type: str = "trainedAlgorithmicMedia") -> list[dic
     return [{"action": "c2pa.created", "digitalSourceType": IPTC_SOURCE_TYPE + source_type}]
 
 
-def sign_bytes(data: bytes, ca: SigningCA, manifest: dict[str, Any] | None = None, mime: str = "image/jpeg") -> bytes:
-    """Embed a manifest signed by `ca` into `data` and return the signed file's bytes."""
+def opened_actions(ingredient_id: str = "parent") -> list[dict[str, Any]]:
+    """`c2pa.opened` of the ingredient added with `instance_id=ingredient_id`: an app re-saving a file, the way
+    ChatGPT's published images record their generated parent."""
+    return [{"action": "c2pa.opened", "parameters": {"ingredientIds": [ingredient_id]}}]
+
+
+def sign_bytes(
+    data: bytes,
+    ca: SigningCA,
+    manifest: dict[str, Any] | None = None,
+    mime: str = "image/jpeg",
+    *,
+    parent: bytes | None = None,
+    parent_id: str = "parent",
+) -> bytes:
+    """Embed a manifest signed by `ca` into `data` and return the signed file's bytes.
+
+    `parent`: a signed file of the same type recorded as the `parentOf` ingredient (its manifest is carried along,
+    so the new manifest's ingredient graph holds it); pair it with `opened_actions(parent_id)`.
+    """
     # Offline context: signing must never reach out (no TSA, no OCSP, no remote manifests), and the
     # post-sign self-check would judge our untrusted test CA, which is not what signing is about.
     context = c2pa.Context.from_dict(
@@ -163,6 +189,9 @@ def sign_bytes(data: bytes, ca: SigningCA, manifest: dict[str, Any] | None = Non
     signer = c2pa.Signer.from_info(info)
     try:
         with c2pa.Builder(json.dumps(manifest or manifest_definition(fmt=mime)), context) as builder:
+            if parent is not None:
+                ingredient = {"title": "parent", "relationship": "parentOf", "instance_id": parent_id}
+                builder.add_ingredient(ingredient, mime, io.BytesIO(parent))
             source = io.BytesIO(data)
             dest = io.BytesIO()
             builder.sign(signer, mime, source, dest)

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from hlekkr.env import setting_float, setting_int, setting_str
+from hlekkr.env import env_bool, setting_float, setting_int, setting_str
 
 __all__ = ["setting_float", "setting_int", "setting_str"]  # bedrock_usage reads its knobs through conf
 
 
 def c2pa_trust_anchors_file() -> str:
-    """Path to a PEM bundle of C2PA trust anchors (HLEKKR_C2PA_TRUST_ANCHORS_FILE); empty = no trust list."""
+    """Path to a PEM bundle (or c2pa settings document) of C2PA trust anchors added to the shipped lists
+    (HLEKKR_C2PA_TRUST_ANCHORS_FILE); empty = only the shipped lists."""
     return setting_str("HLEKKR_C2PA_TRUST_ANCHORS_FILE")
+
+
+def c2pa_shipped_trust_list() -> bool:
+    """Whether the shipped C2PA trust lists count (HLEKKR_C2PA_SHIPPED_TRUST_LIST, default true); false makes
+    HLEKKR_C2PA_TRUST_ANCHORS_FILE replace them."""
+    value = getattr(settings, "HLEKKR_C2PA_SHIPPED_TRUST_LIST", None)
+    if value is None:
+        return env_bool("HLEKKR_C2PA_SHIPPED_TRUST_LIST", True)
+    return bool(value)
 
 
 def pdq_max_distance() -> int:

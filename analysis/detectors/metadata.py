@@ -195,7 +195,7 @@ class MetadataDetector(Detector):
     """Judges an image by its EXIF/XMP/PNG text metadata (see the module docstring)."""
 
     name = "metadata"
-    version = "1.0.0"
+    version = "1.1.0"
     time_budget_s = 5.0
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:

@@ -1,26 +1,30 @@
-"""C2PA provenance: is there a manifest, does it match the file, who signed it, and what does it declare?
+"""C2PA provenance: is there a manifest, does it bind the file (integrity), who signed it (trust), and what does
+its whole ingredient graph declare?
 
-States reported in ``evidence["state"]`` (``evidence["sdk_state"]`` keeps c2pa-rs's own word):
+Integrity and trust are separate findings (``evidence["integrity"]``, ``evidence["trust"]``):
 
-* ``absent``     no manifest; abstains with ``no_data``.
-* ``remote``     the file points at a manifest stored on a server. We never fetch it (detectors stay off the
-                 network, and fetching would tell the publisher who is looking); abstains with ``no_data``.
-* ``untrusted``  the signature and hashes check out but the signer does not chain to a configured trust
-                 anchor. Without anchors c2pa-rs says "Valid" and lists ``signingCredential.untrusted``;
-                 we report that as untrusted, because anyone can make a certificate.
-* ``valid``      the active manifest's signer is trusted and intact but c2pa-rs stops short of "Trusted"
-                 (for example an ingredient signed by an untrusted party).
-* ``trusted``    valid and signed by a certificate that chains to ``context.c2pa_trust_anchors_pem`` (a PEM
-                 bundle, or a c2pa settings JSON document whose ``trust`` section is used).
-* ``tampered``   an integrity failure: the file or the manifest changed after signing
-                 (``assertion.dataHash.mismatch``, ``claimSignature.mismatch``, ...). Decisive.
-* ``invalid``    c2pa-rs rejects the manifest for another reason (expired or unsuitable certificate,
-                 malformed claim); the claims cannot be relied on, but that is not evidence of tampering.
+* integrity holds when the active manifest's claim signature validates (``claimSignature.validated``) and no
+  hash or structure check fails (``assertion.dataHash.mismatch``, ``claimSignature.mismatch``, ...);
+* trust is ``trusted`` when the signer chains to a configured anchor (``signingCredential.trusted``),
+  ``expired`` when the credential was not valid when it signed (``signingCredential.expired``), otherwise
+  ``untrusted`` (anyone can make a certificate; without anchors c2pa-rs says "Valid" and lists
+  ``signingCredential.untrusted``).
 
-AI generation is read from the ``digitalSourceType`` of the active manifest's ``c2pa.actions``. A
-declaration by a trusted signer is ``ai_declared_trusted``; by anyone else ``ai_declared_untrusted`` (people
-rarely claim AI falsely, so it still counts, less strongly). A trusted manifest without such a declaration is
-``trusted_authentic``.
+States reported in ``evidence["state"]`` (``evidence["sdk_state"]`` keeps c2pa-rs's own word): ``absent``
+(abstains, ``no_data``), ``remote`` (the manifest is on a server we never fetch; abstains), ``malformed`` (the
+manifest cannot be parsed; abstains, or ok without a score when c2pa-rs names a malformed part), ``tampered``
+(integrity failure; decisive), ``trusted``, ``expired``, ``untrusted``, ``valid`` (intact, trusted signer, but
+c2pa-rs stops short of "Trusted", e.g. an untrusted ingredient), ``invalid`` (any other failure).
+
+Declarations are read from every manifest reachable from the active one through ingredients'
+``active_manifest`` references (ChatGPT's images record only ``c2pa.opened`` in the active manifest; the
+``c2pa.created`` with ``trainedAlgorithmicMedia`` and the GPT-4o software agent sit in the parent ingredient's
+manifest). A declaration is an action's IPTC ``digitalSourceType`` naming AI (``AI_SOURCE_TYPES``) or a
+``c2pa.created`` whose ``softwareAgent`` names a known generator; each names the manifest that made it and its
+signer. With integrity intact a declaration is ``generated`` evidence whatever the trust:
+``ai_declared_trusted`` when its signer is trusted (decisive), ``ai_declared_untrusted`` otherwise (strong enough
+on its own to hold the item in the likely-manipulated band, see docs/scoring.md). A trusted manifest whose graph
+declares no AI is ``trusted_authentic``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,11 @@ from analysis.detectors.base import (
 )
 
 # IPTC digital source types that declare AI generation (the URL's last path segment).
-AI_SOURCE_TYPES = frozenset({"trainedAlgorithmicMedia", "algorithmicMedia", "compositeWithTrainedAlgorithmicMedia"})
+AI_SOURCE_TYPES = frozenset(
+    {"trainedAlgorithmicMedia", "algorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "compositeSynthetic"}
+)
+# How deep the ingredient walk goes; real graphs are a few levels, a cycle or a hostile file must not loop.
+MAX_GRAPH_MANIFESTS = 64
 
 # Failure codes that mean bytes changed after signing, as opposed to a credential or format problem.
 _INTEGRITY_CODES = frozenset(
@@ -58,6 +66,9 @@ _INTEGRITY_CODES = frozenset(
     }
 )
 _UNTRUSTED = "signingCredential.untrusted"
+_TRUSTED = "signingCredential.trusted"
+_EXPIRED = "signingCredential.expired"
+_SIGNATURE_VALIDATED = "claimSignature.validated"
 
 # Actions that create or bring in content rather than change it; every other action counts as an edit.
 _NON_EDIT_ACTIONS = frozenset({"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.repackaged"})
@@ -68,6 +79,12 @@ PROBABILITY_TAMPERED = 0.95
 PROBABILITY_AI_TRUSTED = 0.99
 PROBABILITY_AI_UNTRUSTED = 0.85
 PROBABILITY_TRUSTED_AUTHENTIC = 0.05
+
+
+def is_malformed(code: str) -> bool:
+    """c2pa-rs's names for a manifest part it could not parse (as opposed to one that parsed and failed)."""
+    low = code.lower()
+    return "malformed" in low or ".cbor" in low or low.startswith(("claim.json", "assertion.json"))
 
 
 def is_integrity_failure(code: str) -> bool:
@@ -147,28 +164,127 @@ def _actions(manifest: dict[str, Any]) -> list[dict[str, str]]:
     return actions
 
 
+def _validation(results: Any, flat: Any = None) -> tuple[list[str], list[str], list[str]]:
+    """(success, informational, failure) codes of one manifest's validation results."""
+    active = results.get("activeManifest") if isinstance(results, dict) else None
+    if isinstance(active, dict):
+        return _codes(active.get("success")), _codes(active.get("informational")), _codes(active.get("failure"))
+    # Older reports only carry the flat validation_status list, which holds failures.
+    return [], [], _codes(flat)
+
+
+def _integrity_holds(success: list[str], failure: list[str]) -> bool:
+    # A malformed assertion is a structural finding, not a broken binding: the signature and hashes can still hold.
+    if any(is_integrity_failure(code) for code in failure):
+        return False
+    # When the report lists successes, the claim signature must be among them; old flat reports do not.
+    return _SIGNATURE_VALIDATED in success or not success
+
+
+def _trust(success: list[str], failure: list[str]) -> str:
+    if _EXPIRED in failure:
+        return "expired"
+    if _TRUSTED in success:
+        return "trusted"
+    return "untrusted"
+
+
+def _generator_agent(agent: str) -> str | None:
+    from analysis.detectors.metadata import GENERATOR_NAMES  # one list of generator names for both detectors
+
+    low = agent.lower()
+    return next((name for needle, name in GENERATOR_NAMES if needle in low), None)
+
+
+def _declarations(
+    manifest: dict[str, Any], where: str, signer: str | None, trust: str, intact: bool
+) -> list[dict[str, Any]]:
+    found = []
+    for action in _actions(manifest):
+        source_type = action.get("digital_source_type", "")
+        agent = action.get("software_agent", "")
+        generator = _generator_agent(agent) if agent and action["action"] == "c2pa.created" else None
+        if source_type not in AI_SOURCE_TYPES and generator is None:
+            continue
+        found.append(
+            {
+                "manifest": where,
+                "signer": signer,
+                "signer_trust": trust,
+                "integrity": intact,
+                "action": action["action"],
+                "digital_source_type": source_type or None,
+                "software_agent": agent or None,
+                "generator": generator,
+            }
+        )
+    return found
+
+
+def walk_ingredient_graph(store: dict[str, Any], active_label: Any, active_trust: str) -> dict[str, Any]:
+    """Every manifest reachable from the active one through ingredients, with the AI declarations each makes.
+
+    An ingredient's own validation (recorded when it was ingested, corrected by the reader's
+    `ingredientDeltas`) decides whether its claims stand: a declaration counts as intact when the ingredient's
+    claim signature validated and no integrity check failed. Its signer's trust comes from the same record.
+    """
+    raw_manifests = store.get("manifests")
+    manifests: dict[str, Any] = raw_manifests if isinstance(raw_manifests, dict) else {}
+    deltas: dict[str, list[str]] = {}
+    results = store.get("validation_results") or {}
+    for delta in results.get("ingredientDeltas") or [] if isinstance(results, dict) else []:
+        if isinstance(delta, dict):
+            failure = _codes((delta.get("validationDeltas") or {}).get("failure"))
+            deltas.setdefault(str(delta.get("ingredientAssertionURI", "")), []).extend(failure)
+
+    visited: list[str] = []
+    declarations: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    queue: list[tuple[Any, str, str, bool]] = [(active_label, "active manifest", active_trust, True)]
+    while queue and len(visited) < MAX_GRAPH_MANIFESTS:
+        label, where, trust, intact = queue.pop(0)
+        manifest = manifests.get(label) if isinstance(label, str) else None
+        if not isinstance(manifest, dict) or label in visited:
+            continue
+        visited.append(label)
+        signer = (manifest.get("signature_info") or {}).get("issuer")
+        declarations += _declarations(manifest, where, signer, trust, intact)
+        for ingredient in manifest.get("ingredients") or []:
+            if not isinstance(ingredient, dict) or not isinstance(ingredient.get("active_manifest"), str):
+                continue
+            success, _, failure = _validation(ingredient.get("validation_results"), ingredient.get("validation_status"))
+            failure = sorted(set(failure) | {c for uri, codes in deltas.items() if label in uri for c in codes})
+            child_intact = intact and _integrity_holds(success, failure)
+            child = ingredient["active_manifest"]
+            title = str(ingredient.get("title") or "untitled")
+            relationship = str(ingredient.get("relationship") or "componentOf")
+            edges.append({"from": label, "to": child, "title": title, "relationship": relationship})
+            queue.append(
+                (child, f"ingredient '{title}' ({relationship}) of {where}", _trust(success, failure), child_intact)
+            )
+    return {"manifests": visited, "ingredients": edges, "declarations": declarations}
+
+
 def summarise_manifest_store(store: dict[str, Any]) -> dict[str, Any]:
-    """The facts we keep from c2pa's JSON report: states, codes, signer, actions. Pure, for tests."""
+    """The facts we keep from c2pa's JSON report: states, codes, signer, actions, the ingredient graph's
+    declarations. Pure, for tests."""
     label = store.get("active_manifest")
     manifests = store.get("manifests") or {}
     manifest = manifests.get(label) if isinstance(manifests, dict) else None
     if not isinstance(manifest, dict):
         manifest = {}
     results = store.get("validation_results") or {}
-    active = results.get("activeManifest") or {}
-    if results:
-        failure = _codes(active.get("failure"))
-        informational = _codes(active.get("informational"))
-    else:
-        # Older reports only carry the flat validation_status list, which holds failures.
-        failure = _codes(store.get("validation_status"))
-        informational = []
+    success, informational, failure = _validation(results, store.get("validation_status"))
     ingredient_failures: set[str] = set()
     for delta in results.get("ingredientDeltas") or []:
         ingredient_failures.update(_codes((delta.get("validationDeltas") or {}).get("failure")))
     signature = manifest.get("signature_info") or {}
     actions = _actions(manifest)
     source_types = list(dict.fromkeys(a["digital_source_type"] for a in actions if "digital_source_type" in a))
+    intact = bool(manifest) and _integrity_holds(success, failure)
+    trust = "trusted" if store.get("validation_state") == "Trusted" else _trust(success, failure)
+    graph = walk_ingredient_graph(store, label, trust)
+    intact_declarations = [d for d in graph["declarations"] if d["integrity"]] if intact else []
     return {
         "sdk_state": store.get("validation_state"),
         "active_manifest": label,
@@ -181,9 +297,19 @@ def summarise_manifest_store(store: dict[str, Any]) -> dict[str, Any]:
         "failure": failure,
         "informational": informational,
         "ingredient_failures": sorted(ingredient_failures),
+        "integrity": {
+            "holds": intact,
+            "claim_signature_validated": _SIGNATURE_VALIDATED in success,
+            "failures": [c for c in failure if is_integrity_failure(c)],
+            "malformed": [c for c in failure if is_malformed(c)],
+        },
+        "trust": {"state": trust, "codes": [c for c in failure + success if c.startswith("signingCredential.")]},
         "actions": actions,
         "digital_source_types": source_types,
-        "ai_declared": any(t in AI_SOURCE_TYPES for t in source_types),
+        "graph": {"manifests": graph["manifests"], "ingredients": graph["ingredients"]},
+        "declarations": graph["declarations"],
+        "ai_declared": bool(intact_declarations),
+        "ai_declared_by_trusted_signer": any(d["signer_trust"] == "trusted" for d in intact_declarations),
     }
 
 
@@ -192,13 +318,19 @@ def classify(summary: dict[str, Any]) -> str:
     failure = summary["failure"]
     if any(is_integrity_failure(code) for code in failure):
         return "tampered"
+    if any(is_malformed(code) for code in failure):
+        return "malformed"
     sdk_state = summary["sdk_state"]
     if sdk_state == "Trusted":
         return "trusted"
-    if sdk_state == "Invalid":
+    if sdk_state == "Invalid" and any(code not in (_UNTRUSTED, _EXPIRED) for code in failure):
         return "invalid"
+    if _EXPIRED in failure:
+        return "expired"
     if _UNTRUSTED in failure:
         return "untrusted"
+    if sdk_state == "Invalid":
+        return "invalid"
     return "valid"
 
 
@@ -206,7 +338,7 @@ class ProvenanceDetector(Detector):
     """Reads and validates C2PA Content Credentials offline with c2pa-python."""
 
     name: ClassVar[str] = "provenance"
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "2.0"
     kinds: ClassVar[frozenset[str]] = frozenset({"image", "video", "audio"})
     # Validation hashes the whole file; a long video takes a few seconds.
     time_budget_s: ClassVar[float] = 30.0
@@ -307,70 +439,85 @@ class ProvenanceDetector(Detector):
                 )
             )
             decisive.append(Decisive.PROVENANCE_TAMPERED)
-            probability = PROBABILITY_TAMPERED
-        elif state == "invalid":
+            return DetectorOutput(
+                status="ok", probability=PROBABILITY_TAMPERED, reasons=reasons, evidence=evidence, decisive=decisive
+            )
+        reasons.append(_signer_reason(state, signer, summary))
+        declarations = [d for d in summary["declarations"] if d["integrity"]] if summary["integrity"]["holds"] else []
+        if declarations:
+            trusted = summary["ai_declared_by_trusted_signer"]
+            first = next((d for d in declarations if d["signer_trust"] == "trusted"), declarations[0])
+            what = ", ".join(sorted({d["digital_source_type"] or f"created by {d['generator']}" for d in declarations}))
+            agents = sorted({d["software_agent"] for d in declarations if d["software_agent"]})
             reasons.append(
                 Reason(
-                    "c2pa_invalid",
-                    f"The C2PA manifest signed by {signer} does not validate "
-                    f"({', '.join(summary['failure']) or summary['sdk_state']}); "
-                    "its claims cannot be relied on.",
+                    "c2pa_ai_declared",
+                    f"The {first['manifest']} (signed by {first['signer'] or 'an unnamed signer'}, "
+                    f"{first['signer_trust']}) declares AI generation ({what})"
+                    + (f" with {', '.join(agents)}" if agents else "")
+                    + ". Its integrity holds, so the declaration counts"
+                    + (" and its signer is trusted." if trusted else " although its signer is not trusted."),
+                    Category.GENERATED,
                 )
             )
-        else:
-            trusted = state == "trusted"
-            if trusted:
-                reasons.append(
-                    Reason("c2pa_trusted", f"Signed with Content Credentials by {signer}, a trusted signer.")
+            decisive.append(Decisive.AI_DECLARED_TRUSTED if trusted else Decisive.AI_DECLARED_UNTRUSTED)
+            probability = PROBABILITY_AI_TRUSTED if trusted else PROBABILITY_AI_UNTRUSTED
+        elif state == "trusted":
+            reasons.append(
+                Reason(
+                    "c2pa_trusted_authentic",
+                    "The trusted manifest and its ingredients declare no AI generation.",
+                    Category.AUTHENTIC,
                 )
-            elif state == "untrusted":
-                reasons.append(
-                    Reason(
-                        "c2pa_untrusted_signer",
-                        f"Signed with Content Credentials by {signer}, who is not on the trust list; "
-                        "the signature is intact but the signer is unverified.",
-                    )
-                )
-            else:
-                findings = ", ".join(summary["ingredient_failures"]) or "none"
-                reasons.append(
-                    Reason(
-                        "c2pa_valid",
-                        f"Signed with Content Credentials by {signer}; the validator did not reach "
-                        f"full trust (ingredient findings: {findings}).",
-                    )
-                )
-            if summary["ai_declared"]:
-                types = ", ".join(t for t in summary["digital_source_types"] if t in AI_SOURCE_TYPES)
-                reasons.append(
-                    Reason(
-                        "c2pa_ai_declared",
-                        f"The manifest declares AI generation ({types})"
-                        + ("." if trusted else ", from a signer that is not trusted."),
-                        Category.GENERATED,
-                    )
-                )
-                decisive.append(Decisive.AI_DECLARED_TRUSTED if trusted else Decisive.AI_DECLARED_UNTRUSTED)
-                probability = PROBABILITY_AI_TRUSTED if trusted else PROBABILITY_AI_UNTRUSTED
-            elif trusted:
-                reasons.append(
-                    Reason(
-                        "c2pa_trusted_authentic",
-                        "The trusted manifest declares no AI generation.",
-                        Category.AUTHENTIC,
-                    )
-                )
-                decisive.append(Decisive.TRUSTED_AUTHENTIC)
-                probability = PROBABILITY_TRUSTED_AUTHENTIC
+            )
+            decisive.append(Decisive.TRUSTED_AUTHENTIC)
+            probability = PROBABILITY_TRUSTED_AUTHENTIC
 
         edits = sorted({a["action"] for a in summary["actions"] if a["action"] not in _NON_EDIT_ACTIONS})
-        if edits and state != "tampered":
+        if edits:
             reasons.append(
                 Reason("c2pa_edits_declared", f"The manifest records edits: {', '.join(edits)}.", Category.EDITED)
             )
         return DetectorOutput(
             status="ok", probability=probability, reasons=reasons, evidence=evidence, decisive=decisive
         )
+
+
+def _signer_reason(state: str, signer: str, summary: dict[str, Any]) -> Reason:
+    integrity = "intact" if summary["integrity"]["holds"] else "not confirmed"
+    if state == "malformed":
+        codes = ", ".join(summary["integrity"]["malformed"])
+        return Reason(
+            "c2pa_malformed",
+            f"The C2PA manifest signed by {signer} has parts that do not follow the specification ({codes}); "
+            f"the signature is {integrity}.",
+        )
+    if state == "trusted":
+        return Reason("c2pa_trusted", f"Signed with Content Credentials by {signer}, a trusted signer.")
+    if state == "untrusted":
+        return Reason(
+            "c2pa_untrusted_signer",
+            f"Signed with Content Credentials by {signer}, who is not on the trust list; the signature is "
+            f"{integrity} but the signer is unverified.",
+        )
+    if state == "expired":
+        return Reason(
+            "c2pa_credential_expired",
+            f"Signed with Content Credentials by {signer}, whose credential was not valid at signing time as far as "
+            f"can be shown (expired, no trusted timestamp); the signature is {integrity}.",
+        )
+    if state == "invalid":
+        return Reason(
+            "c2pa_invalid",
+            f"The C2PA manifest signed by {signer} does not validate "
+            f"({', '.join(summary['failure']) or summary['sdk_state']}); the signature is {integrity}.",
+        )
+    findings = ", ".join(summary["ingredient_failures"]) or "none"
+    return Reason(
+        "c2pa_valid",
+        f"Signed with Content Credentials by {signer}; the validator did not reach full trust "
+        f"(ingredient findings: {findings}).",
+    )
 
 
 @functools.cache

@@ -63,20 +63,20 @@ def applicable_kinds() -> dict[str, list[str]]:
 
 
 def trust_anchors_pem() -> str | None:
-    """The C2PA trust anchors PEM bundle from HLEKKR_C2PA_TRUST_ANCHORS_FILE, or None when not configured."""
-    from analysis import conf
+    """The C2PA trust anchors: the shipped lists (analysis/trust_lists.py) unless HLEKKR_C2PA_SHIPPED_TRUST_LIST
+    is false, plus the bundle in HLEKKR_C2PA_TRUST_ANCHORS_FILE. None when neither applies."""
+    from analysis import conf, trust_lists
 
     path = conf.c2pa_trust_anchors_file()
-    if not path:
-        return None
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        # Misconfiguration must be loud in the log but must not fail every analysis: provenance then reports
-        # signers as untrusted, which is the honest answer without anchors.
-        logger.error("HLEKKR_C2PA_TRUST_ANCHORS_FILE %s cannot be read", path)
-        return None
-    return text if text.strip() else None
+    text: str | None = None
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            # Misconfiguration must be loud in the log but must not fail every analysis: provenance then judges
+            # with the shipped lists alone (or none), which is the honest answer without the operator's anchors.
+            logger.error("HLEKKR_C2PA_TRUST_ANCHORS_FILE %s cannot be read", path)
+    return trust_lists.trust_anchors_text(text, use_shipped=conf.c2pa_shipped_trust_list())
 
 
 # Hash banks can hold 100k+ hashes; loading them for every analysis cost more than some detectors. They are kept

@@ -200,14 +200,47 @@ def test_active_banks_reach_the_detector_context(db: Any) -> None:
     assert (context.pdq_max_distance, context.pdq_min_quality) == (31, 50)
 
 
-def test_trust_anchors_are_read_from_the_configured_file(settings: Any, tmp_path: Path) -> None:
+def test_the_configured_anchors_extend_the_shipped_trust_lists(settings: Any, tmp_path: Path) -> None:
+    from analysis import trust_lists
+    from analysis.detectors.registry import trust_anchors_pem
+
+    shipped = trust_lists.shipped_anchors_pem()
+    pem = tmp_path / "anchors.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = str(pem)
+    assert trust_anchors_pem() == shipped + pem.read_text()
+    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = str(tmp_path / "missing.pem")
+    assert trust_anchors_pem() == shipped
+    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = ""
+    assert trust_anchors_pem() == shipped
+
+
+def test_an_operator_can_replace_the_shipped_trust_lists(settings: Any, tmp_path: Path) -> None:
     from analysis.detectors.registry import trust_anchors_pem
 
     pem = tmp_path / "anchors.pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings.HLEKKR_C2PA_SHIPPED_TRUST_LIST = False
     settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = str(pem)
     assert trust_anchors_pem() == pem.read_text()
-    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = str(tmp_path / "missing.pem")
-    assert trust_anchors_pem() is None
     settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = ""
     assert trust_anchors_pem() is None
+
+
+def test_the_shipped_lists_are_both_c2pa_lists_without_their_label_lines() -> None:
+    from analysis import trust_lists
+
+    pem = trust_lists.shipped_anchors_pem()
+    assert trust_lists.shipped_certificate_count() == 52  # 30 claim signers + 22 time-stamping authorities
+    assert "Subject" not in pem
+    assert (trust_lists.SHIPPED_DIR / "LICENSE").read_text().startswith("Attribution 4.0 International")
+
+
+def test_an_operator_settings_document_gets_the_shipped_anchors_added() -> None:
+    import json
+
+    from analysis import trust_lists
+
+    document = json.dumps({"trust": {"trust_anchors": "OPERATOR"}})
+    merged = json.loads(trust_lists.trust_anchors_text(document, use_shipped=True) or "{}")
+    assert merged["trust"]["trust_anchors"] == trust_lists.shipped_anchors_pem() + "OPERATOR"

@@ -169,3 +169,28 @@ def test_url_mode_checks_a_running_server_over_http(live_server: Any) -> None:
     _, out = doctor("--json", "--url", live_server.url)
     assert findings(out)["api"]["status"] == "OK"
     assert live_server.url in findings(out)["api"]["detail"]
+
+
+def test_the_shipped_c2pa_trust_list_is_reported_with_its_date() -> None:
+    from analysis import trust_lists
+
+    with mock.patch.object(trust_lists, "shipped_age_days", return_value=30):
+        found = findings(doctor("--json")[1])["c2pa_trust_list"]
+    assert found["status"] == "OK"
+    assert trust_lists.SHIPPED_DATE.isoformat() in found["detail"] and "52 anchors" in found["detail"]
+
+
+def test_a_shipped_c2pa_trust_list_older_than_180_days_is_a_warning() -> None:
+    from analysis import trust_lists
+
+    with mock.patch.object(trust_lists, "shipped_age_days", return_value=181):
+        code, out = doctor("--json")
+    assert code == 0
+    assert findings(out)["c2pa_trust_list"]["status"] == "WARN"
+    assert "conformance-public" in findings(out)["c2pa_trust_list"]["next_step"]
+
+
+def test_no_trust_anchors_at_all_is_a_warning(settings: Any) -> None:
+    settings.HLEKKR_C2PA_SHIPPED_TRUST_LIST = False
+    settings.HLEKKR_C2PA_TRUST_ANCHORS_FILE = ""
+    assert findings(doctor("--json")[1])["c2pa_trust_list"]["status"] == "WARN"

@@ -7,6 +7,7 @@ from analysis.c2pa_signing import (
     ai_created_actions,
     make_test_ca,
     manifest_definition,
+    opened_actions,
     sign_bytes,
 )
 
@@ -17,6 +18,7 @@ __all__ = [
     "flip_image_bytes_after_manifest",
     "make_test_ca",
     "manifest_definition",
+    "opened_actions",
     "sign_bytes",
 ]
 

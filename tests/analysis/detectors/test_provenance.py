@@ -14,6 +14,7 @@ from c2pa_signing import (
     flip_image_bytes_after_manifest,
     make_test_ca,
     manifest_definition,
+    opened_actions,
     sign_bytes,
 )
 from PIL import Image
@@ -296,7 +297,9 @@ def test_a_settings_document_without_anchors_is_a_configuration_abstention(
 def test_classification_keeps_credential_problems_apart_from_tampering() -> None:
     base = {"sdk_state": "Invalid", "actions": [], "digital_source_types": []}
 
-    assert classify({**base, "failure": ["signingCredential.expired"]}) == "invalid"
+    assert classify({**base, "failure": ["signingCredential.expired", "signingCredential.untrusted"]}) == "expired"
+    assert classify({**base, "failure": ["signingCredential.untrusted", "algorithm.unsupported"]}) == "invalid"
+    assert classify({**base, "failure": ["claim.malformed"]}) == "malformed"
     assert classify({**base, "failure": ["assertion.bmffHash.mismatch"]}) == "tampered"
     assert classify({**base, "sdk_state": "Valid", "failure": []}) == "valid"
 
@@ -306,3 +309,105 @@ def test_a_store_without_an_active_manifest_is_summarised_without_crashing() -> 
 
     assert summary["actions"] == [] and summary["signer"] is None
     assert classify(summary) == "invalid"
+
+
+def test_a_declaration_held_only_in_a_parent_ingredient_is_found_and_named(
+    tmp_path: Path, photo: bytes, ai_signed: bytes
+) -> None:
+    # ChatGPT's shape: the published file's manifest records only c2pa.opened of its generated parent.
+    app = make_test_ca("Hlekkr Test Chat App")
+    published = sign_bytes(photo, app, manifest_definition(opened_actions()), parent=ai_signed)
+
+    _, output = analyse(tmp_path, published)
+
+    assert output.evidence["digital_source_types"] == []  # the active manifest itself declares nothing
+    assert len(output.evidence["graph"]["manifests"]) == 2
+    declaration = output.evidence["declarations"][0]
+    assert declaration["digital_source_type"] == "trainedAlgorithmicMedia"
+    assert declaration["manifest"].startswith("ingredient 'parent' (parentOf)")
+    assert declaration["signer"] == "Hlekkr Test Newsroom"
+    assert output.decisive == [Decisive.AI_DECLARED_UNTRUSTED]
+    ai = next(r for r in output.reasons if r.code == "c2pa_ai_declared")
+    assert ai.category == Category.GENERATED and "ingredient 'parent'" in ai.text
+
+
+def test_a_generator_software_agent_without_a_source_type_is_a_declaration(
+    tmp_path: Path, ca: SigningCA, photo: bytes
+) -> None:
+    actions = [{"action": "c2pa.created", "softwareAgent": {"name": "GPT-4o"}}]
+    _, output = analyse(tmp_path, sign_bytes(photo, ca, manifest_definition(actions)))
+
+    # c2pa-rs calls a c2pa.created without a source type malformed; the signature and hashes still hold.
+    assert output.evidence["state"] == "malformed"
+    assert output.evidence["integrity"]["holds"] is True
+    assert output.evidence["declarations"][0]["generator"] == "OpenAI GPT-4o"
+    assert output.decisive == [Decisive.AI_DECLARED_UNTRUSTED]
+
+
+def test_a_trusted_capture_whose_parent_declares_ai_is_not_trusted_authentic(
+    tmp_path: Path, ca: SigningCA, photo: bytes, ai_signed: bytes
+) -> None:
+    published = sign_bytes(photo, ca, manifest_definition(opened_actions()), parent=ai_signed)
+
+    _, output = analyse(tmp_path, published, anchors=ca.root_pem)
+
+    assert output.evidence["state"] == "trusted"
+    assert Decisive.TRUSTED_AUTHENTIC not in output.decisive
+    assert output.decisive == [Decisive.AI_DECLARED_UNTRUSTED]  # the parent's signer was judged when ingested
+
+
+def test_an_expired_untrusted_credential_with_intact_integrity_still_declares_ai(
+    tmp_path: Path, ca: SigningCA, photo: bytes
+) -> None:
+    """The ChatGPT case: Invalid only because the credential is untrusted and expired (no trusted timestamp).
+
+    c2pa refuses to sign with an expired certificate and, without a timestamp, judges validity at the claim's
+    own signing time, so the report is taken from a real signed file and given the expiry c2pa-rs adds for
+    such files (signingCredential.expired, state Invalid)."""
+    import json
+
+    import c2pa
+
+    from analysis.detectors.provenance import offline_settings
+
+    signed = sign_bytes(photo, make_test_ca("Hlekkr Test Generator"), manifest_definition(ai_created_actions()))
+    with (
+        c2pa.Context.from_dict(offline_settings(None)) as context,
+        c2pa.Reader("image/jpeg", io.BytesIO(signed), None, context) as reader,
+    ):
+        store = json.loads(reader.json())
+    expired = {"code": "signingCredential.expired", "url": "self#jumbf=/c2pa", "explanation": "expired"}
+    store["validation_state"] = "Invalid"
+    store["validation_results"]["activeManifest"]["failure"].append(expired)
+
+    summary = summarise_manifest_store(store)
+    state = classify(summary)
+    output = ProvenanceDetector._judge(state, summary, {"state": state, **summary})
+
+    assert state == "expired"
+    assert summary["integrity"]["holds"] and summary["trust"]["state"] == "expired"
+    assert output.decisive == [Decisive.AI_DECLARED_UNTRUSTED]
+    assert [r.code for r in output.reasons][:2] == ["c2pa_credential_expired", "c2pa_ai_declared"]
+
+
+def test_a_declaration_is_not_counted_when_integrity_fails(tmp_path: Path, ai_signed: bytes) -> None:
+    _, output = analyse(tmp_path, flip_image_bytes_after_manifest(ai_signed))
+
+    assert output.evidence["integrity"]["holds"] is False
+    assert output.decisive == [Decisive.PROVENANCE_TAMPERED]
+
+
+def test_the_shipped_trust_lists_load_and_a_test_root_added_to_them_is_trusted(
+    tmp_path: Path, ca: SigningCA, camera_signed: bytes
+) -> None:
+    from analysis import trust_lists
+
+    shipped = trust_lists.trust_anchors_text(None, use_shipped=True)
+    _, alone = analyse(tmp_path, camera_signed, anchors=shipped)
+    _, extended = analyse(
+        tmp_path, camera_signed, anchors=trust_lists.trust_anchors_text(ca.root_pem, use_shipped=True)
+    )
+
+    assert alone.evidence["state"] == "untrusted"  # loaded (no configuration abstention), and not on the list
+    assert extended.evidence["state"] == "trusted"
+    assert extended.decisive == [Decisive.TRUSTED_AUTHENTIC]

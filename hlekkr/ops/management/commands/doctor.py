@@ -178,6 +178,35 @@ class Doctor:
             )
         return Finding("bedrock", OK, f"{len(models)} model(s) reachable")
 
+    def c2pa_trust_list(self) -> Finding:
+        """The shipped C2PA trust lists age: signers join and leave, so an old copy trusts the wrong people."""
+        from analysis import conf, trust_lists
+
+        extra = conf.c2pa_trust_anchors_file()
+        if not conf.c2pa_shipped_trust_list():
+            if extra:
+                return Finding("c2pa_trust_list", OK, f"shipped lists replaced by {extra}")
+            return Finding(
+                "c2pa_trust_list",
+                WARN,
+                "no C2PA trust anchors: every Content Credentials signer is reported untrusted",
+                "set HLEKKR_C2PA_TRUST_ANCHORS_FILE or HLEKKR_C2PA_SHIPPED_TRUST_LIST=true",
+            )
+        age = trust_lists.shipped_age_days()
+        detail = (
+            f"shipped C2PA lists of {trust_lists.SHIPPED_DATE.isoformat()} ({age} days old, "
+            f"{trust_lists.shipped_certificate_count()} anchors)" + (f" plus {extra}" if extra else "")
+        )
+        if age > trust_lists.MAX_AGE_DAYS:
+            return Finding(
+                "c2pa_trust_list",
+                WARN,
+                detail,
+                "update analysis/trust_lists/ from c2pa-org/conformance-public (trust-list/) or point "
+                "HLEKKR_C2PA_TRUST_ANCHORS_FILE at a current list",
+            )
+        return Finding("c2pa_trust_list", OK, detail)
+
     def jwt(self) -> Finding:
         """The guide's "Invalid JWT token" diagnosis: a token signed now verifies now with the configured key."""
         from rest_framework_simplejwt.tokens import AccessToken
@@ -303,6 +332,7 @@ class Doctor:
             self.storage,
             self.libmagic,
             self.bedrock,
+            self.c2pa_trust_list,
             self.jwt,
             self.review_queue,
             self.stuck_analyses,
