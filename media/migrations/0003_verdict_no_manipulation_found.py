@@ -1,4 +1,4 @@
-"""MediaItem.verdict holds the longer verdict `no_manipulation_found` (analysis 0007 relabels the rows)."""
+"""MediaItem.verdict holds the longer verdict `no_manipulation_found` (analysis 0008 relabels the rows)."""
 
 from django.db import migrations, models
 

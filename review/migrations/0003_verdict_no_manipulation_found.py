@@ -1,4 +1,4 @@
-"""Review items keep the machine verdict they were created with; relabel it like analysis 0007 did."""
+"""Review items keep the machine verdict they were created with; relabel it like analysis 0008 did."""
 
 from django.db import migrations, models
 
@@ -19,7 +19,7 @@ def unlabel(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("review", "0002_default_escalation_policy"),
-        ("analysis", "0007_verdict_no_manipulation_found"),
+        ("analysis", "0008_verdict_no_manipulation_found"),
     ]
 
     operations = [

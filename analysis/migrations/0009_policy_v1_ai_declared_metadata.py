@@ -32,6 +32,6 @@ def remove_shift(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("analysis", "0007_verdict_no_manipulation_found")]
+    dependencies = [("analysis", "0008_verdict_no_manipulation_found")]
 
     operations = [migrations.RunPython(add_shift, remove_shift)]

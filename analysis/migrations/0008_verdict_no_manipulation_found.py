@@ -49,7 +49,7 @@ def unlabel(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("analysis", "0006_policy_v1_bedrock_weight"),
+        ("analysis", "0007_scoring_policy_defaults"),
         ("media", "0003_verdict_no_manipulation_found"),
     ]
 
