@@ -50,7 +50,7 @@ def unlabel(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("analysis", "0007_scoring_policy_defaults"),
-        ("media", "0003_verdict_no_manipulation_found"),
+        ("media", "0004_verdict_no_manipulation_found"),
     ]
 
     operations = [

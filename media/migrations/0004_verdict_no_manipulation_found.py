@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('media', '0002_upload_completing_duplicate_of'),
+        ('media', '0003_url_fetch'),
     ]
 
     operations = [
