@@ -4,6 +4,9 @@
 The hooks keep Prometheus' multiprocess directory (PROMETHEUS_MULTIPROC_DIR, docs/deployment.md) honest: it is
 emptied when the master starts (files of a previous run would be summed into this one's counters), and a worker
 that exits has its live-gauge files removed (`mark_process_dead`) so dead workers do not pile up in scrapes.
+
+`pre_request` hands each request to hlekkr.unread_body, so a refusal that leaves more of a body unread than it
+may drain is answered with `Connection: close` (gunicorn ignores a Connection header set by the application).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+
+from hlekkr.unread_body import remember_gunicorn_request as pre_request  # noqa: F401
 
 # Longer than typical client pool idle times, shorter than load balancers' idle timeouts (docs/deployment.md).
 keepalive = 75
