@@ -284,17 +284,60 @@ def _is_padding(fh: IO[bytes], start: int, end: int) -> bool:
     return True
 
 
+def _png_end(fh: IO[bytes], size: int) -> int | None:
+    """Offset just after the IEND chunk, walking chunk headers (8 bytes each); None if the file ends first."""
+    pos = 8  # after the signature
+    while pos + 12 <= size:
+        header = _read_at(fh, pos, 8)
+        (length,) = struct.unpack(">I", header[:4])
+        pos += 12 + length
+        if header[4:8] == b"IEND":
+            return pos if pos <= size else None
+    return None
+
+
+_MARKUP = (b"<script", b"<html", b"<svg", b"<iframe", b"<?php", b"<!doctype", b"<body", b"javascript:")
+_MARKUP_LONGEST = max(_MARKUP, key=len)
+
+
+def _markup_in(fh: IO[bytes], start: int, end: int) -> bool:
+    """Markup a browser or interpreter would act on (checked case-insensitively in the bytes)."""
+    pos = start
+    while pos < end:
+        chunk = _read_at(fh, pos, min(SCAN_CHUNK, end - pos) + len(_MARKUP_LONGEST)).lower()
+        if any(needle in chunk for needle in _MARKUP):
+            return True
+        pos += SCAN_CHUNK
+    return False
+
+
 def check_polyglot(fh: IO[bytes], size: int, mime: str) -> None:
-    """Refuse files that are also ZIP archives, and JPEGs carrying significant data after their EOI."""
+    """Refuse files that are also ZIP archives, and JPEGs or PNGs carrying significant data (or any markup)
+    after their end marker."""
     if _zip_tail(fh, size):
         raise UnsupportedMediaType(
             "The file is also a ZIP archive (polyglot).", code="polyglot_file", details={"detected": mime}
         )
+    if mime == "image/png":
+        png_end = _png_end(fh, size)
+        if png_end is not None and png_end < size and _markup_in(fh, png_end, size):
+            raise UnsupportedMediaType(
+                "Markup follows the end of the PNG image (polyglot).",
+                code="polyglot_file",
+                details={"trailing": size - png_end},
+            )
+        return
     if mime != "image/jpeg":
         return
     end = _jpeg_end(fh, size)
     if end is None:
         raise ValidationFailed("The JPEG is truncated: it has no end-of-image marker.", code="corrupt_file")
+    if end < size and _markup_in(fh, end, size):
+        raise UnsupportedMediaType(
+            "Markup follows the end of the JPEG image (polyglot).",
+            code="polyglot_file",
+            details={"trailing": size - end},
+        )
     if end < size:
         if _contains(fh, end, size, (_LOCAL_HEADER, _EOCD, _CENTRAL_HEADER)):
             raise UnsupportedMediaType(
