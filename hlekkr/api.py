@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from hlekkr.exceptions import HlekkrError, NotFound, PayloadTooLarge, PermissionDenied, RateLimited, error_body
+from hlekkr.exceptions import (
+    HlekkrError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+    error_body,
+)
 
 __all__ = ["error_body", "exception_handler", "handler400", "handler403", "handler404", "handler500"]
 
@@ -34,6 +44,17 @@ _DRF_CODES: dict[type[Exception], str] = {
 
 
 _SERVER_ERROR_MESSAGE = "An internal error occurred. It has been logged."
+# The database refused or dropped the connection (server down, restarting, out of connections): not a bug
+# in the request, so a 503 the client may retry, logged as one line rather than a traceback per request.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_S = 5
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable:
+    logger.warning("database unavailable: %s", str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc)
+    return ServiceUnavailable("The database is not available. Try again shortly.", code="service_unavailable")
+
+
 _NO_SUCH_ROUTE_MESSAGE = "No such endpoint or object."
 
 
@@ -61,6 +82,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, DATABASE_UNAVAILABLE):
+        exc = database_unavailable(exc)
+        headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     if isinstance(exc, HlekkrError):
         status, body = exc.status_code, exc.as_dict()
         if isinstance(exc, RateLimited):
@@ -92,6 +116,17 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    """Django calls this inside its `except`: a database outage met outside a DRF view (session or user
+    loading in middleware, dashboard and admin pages) is a 503 too, never a 500."""
+    current = sys.exc_info()[1]
+    if isinstance(current, DATABASE_UNAVAILABLE):
+        unavailable = database_unavailable(current)
+        if _is_api(request):
+            response: HttpResponse = JsonResponse(unavailable.as_dict(), status=503)
+        else:
+            response = HttpResponse(unavailable.message, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
     if _is_api(request):
         return JsonResponse(error_body("server_error", _SERVER_ERROR_MESSAGE), status=500)
     return defaults.server_error(request)

@@ -135,6 +135,11 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------------------------------------
 if DATABASE_URL:
     DATABASES = {"default": parse_database_url(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A database that does not answer must fail the request within seconds (503), not hang a web thread.
+        DATABASES["default"]["OPTIONS"].setdefault(  # type: ignore[attr-defined]
+            "connect_timeout", env_int("HLEKKR_DB_CONNECT_TIMEOUT", 3, minimum=1)
+        )
 else:
     DATABASES = {
         "default": {

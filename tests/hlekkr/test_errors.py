@@ -92,3 +92,33 @@ def test_health_answers_without_auth(client):
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert response["X-Request-ID"]
+
+
+# --- the database away ---------------------------------------------------------------------------------------
+def _database_refuses():  # type: ignore[no-untyped-def]
+    from unittest import mock
+
+    from django.db import OperationalError, connection
+
+    return mock.patch.object(
+        connection, "cursor", side_effect=OperationalError('connection to server at "127.0.0.1" failed: refused')
+    )
+
+
+def test_an_api_request_while_the_database_refuses_is_a_503_in_the_error_shape(api_as, client_a, caplog):
+    api = api_as(client_a)
+    with _database_refuses():
+        response = api.get("/api/v1/media/")
+    body = assert_shape(response, 503, "service_unavailable")
+    assert "database" in body["message"]
+    assert response["Retry-After"] == "5"
+    assert [r.exc_info for r in caplog.records if "database unavailable" in r.getMessage()] == [None]
+
+
+def test_a_dashboard_page_while_the_database_refuses_is_a_503_not_a_500(client_a):
+    client = Client(raise_request_exception=False)
+    client.force_login(client_a)
+    with _database_refuses():
+        response = client.get("/dashboard/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
