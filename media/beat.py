@@ -11,4 +11,9 @@ SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "maintenance"},
     },
+    "media-sweep-orphans": {
+        "task": "media.tasks.sweep_orphans_task",
+        "schedule": 900.0,  # every 15 min: an orphan goes at most 15 min after its 1 h grace period
+        "options": {"queue": "maintenance", "expires": 840},
+    },
 }

@@ -102,3 +102,9 @@ def fetch_connect_timeout_seconds() -> float:
 def fetch_total_timeout_seconds() -> float:
     """The whole fetch (page, redirects and media) must finish within this (default 30 s)."""
     return setting_float("HLEKKR_FETCH_TOTAL_TIMEOUT", 30.0, minimum=0.5)
+
+
+def orphan_grace_seconds() -> int:
+    """How old a storage intent must be before its bytes count as orphaned (HLEKKR_ORPHAN_GRACE_SECONDS, 1 h):
+    longer than any upload request or abort can take, so work in flight is never swept."""
+    return setting_int("HLEKKR_ORPHAN_GRACE_SECONDS", 3600, minimum=60)

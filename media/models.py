@@ -146,3 +146,21 @@ class UrlFetch(models.Model):
 
     def __str__(self) -> str:
         return f"fetch {self.id} ({self.state})"
+
+
+class StorageIntent(models.Model):
+    """Bytes about to be written to (or deleted from) storage, recorded and committed before the storage call.
+
+    The transaction that makes the bytes legitimate (the item's row) deletes this record; a process killed
+    between the storage call and that commit leaves it behind, and `media_storage_sweep_orphans` removes the
+    bytes once the record is older than a grace period (docs/media.md, "Orphans"). Storage is never listed.
+    """
+
+    media_id = models.UUIDField(db_index=True)
+    key = models.CharField(max_length=255)
+    s3_upload_id = models.CharField(max_length=1024, blank=True)  # an S3 multipart upload to abort
+    multipart_upload_id = models.UUIDField(null=True, blank=True)  # filesystem parts to discard
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"storage intent {self.key}"

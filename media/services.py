@@ -33,10 +33,11 @@ from hlekkr.exceptions import (
     HlekkrError,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     ValidationFailed,
 )
 from media import conf, fetch, multipart, storage
-from media.models import FetchState, MediaItem, MediaStatus, MultipartUpload, UploadState, UrlFetch
+from media.models import FetchState, MediaItem, MediaStatus, MultipartUpload, StorageIntent, UploadState, UrlFetch
 from media.selectors import visible_to
 from media.validation import MediaFacts, check_declared_allowed, sanitize_filename, validate_media
 
@@ -98,6 +99,23 @@ def _delete_object(key: str) -> None:
             default_storage.delete(key)
     except Exception:  # cleanup must not hide the original error
         logger.exception("could not delete stored object %s", key)
+
+
+def _intend(*, media_id: Any, key: str, s3_upload_id: str = "", multipart_upload_id: Any = None) -> StorageIntent:
+    """Record bytes about to change in storage; committed at once, so a process killed after the storage call
+    leaves a trace for media_storage_sweep_orphans."""
+    return StorageIntent.objects.create(
+        media_id=media_id, key=key, s3_upload_id=s3_upload_id, multipart_upload_id=multipart_upload_id
+    )
+
+
+def _forget(intent: StorageIntent) -> None:
+    StorageIntent.objects.filter(pk=intent.pk).delete()
+
+
+def _storage_unavailable(exc: BaseException) -> ServiceUnavailable:
+    logger.warning("storage failed during an upload: %s: %s", type(exc).__name__, str(exc)[:200])
+    return ServiceUnavailable("Storage is not available; nothing was stored. Try again shortly.")
 
 
 def _audit_duplicate(*, owner: Any, existing: MediaItem, filename: str, via: str) -> None:
@@ -169,12 +187,20 @@ def media_item_create_from_upload(
     # S3 serves the object with this type later; it must be the sniffed one, never the client's claim.
     uploaded_file.content_type = facts.mime_type
     uploaded_file.seek(0)
-    saved_name = default_storage.save(item.storage_key, uploaded_file)
+    intent = _intend(media_id=item.id, key=item.storage_key)
+    try:
+        saved_name = default_storage.save(item.storage_key, uploaded_file)
+    except Exception as exc:
+        # A write that failed half-way may have left part of the object behind (filesystem storage does).
+        _delete_object(item.storage_key)
+        _forget(intent)
+        raise _storage_unavailable(exc) from exc
     try:
         if saved_name != item.storage_key:
             raise RuntimeError(f"storage saved {saved_name!r} instead of {item.storage_key!r}")
         with transaction.atomic():
             item.save(force_insert=True)
+            _forget(intent)  # the row now owns the object: both commit together
             audit_record(
                 actor=owner,
                 action="media.uploaded",
@@ -185,6 +211,7 @@ def media_item_create_from_upload(
     except IntegrityError:
         # The same bytes were stored by a concurrent request between our check and our insert.
         _delete_object(saved_name)
+        _forget(intent)
         existing = _live_duplicate(owner, sha256)
         if existing is None:
             raise
@@ -192,6 +219,7 @@ def media_item_create_from_upload(
         return UploadResult(existing, duplicate=True)
     except BaseException:
         _delete_object(saved_name)
+        _forget(intent)
         raise
     return UploadResult(item)
 
@@ -255,7 +283,14 @@ def multipart_upload_start(
         priority=priority,
     )
     item.storage_key = storage.original_key(item)
-    s3_upload_id = multipart.s3_start(item.storage_key) if multipart.is_s3() else ""
+    intent = _intend(media_id=item.id, key=item.storage_key)
+    try:
+        s3_upload_id = multipart.s3_start(item.storage_key) if multipart.is_s3() else ""
+    except Exception as exc:
+        _forget(intent)
+        raise _storage_unavailable(exc) from exc
+    if s3_upload_id:
+        StorageIntent.objects.filter(pk=intent.pk).update(s3_upload_id=s3_upload_id)
     upload = MultipartUpload(
         owner=owner,
         media=item,
@@ -271,6 +306,7 @@ def multipart_upload_start(
         with transaction.atomic():
             item.save(force_insert=True)
             upload.save(force_insert=True)
+            _forget(intent)
             audit_record(
                 actor=owner,
                 action="media.upload_started",
@@ -280,6 +316,7 @@ def multipart_upload_start(
     except BaseException:
         if s3_upload_id:
             multipart.s3_abort(item.storage_key, s3_upload_id)
+        _forget(intent)
         raise
     return UploadTicket(upload, parts)
 
@@ -437,8 +474,11 @@ def multipart_upload_complete(*, owner: Any, upload_id: Any, parts: list[dict[st
     except HlekkrError as error:
         _reject_upload(upload, error, actor=owner)
         raise
-    except BaseException:
+    except Exception as exc:
         # Storage failed underneath us: nothing may stay half-stored; the client starts over.
+        _reject_upload(upload, HlekkrError("storage failure", code="storage_error"), actor=owner)
+        raise _storage_unavailable(exc) from exc
+    except BaseException:
         _reject_upload(upload, HlekkrError("storage failure", code="storage_error"), actor=owner)
         raise
     existing = _live_duplicate(owner, sha256)
@@ -503,7 +543,15 @@ def multipart_upload_abort(*, upload: MultipartUpload, actor: Any, reason: str =
             status=MediaStatus.DELETED, updated_at=timezone.now()
         )
         audit_record(actor=actor, action="media.upload_aborted", target=upload, payload={"reason": reason})
+        # Committed with the abort: if we die before the bytes are gone, the orphan sweep finishes the job.
+        intent = _intend(
+            media_id=upload.media_id,
+            key=upload.media.storage_key,
+            s3_upload_id=upload.s3_upload_id,
+            multipart_upload_id=upload.id,
+        )
     _discard_upload_bytes(upload)
+    _forget(intent)
     upload.refresh_from_db()
     return upload
 
@@ -523,6 +571,42 @@ def multipart_uploads_abort_stale(*, older_than_hours: int | None = None) -> int
         except Conflict:
             continue  # finished or aborted by someone else meanwhile
     return aborted
+
+
+# --- orphans -----------------------------------------------------------------------------------------------
+def media_storage_sweep_orphans(*, grace_seconds: int | None = None, batch_size: int = 500) -> int:
+    """Remove bytes that no live item owns: every storage intent older than the grace period (default
+    HLEKKR_ORPHAN_GRACE_SECONDS, 1 h) whose item never committed, or is deleted or rejected, has its object
+    deleted, its S3 multipart upload aborted and its filesystem parts discarded. Idempotent; returns how many
+    intents were resolved. An intent whose item is live and owns the key is simply dropped."""
+    grace = grace_seconds if grace_seconds is not None else conf.orphan_grace_seconds()
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    swept = 0
+    for intent in StorageIntent.objects.filter(created_at__lt=cutoff).order_by("created_at")[:batch_size]:
+        item = MediaItem.objects.filter(pk=intent.media_id).first()
+        live = item is not None and item.status in (MediaStatus.STORED, MediaStatus.UPLOADING)
+        if not (live and item is not None and item.storage_key == intent.key):
+            if intent.s3_upload_id and multipart.is_s3():
+                multipart.s3_abort(intent.key, intent.s3_upload_id)
+            if intent.multipart_upload_id and not multipart.is_s3():
+                multipart.fs_discard(intent.multipart_upload_id)
+            if default_storage.exists(intent.key):
+                default_storage.delete(intent.key)
+            with transaction.atomic():
+                audit_record(
+                    actor=None,
+                    action="media.orphan_swept",
+                    object_type="media.mediaitem",
+                    object_id=str(intent.media_id),
+                    payload={"key": intent.key, "item": item.status if item is not None else "never committed"},
+                )
+                _forget(intent)
+        else:
+            _forget(intent)
+        swept += 1
+    if swept:
+        logger.info("orphan sweep: resolved %d storage intents", swept)
+    return swept
 
 
 # --- deletion and outcomes ---------------------------------------------------------------------------------

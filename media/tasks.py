@@ -5,7 +5,12 @@ from __future__ import annotations
 from celery import shared_task
 
 from hlekkr.exceptions import TransientError
-from media.services import multipart_uploads_abort_stale, url_fetch_run, url_fetches_reconcile
+from media.services import (
+    media_storage_sweep_orphans,
+    multipart_uploads_abort_stale,
+    url_fetch_run,
+    url_fetches_reconcile,
+)
 
 
 @shared_task(
@@ -34,3 +39,18 @@ def fetch_url_task(self: object, fetch_id: str) -> None:
 def reconcile_fetches_task(self: object) -> dict[str, int]:
     """Every minute: re-send fetches that were lost or whose worker died."""
     return url_fetches_reconcile()
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def sweep_orphans_task(self: object) -> int:
+    """Delete stored bytes whose item never committed (a process killed between storage and database); idempotent."""
+    return media_storage_sweep_orphans()
