@@ -381,7 +381,12 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (227, 119, 194), (127, 127, 127)]  # fmt: skip
 
 
-def roc_png(rocs: dict[str, list[tuple[float, float]]], aucs: dict[str, float | None], size: int = 640) -> bytes:
+def roc_png(
+    rocs: dict[str, list[tuple[float, float]]],
+    aucs: dict[str, float | None],
+    size: int = 640,
+    title: str = "ROC: manipulation probability vs authentic photos",
+) -> bytes:
     """A ROC plot drawn with Pillow (matplotlib is not a runtime dependency)."""
     margin, legend_h = 60, 18 * (len(rocs) + 1)
     image = Image.new("RGB", (size, size + legend_h), "white")
@@ -402,7 +407,7 @@ def roc_png(rocs: dict[str, list[tuple[float, float]]], aucs: dict[str, float | 
     draw.line([xy(0, 0), xy(1, 1)], fill=(200, 200, 200))
     x5, _ = xy(0.05, 0)
     draw.line([x5, margin, x5, margin + plot], fill=(230, 200, 200))
-    draw.text((margin, 20), "ROC: manipulation probability vs authentic photos", fill="black")
+    draw.text((margin, 20), title, fill="black")
     draw.text((margin + plot // 2 - 60, size - 25), "false-positive rate", fill="black")
     draw.text((5, margin - 20), "true-positive rate", fill="black")
     for index, (name, points) in enumerate(rocs.items()):

@@ -58,7 +58,7 @@ def escalation_policy_active() -> EscalationPolicy:
     return policy
 
 
-def _thresholds(policy: EscalationPolicy) -> escalation.Thresholds:
+def escalation_thresholds(policy: EscalationPolicy) -> escalation.Thresholds:
     return escalation.Thresholds(
         trust_threshold=policy.trust_threshold,
         probability_threshold=policy.probability_threshold,
@@ -146,7 +146,7 @@ def review_item_create_for_analysis(*, payload: dict[str, Any]) -> ReviewItem | 
         for reason in (reasons or [])
         if isinstance(reason, dict)
     }
-    outcome = escalation.evaluate(payload, _thresholds(policy), reason_categories=categories)
+    outcome = escalation.evaluate(payload, escalation_thresholds(policy), reason_categories=categories)
     if outcome is None:
         audit_superseded()
         return None
