@@ -315,6 +315,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Hlekkr knobs that are infrastructure, not tuning (tuning lives in admin-edited models) --------------
 HLEKKR_API_KEY_PREFIX = "hk_"
+# Seconds each web process remembers a JWT's user and an API key's row (hlekkr/accounts/auth_cache.py): the
+# bound on how long a deactivated user, a changed role or a revoked key keeps working in other processes.
+HLEKKR_AUTH_CACHE_SECONDS = env_float("HLEKKR_AUTH_CACHE_SECONDS", 5.0, minimum=0)
 HLEKKR_BEDROCK_MODELS = env_str("HLEKKR_BEDROCK_MODELS")  # empty: Bedrock detector off
 HLEKKR_BEDROCK_DAILY_BUDGET_USD = env_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
 HLEKKR_METRICS_TOKEN = env_secret("HLEKKR_METRICS_TOKEN")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -20,6 +21,25 @@ class MediaStatus(models.TextChoices):
     STORED = "stored", "Stored"
     REJECTED = "rejected", "Rejected"
     DELETED = "deleted", "Deleted"
+
+
+class MediaItemQuerySet(models.QuerySet["MediaItem"]):
+    """Every ORM write to items retires their cached detail bodies (media/detail_cache.py), so no writer, in
+    this app or another, has to remember to: `update()` (and `bulk_update`, which uses it) and `delete()`."""
+
+    def update(self, **kwargs: Any) -> int:
+        from media import detail_cache
+
+        changed = super().update(**kwargs)
+        if changed:
+            detail_cache.rows_changed(self)
+        return changed
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        from media import detail_cache
+
+        detail_cache.rows_changed(self)
+        return super().delete()
 
 
 class MediaItem(models.Model):
@@ -47,6 +67,8 @@ class MediaItem(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = MediaItemQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -61,6 +83,19 @@ class MediaItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind or 'media'} {self.id} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        from media import detail_cache
+
+        super().save(*args, **kwargs)
+        if not kwargs.get("force_insert"):  # a new row has nothing cached yet
+            detail_cache.item_changed(self.pk)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        from media import detail_cache
+
+        detail_cache.item_changed(self.pk)
+        return super().delete(*args, **kwargs)
 
 
 class UploadState(models.TextChoices):

@@ -6,12 +6,19 @@ same keys, same serializer; settings use it when REDIS_URL is set).
   connection out of the pool per command), so keep one per pool.
 - `incr` was EXISTS then INCRBY: two round trips, and a key that expires between them comes back without a
   TTL. Here it is one atomic Lua call that still raises ValueError for a missing key, as Django documents.
+- `count_many` does django-ratelimit's add-then-increment for every window of a request in one Lua call, and
+  `precounted` lets django-ratelimit's own `get_usage` read those results through its usual `add`/`incr`
+  calls (see ratelimit/limiter.py): the rate limiter costs one round trip per request, whatever the number of
+  windows, and django-ratelimit still decides keys, windows and limits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
 
@@ -20,12 +27,26 @@ if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], 
 return false
 """
 
+# django-ratelimit's counting step, per key: SET key 1 NX EX ttl (its `add`), else INCR (its `incr`).
+_ADD_OR_INCR_MANY = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('set', key, 1, 'NX', 'EX', tonumber(ARGV[i])) then
+    counts[i] = 1
+  else
+    counts[i] = redis.call('incr', key)
+  end
+end
+return counts
+"""
+
 
 class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
         self._incr_script: Any = None
+        self._count_script: Any = None
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
@@ -44,8 +65,44 @@ class RedisCacheClient(DjangoRedisCacheClient):
             raise ValueError(f"Key '{key}' not found.")
         return int(value)
 
+    def add_or_incr_many(self, keys: list[str], ttls: list[int]) -> list[int]:
+        client = self.get_client(keys[0] if keys else None, write=True)
+        if self._count_script is None:
+            self._count_script = client.register_script(_ADD_OR_INCR_MANY)
+        return [int(n) for n in self._count_script(keys=keys, args=ttls, client=client)]
+
 
 class RedisCache(DjangoRedisCache):
+    """Instances are per thread (Django's `caches`), so the precounted answers below are this thread's own."""
+
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+        self._precounted: dict[str, int] = {}
+
+    def count_many(self, keys_and_ttls: list[tuple[str, int]]) -> dict[str, int]:
+        """Add-then-increment each key (with its TTL in seconds) in one round trip: {key: count after}."""
+        made = [self.make_and_validate_key(key) for key, _ in keys_and_ttls]
+        client: RedisCacheClient = self._cache  # type: ignore[assignment]
+        counts = client.add_or_incr_many(made, [ttl for _, ttl in keys_and_ttls])
+        return {key: count for (key, _), count in zip(keys_and_ttls, counts, strict=True)}
+
+    @contextmanager
+    def precounted(self, counts: dict[str, int]) -> Iterator[None]:
+        """While open, `add(key)` and `incr(key)` of these keys answer from `counts` (what `count_many`
+        already did in Redis) instead of doing it again: add is "the count is 1", incr is the count."""
+        self._precounted = counts
+        try:
+            yield
+        finally:
+            self._precounted = {}
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+        if key in self._precounted and version is None:
+            return self._precounted[key] == 1
+        return bool(super().add(key, value, timeout, version))
+
+    def incr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        if key in self._precounted and version is None and delta == 1:
+            return self._precounted.pop(key)
+        return int(super().incr(key, delta, version))

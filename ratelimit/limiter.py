@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django_ratelimit import ALL
-from django_ratelimit.core import _get_window, _make_cache_key, get_usage
+from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, get_usage
 
 from hlekkr.exceptions import RateLimited
 from ratelimit import metrics, monitor
@@ -146,6 +148,21 @@ def _unavailable(decision: Decision) -> Decision:
     return decision
 
 
+@contextmanager
+def _counted_in_one_round_trip(plan: list[Any]) -> Iterator[None]:
+    """On Redis, do django-ratelimit's add-then-increment for every window in one Lua call first; its
+    `get_usage` then reads the results through the cache's `add`/`incr` (ratelimit/cache.py). Elsewhere
+    (local memory) get_usage counts as it always does."""
+    count_many = getattr(cache, "count_many", None)
+    if count_many is None:
+        yield
+        return
+    unique = {cache_key: window.period + EXPIRATION_FUDGE for window, _v, _l, _g, cache_key in plan}
+    backend = caches["default"]
+    with backend.precounted(count_many(list(unique.items()))):  # type: ignore[attr-defined]
+        yield
+
+
 def check(request: Any, *, group: str, user: Any = None, api_key: Any = None) -> Decision:
     """Count this request in every enabled window of `group` and decide. Never raises for cache trouble."""
     decision = Decision(group=group, refund_on_success=(group == "auth"))
@@ -155,32 +172,39 @@ def check(request: Any, *, group: str, user: Any = None, api_key: Any = None) ->
     if circuit.is_open():
         return _unavailable(decision)
     role = getattr(user, "role", None) if _authenticated(user) else None
-    refused_resets: list[int] = []
-    tightest: Usage | None = None
+    plan = []
     for window in windows:
         value = key_for(window, request, user, api_key)
         limit = window.limit_for(role)
         rl_group = f"hlekkr:{window.group}:{window.key_type}"
-        try:
-            usage = get_usage(
-                request, group=rl_group, key=lambda _g, _r, v=value: v, rate=(limit, window.period), increment=True
-            )
-        except Exception as exc:
-            circuit.trip(group, exc)
-            return _unavailable(decision)
-        if usage is None:
-            continue
-        if usage["limit"] == 0 and usage["time_left"] == -1:
-            # get_usage's own signal that the cache returned nothing (add and incr both failed).
-            circuit.trip(group, RuntimeError("cache returned no count"))
-            return _unavailable(decision)
-        decision.counted.append(_cache_key(rl_group, value, limit, window.period))
-        reset = max(1, int(usage["time_left"]))
-        current = Usage(limit=limit, remaining=max(0, limit - int(usage["count"])), reset=reset)
-        if usage["should_limit"]:
-            refused_resets.append(reset)
-        if tightest is None or (current.remaining, -current.reset) < (tightest.remaining, -tightest.reset):
-            tightest = current
+        plan.append((window, value, limit, rl_group, _cache_key(rl_group, value, limit, window.period)))
+    refused_resets: list[int] = []
+    tightest: Usage | None = None
+    try:
+        with _counted_in_one_round_trip(plan):
+            for window, value, limit, rl_group, cache_key in plan:
+                usage = get_usage(
+                    request,
+                    group=rl_group,
+                    key=lambda _g, _r, v=value: v,
+                    rate=(limit, window.period),
+                    increment=True,
+                )
+                if usage is None:
+                    continue
+                if usage["limit"] == 0 and usage["time_left"] == -1:
+                    # get_usage's own signal that the cache returned nothing (add and incr both failed).
+                    raise RuntimeError("cache returned no count")
+                decision.counted.append(cache_key)
+                reset = max(1, int(usage["time_left"]))
+                current = Usage(limit=limit, remaining=max(0, limit - int(usage["count"])), reset=reset)
+                if usage["should_limit"]:
+                    refused_resets.append(reset)
+                if tightest is None or (current.remaining, -current.reset) < (tightest.remaining, -tightest.reset):
+                    tightest = current
+    except Exception as exc:
+        circuit.trip(group, exc)
+        return _unavailable(decision)
     decision.usage = tightest
     if refused_resets:
         decision.refused = True

@@ -39,6 +39,15 @@ def _fresh_rate_limits(request: pytest.FixtureRequest) -> None:
         reset(load_policies=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_auth_cache() -> None:
+    """Each process remembers users and API keys for a few seconds (hlekkr/accounts/auth_cache.py); a test must
+    not see another test's users (SQLite reuses primary keys after a rollback)."""
+    from hlekkr.accounts import auth_cache
+
+    auth_cache.clear()
+
+
 @pytest.fixture
 def client_a(db: Any) -> User:
     return _user("client_a", Role.CLIENT)

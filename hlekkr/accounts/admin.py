@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin, OutstandingTokenAdmin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from hlekkr.accounts import auth_cache
 from hlekkr.accounts.models import ApiKey, User
 from hlekkr.accounts.services import (
     api_key_check_new,
@@ -45,6 +46,13 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     list_filter = ("role", "is_active", "is_staff")
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Hlekkr", {"fields": ("role",)}))  # type: ignore[misc]
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Hlekkr", {"fields": ("role",)}))
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # A role or active flag changed here applies at once in this process, in the others within
+        # HLEKKR_AUTH_CACHE_SECONDS (hlekkr/accounts/auth_cache.py).
+        transaction.on_commit(lambda: auth_cache.forget_user(obj.pk))
+        auth_cache.forget_user(obj.pk)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         # Django saves the new password and logs the change outside a transaction; audit it atomically with it.

@@ -11,6 +11,7 @@ from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import Token
 
+from hlekkr.accounts import auth_cache
 from hlekkr.accounts.models import ApiKey, User
 from hlekkr.accounts.services import api_key_authenticate
 
@@ -38,7 +39,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class JWTAuthentication(jwt_authentication.JWTAuthentication):
-    """simplejwt, but an expired access token says `token_expired` so a client knows to refresh."""
+    """simplejwt, but an expired access token says `token_expired` so a client knows to refresh, and the user
+    row comes from the process's short-lived auth cache (hlekkr/accounts/auth_cache.py: a deactivated user or a
+    changed role takes effect within HLEKKR_AUTH_CACHE_SECONDS)."""
+
+    def get_user(self, validated_token: Token) -> Any:
+        user_id = validated_token.get(jwt_settings.USER_ID_CLAIM)
+        if user_id is None:
+            return super().get_user(validated_token)  # raises: no user claim
+        # Only users that pass simplejwt's checks (exists, active) are remembered; refusals are not cached.
+        return auth_cache.users.get_or_load(user_id, lambda: super(JWTAuthentication, self).get_user(validated_token))
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         last_error: TokenError | None = None

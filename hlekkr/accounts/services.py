@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import secrets
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from hlekkr.accounts import auth_cache
 from hlekkr.accounts.models import ApiKey, Scope, User
 from hlekkr.audit.services import audit_record
 from hlekkr.exceptions import Conflict, ValidationFailed
@@ -64,6 +66,7 @@ def api_key_update(*, api_key: ApiKey, name: str, expires_at: datetime | None, a
         before = {"name": locked.name, "expires_at": locked.expires_at}
         locked.name, locked.expires_at = name[:100], expires_at
         locked.save(update_fields=["name", "expires_at"])
+        transaction.on_commit(lambda: auth_cache.forget_api_key(locked.prefix))
         audit_record(
             actor=actor,
             action="api_key.updated",
@@ -114,25 +117,33 @@ def api_key_revoke(*, api_key: ApiKey, actor: Any = None) -> ApiKey:
             raise Conflict("This API key is already revoked.", code="already_revoked")
         api_key.refresh_from_db()
         audit_record(actor=actor, action="api_key.revoked", target=api_key, payload={"prefix": api_key.prefix})
+    auth_cache.forget_api_key(api_key.prefix)  # other processes within HLEKKR_AUTH_CACHE_SECONDS
     return api_key
 
 
 def api_key_authenticate(raw: str) -> ApiKey | None:
-    """The usable key matching `raw`, or None. Compares hashes in constant time."""
+    """The usable key matching `raw`, or None. Compares hashes in constant time.
+
+    The row (with its user) comes from the process's short-lived auth cache (hlekkr/accounts/auth_cache.py);
+    the secret, the expiry and the revocation mark are checked on every call against what was loaded."""
     parsed = parse_key(raw)
     if parsed is None:
         return None
     prefix, secret = parsed
-    key = ApiKey.objects.usable().select_related("user").filter(prefix=prefix).first()
+    key = auth_cache.api_keys.get_or_load(
+        prefix, lambda: ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+    )
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
         return None
-    if not key.user.is_active:
+    if not key.is_active or not key.user.is_active:
         return None
+    key.user = copy.copy(key.user)  # the cached user object is shared between requests; this one is ours
     # last_used_at at minute resolution: no write per request on a busy key.
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        auth_cache.forget_api_key(prefix)  # reload next time rather than write again from a stale copy
     return key
 
 

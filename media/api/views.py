@@ -48,10 +48,6 @@ def _absolute(request: Request | HttpRequest, url: str | None) -> str | None:
     return url
 
 
-def _item_row(item: MediaItem) -> dict[str, Any]:
-    return dict(s.MediaListRow(item).data)
-
-
 def _ticket_body(request: Request, upload: MultipartUpload, parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "upload_id": str(upload.id),
@@ -88,10 +84,10 @@ class MediaCollectionView(_MethodGroups, APIView):
         filters = s.MediaListFilters(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         data = {k: v for k, v in filters.validated_data.items() if k not in ("cursor", "page_size")}
-        items = selectors.media_items_list(owner=request_user(request), **data)
+        items = selectors.media_items_list(owner=request_user(request), **data).values(*selectors.LIST_ROW_FIELDS)
         paginator = self.paginator
         page = paginator.paginate_queryset(items, request, view=self)
-        return paginator.get_paginated_response([_item_row(item) for item in page])
+        return paginator.get_paginated_response([selectors.media_list_row(row) for row in page])
 
     @property
     def paginator(self) -> Any:
@@ -220,7 +216,9 @@ class MediaItemView(_MethodGroups, APIView):
         query.is_valid(raise_exception=True)
         include_details = bool(query.validated_data["include_details"])
         try:
-            item = selectors.media_item_get_owned(owner=request_user(request), media_id=media_id)
+            body, etag = selectors.media_item_detail(
+                owner=request_user(request), media_id=media_id, include_details=include_details
+            )
         except NotFound:
             target = selectors.duplicate_fetch_target(owner=request_user(request), media_id=media_id)
             if target is None:
@@ -232,10 +230,8 @@ class MediaItemView(_MethodGroups, APIView):
             return Response(
                 body, status=status.HTTP_303_SEE_OTHER, headers={"Location": request.build_absolute_uri(location)}
             )
-        etag = selectors.detail_etag(item, include_details=include_details)
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        body = selectors.media_item_detail_body(item, include_details=include_details)
         body["download_url"] = _absolute(request, body.get("download_url"))
         return Response(body, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
 

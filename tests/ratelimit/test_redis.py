@@ -135,3 +135,47 @@ def test_on_redis_counts_whose_database_write_fails_are_kept_for_the_next_flush(
     assert ratelimit_monitor_flush() == 1
     row = RateLimitHit.objects.get(key="ip:192.0.2.10")
     assert (row.requests, row.refused) == (1, 1)
+
+
+class RoundTrips:
+    """Counts commands sent to Redis (a pipeline counts once) while a block runs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import redis
+
+        self.count = 0
+        self.counting = False
+        for cls, name in ((redis.Redis, "execute_command"), (redis.client.Pipeline, "execute")):
+            original = getattr(cls, name)
+
+            def wrapped(self_: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                if self.counting:
+                    self.count += 1
+                return _original(self_, *args, **kwargs)
+
+            monkeypatch.setattr(cls, name, wrapped)
+
+    def __enter__(self) -> RoundTrips:
+        self.count, self.counting = 0, True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.counting = False
+
+
+def test_a_request_costs_one_redis_round_trip_for_all_its_windows(
+    on_redis: None, set_policy: Callable, api_as: Any, client_a: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    set_policy("upload", "4/m", "100/h")  # two windows, counted together
+    settings.HLEKKR_RATELIMIT_POLICY_TTL = 60  # the version check runs every TTL seconds, not per request
+    _wait_for_a_fresh_window(f"user:{client_a.pk}", 60)
+    client = api_as(client_a)
+    client.post("/api/v1/probe/upload/")
+    round_trips = RoundTrips(monkeypatch)
+    monitor._local.last_push = time.monotonic() + 60  # the monitor's once-a-second push is not per request
+    with round_trips:
+        responses = [client.post("/api/v1/probe/upload/") for _ in range(4)]
+    assert [r.status_code for r in responses] == [201, 201, 201, 429]
+    # One Lua call per request; the refused one also gives its two increments back (decr, decr).
+    assert round_trips.count == 4 + 2
+    assert [r["X-RateLimit-Remaining"] for r in responses[:3]] == ["2", "1", "0"]

@@ -1,0 +1,261 @@
+"""What a read costs, pinned: queries and cache calls per endpoint, and that the shortcuts keep every rule
+(ownership, deletion, a new outcome) exactly as the database path does."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+
+from hlekkr.accounts.models import User
+from hlekkr.accounts.services import api_key_create
+from media import detail_cache
+from media.api.serializers import MediaListRow
+from media.models import MediaItem
+from media.selectors import LIST_ROW_FIELDS, media_list_row
+from media.services import media_item_delete, media_item_record_outcome
+from tests.media.media_factories import jpeg_bytes
+
+
+@pytest.fixture
+def item_a(client_a: User, upload: Any) -> dict[str, Any]:
+    response = upload(client_a, "a.jpg", jpeg_bytes(101), "image/jpeg")
+    assert response.status_code == 201
+    return dict(response.json())
+
+
+def _url(item: dict[str, Any], details: bool = False) -> str:
+    return f"/api/v1/media/{item['id']}/" + ("?include_details=true" if details else "")
+
+
+class CacheCalls:
+    """Counts calls to the Django cache API by method while a block runs (outermost calls only: local memory
+    answers get_many with one get per key)."""
+
+    METHODS = ("get", "get_many", "set", "add", "incr", "decr", "delete", "delete_many", "set_many")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        self.counting = False
+        self.depth = 0
+        backend = type(cache._connections[cache._alias])  # type: ignore[attr-defined]
+        for name in self.METHODS:
+            original = getattr(backend, name)
+
+            def wrapped(self_: Any, *args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+                if self.counting and self.depth == 0:
+                    self.calls.append(_name)
+                self.depth += 1
+                try:
+                    return _original(self_, *args, **kwargs)
+                finally:
+                    self.depth -= 1
+
+            monkeypatch.setattr(backend, name, wrapped)
+
+    def __enter__(self) -> CacheCalls:
+        self.calls, self.counting = [], True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.counting = False
+
+
+@pytest.fixture
+def cache_calls(monkeypatch: pytest.MonkeyPatch) -> CacheCalls:
+    return CacheCalls(monkeypatch)
+
+
+# --- queries ----------------------------------------------------------------------------------------------
+def test_a_cached_detail_read_makes_no_query(
+    client_a: User, api_as: Any, item_a: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    api = api_as(client_a)
+    for details in (False, True):
+        assert api.get(_url(item_a, details)).status_code == 200  # renders and remembers
+        with django_assert_num_queries(0):
+            assert api.get(_url(item_a, details)).status_code == 200
+
+
+def test_a_cached_detail_read_with_an_api_key_makes_no_query(
+    client_a: User, api: Any, item_a: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    issued = api_key_create(user=client_a, name="ci", scopes=["media:read"])
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.plaintext}")
+    api.get(_url(item_a))  # loads the key (and writes last_used_at once a minute) and the body
+    api.get(_url(item_a))
+    with django_assert_num_queries(0):
+        assert api.get(_url(item_a)).status_code == 200
+
+
+def test_an_uncached_detail_read_is_two_queries_once_the_caller_is_known(
+    client_a: User, api_as: Any, item_a: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    api = api_as(client_a)
+    api.get("/api/v1/auth/me/")
+    cache.clear()
+    with django_assert_num_queries(2):  # the item, owner-scoped; the URLs it was fetched from
+        assert api.get(_url(item_a)).status_code == 200
+
+
+@pytest.mark.parametrize("count", [1, 25, 100])
+def test_a_list_page_is_one_query_whatever_its_size(
+    client_a: User, api_as: Any, django_assert_num_queries: Any, count: int
+) -> None:
+    MediaItem.objects.bulk_create(
+        MediaItem(owner=client_a, kind="image", mime_type="image/jpeg", size=10, sha256=f"{i:064x}", status="stored")
+        for i in range(count)
+    )
+    api = api_as(client_a)
+    api.get("/api/v1/auth/me/")
+    with django_assert_num_queries(1):
+        response = api.get(f"/api/v1/media/?page_size={count}")
+    assert len(response.json()["results"]) == count
+
+
+def test_list_rows_are_what_the_documented_serializer_says(client_a: User, item_a: dict[str, Any]) -> None:
+    item = MediaItem.objects.get(pk=item_a["id"])
+    row = media_list_row(MediaItem.objects.filter(pk=item.pk).values(*LIST_ROW_FIELDS).get())
+    assert row == dict(MediaListRow(item).data)
+    assert list(row) == list(MediaListRow().fields)
+
+
+# --- cache calls ------------------------------------------------------------------------------------------
+def test_a_cached_detail_read_is_one_cache_read_besides_the_limiter(
+    client_a: User, api_as: Any, item_a: dict[str, Any], cache_calls: CacheCalls
+) -> None:
+    api = api_as(client_a)
+    api.get(_url(item_a))
+    with cache_calls:
+        assert api.get(_url(item_a)).status_code == 200
+    # get_many: the body and its generation together; add/incr: django-ratelimit counting the read window
+    # (on Redis those two are one round trip: tests/ratelimit/test_redis.py pins that).
+    assert sorted(cache_calls.calls) == ["add", "get_many", "incr"]
+
+
+def test_a_list_read_touches_the_cache_only_for_the_limiter(
+    client_a: User, api_as: Any, item_a: dict[str, Any], cache_calls: CacheCalls
+) -> None:
+    api = api_as(client_a)
+    api.get("/api/v1/media/")
+    with cache_calls:
+        assert api.get("/api/v1/media/").status_code == 200
+    assert sorted(cache_calls.calls) == ["add", "incr"]
+
+
+# --- the rules still hold ---------------------------------------------------------------------------------
+def test_another_owner_never_gets_a_cached_body(
+    client_a: User, client_b: User, api_as: Any, item_a: dict[str, Any]
+) -> None:
+    assert api_as(client_a).get(_url(item_a)).status_code == 200  # cached for a
+    response = api_as(client_b).get(_url(item_a))
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def test_a_deleted_item_is_404_at_once_though_its_body_was_cached(
+    client_a: User, api_as: Any, item_a: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    api = api_as(client_a)
+    assert api.get(_url(item_a)).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        media_item_delete(owner=client_a, media_id=item_a["id"])
+    assert api.get(_url(item_a)).status_code == 404
+
+
+def test_a_new_outcome_is_served_at_once(client_a: User, api_as: Any, item_a: dict[str, Any]) -> None:
+    api = api_as(client_a)
+    before = api.get(_url(item_a))
+    media_item_record_outcome(
+        media_id=item_a["id"], analysis_status="completed", trust_score=83, verdict="likely_authentic"
+    )
+    after = api.get(_url(item_a))
+    assert after.json()["trust_score"] == 83 and after["ETag"] != before["ETag"]
+
+
+def test_a_body_stored_from_a_row_read_before_a_write_is_never_served(client_a: User, item_a: dict[str, Any]) -> None:
+    # A reader misses and reads the generation, then a write commits and bumps it, then the reader stores the
+    # body it rendered from the old row: that entry carries the old generation and no read accepts it.
+    _, gen = detail_cache.lookup(item_a["id"], owner_id=client_a.pk, include_details=False)
+    detail_cache.store(item_a["id"], gen=gen, owner_id=client_a.pk, include_details=False, etag='"x"', body={})
+    assert detail_cache.lookup(item_a["id"], owner_id=client_a.pk, include_details=False)[0] is not None
+    _, gen = detail_cache.lookup(item_a["id"], owner_id=client_a.pk, include_details=False)
+    detail_cache.item_changed(item_a["id"])
+    detail_cache.store(item_a["id"], gen=gen, owner_id=client_a.pk, include_details=False, etag='"old"', body={})
+    assert detail_cache.lookup(item_a["id"], owner_id=client_a.pk, include_details=False)[0] is None
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda pk: MediaItem.objects.filter(pk=pk).update(trust_score=11),
+        lambda pk: MediaItem.objects.filter(pk__in=[pk], status="stored").update(trust_score=11),
+        lambda pk: MediaItem.objects.filter(status="stored").update(trust_score=11),  # rows not named: all retired
+        lambda pk: MediaItem.objects.bulk_update([MediaItem(pk=pk, trust_score=11)], ["trust_score"]),
+        lambda pk: _save(pk, trust_score=11),
+    ],
+    ids=["update-by-pk", "update-by-pk-in", "update-by-filter", "bulk_update", "save"],
+)
+def test_any_orm_write_to_an_item_retires_its_cached_body(
+    client_a: User, api_as: Any, item_a: dict[str, Any], write: Any
+) -> None:
+    api = api_as(client_a)
+    assert api.get(_url(item_a)).json()["trust_score"] is None  # cached now
+    write(item_a["id"])
+    assert api.get(_url(item_a)).json()["trust_score"] == 11
+
+
+def _save(pk: Any, **fields: Any) -> None:
+    item = MediaItem.objects.get(pk=pk)
+    for name, value in fields.items():
+        setattr(item, name, value)
+    item.save()
+
+
+def test_the_cache_being_down_costs_a_database_read_not_the_request(
+    client_a: User, api_as: Any, item_a: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("cache down")
+
+    backend = type(cache._connections[cache._alias])  # type: ignore[attr-defined]
+    monkeypatch.setattr(backend, "get_many", down)
+    monkeypatch.setattr(backend, "set", down)
+    response = api_as(client_a).get(_url(item_a))
+    assert response.status_code == 200 and response.json()["id"] == item_a["id"]
+
+
+@pytest.mark.redis
+@pytest.mark.xdist_group("redis")
+def test_on_redis_a_cached_detail_read_is_two_round_trips(
+    client_a: User, api_as: Any, item_a: dict[str, Any], settings: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    from ratelimit import monitor
+    from ratelimit.policies import policy_cache
+
+    settings.CACHES = {
+        "default": {"BACKEND": "ratelimit.cache.RedisCache", "LOCATION": redis_url, "KEY_PREFIX": "test-read-path"}
+    }
+    settings.HLEKKR_RATELIMIT_POLICY_TTL = 60
+    cache.clear()
+    policy_cache.invalidate()
+    api = api_as(client_a)
+    api.get(_url(item_a))
+    sent: list[str] = []
+    original = redis.Redis.execute_command
+
+    def counting(self_: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(args[0]))
+        return original(self_, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    monitor._local.last_push = time.monotonic() + 60  # the monitor pushes once a second, not per request
+    try:
+        assert api.get(_url(item_a)).status_code == 200
+        during = list(sent)
+    finally:
+        cache.clear()
+    assert during == ["EVALSHA", "MGET"]  # the limiter's one Lua call; the body and its generation
