@@ -8,6 +8,7 @@ Only `requests` and the standard library. Usage:
     python hlekkr_client.py photo.jpg                      # polls with backoff
     python hlekkr_client.py --webhook-port 8765 video.mp4  # or waits for the signed webhook on 127.0.0.1
     python hlekkr_client.py https://news.example/story      # a link: Hlekkr fetches the page's media itself
+    python hlekkr_client.py --batch a.jpg b.mp4 https://news.example/story  # one batch, one line per item
 
 Files larger than --multipart-threshold go through a multipart upload. Progress is saved after every part in a
 small JSON state file (default `<file>.hlekkr-upload.json`): run the same command again after an interruption and
@@ -236,6 +237,33 @@ class HlekkrClient:
         self.log(f"asked Hlekkr to fetch {url}: media {item['id']}")
         return dict(item)
 
+    def analyse_batch(self, entries: list[str], **upload_options: Any) -> dict[str, Any]:
+        """Upload the files among `entries` (URLs are left to Hlekkr), then analyse them all as one batch
+        (up to 500). A refusal names every offending entry in `details.entries`."""
+        items: list[dict[str, str]] = []
+        for entry in entries:
+            if entry.startswith(("http://", "https://")):
+                items.append({"url": entry})
+            else:
+                items.append({"media_id": str(self.upload(Path(entry), **upload_options)["id"])})
+        batch = self.api_json("POST", "/api/v1/batches/", expect=(201,), json={"items": items})
+        self.log(f"batch {batch['id']}: {batch['total']} items")
+        return dict(batch)
+
+    def wait_batch(self, batch_id: str, *, timeout: float = 900.0) -> dict[str, Any]:
+        """Poll the batch (backoff as for items) until it is completed; return its last body."""
+        deadline = time.monotonic() + timeout
+        delay = 1.0
+        while True:
+            batch = self.api_json("GET", f"/api/v1/batches/{batch_id}/")
+            if batch.get("status") == "completed":
+                return dict(batch)
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError(f"batch {batch_id} not finished after {timeout:.0f} s")
+            self.log(f"batch {batch_id}: {batch['counts']}")
+            self.sleep(delay)
+            delay = min(20.0, delay * 1.5)
+
     # --- waiting ----------------------------------------------------------------------------------------
     def wait_polling(self, media_id: str, *, timeout: float = 900.0) -> dict[str, Any]:
         """Poll the item with exponential backoff (1 s, 1.5 s, ... up to 20 s); 429s wait their Retry-After.
@@ -358,6 +386,8 @@ class WebhookReceiver:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Upload a file to Hlekkr and print its verdict.")
     parser.add_argument("file", help="a file to upload, or an http(s) URL for Hlekkr to fetch")
+    parser.add_argument("more", nargs="*", help="with --batch: further files or URLs")
+    parser.add_argument("--batch", action="store_true", help="analyse every file and URL given as one batch")
     parser.add_argument("--url", default=os.environ.get("HLEKKR_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--username", default=os.environ.get("HLEKKR_USERNAME"))
     parser.add_argument("--multipart-threshold", type=int, default=DEFAULT_MULTIPART_THRESHOLD, metavar="BYTES")
@@ -367,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the final item as JSON")
     parser.add_argument("--stop-after-parts", type=int, help=argparse.SUPPRESS)  # simulates an interruption
     args = parser.parse_args(argv)
+    if args.batch:
+        return _main_batch(parser, args)
+    if args.more:
+        parser.error("several files or URLs need --batch")
     is_url = args.file.startswith(("http://", "https://"))
     if not is_url and not Path(args.file).is_file():
         parser.error(f"{args.file} is not a file")
@@ -432,6 +466,36 @@ def main(argv: list[str] | None = None) -> int:
     final = f" (human verdict: {item['final_verdict']})" if item.get("final_verdict") else ""
     print(f"media {item['id']}: verdict {item.get('verdict')}, trust score {item.get('trust_score')}{final}")
     return 0
+
+
+def _main_batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    entries = [args.file, *args.more]
+    for entry in entries:
+        if not entry.startswith(("http://", "https://")) and not Path(entry).is_file():
+            parser.error(f"{entry} is not a file")
+    try:
+        client = HlekkrClient(
+            args.url,
+            api_key=os.environ.get("HLEKKR_API_KEY"),
+            username=args.username,
+            password=os.environ.get("HLEKKR_PASSWORD"),
+        )
+        batch = client.analyse_batch(entries, multipart_threshold=args.multipart_threshold)
+        batch = client.wait_batch(str(batch["id"]), timeout=args.timeout)
+    except TimeoutError as exc:
+        print(str(exc), file=sys.stderr)
+        return 5
+    except (HlekkrError, requests.RequestException) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(batch, indent=2))
+    for item, entry in zip(batch["items"], entries, strict=False):
+        if item["state"] == "done":
+            print(f"{entry}: verdict {item['verdict']}, trust score {item['trust_score']}")
+        else:
+            print(f"{entry}: {item['state']} ({item['error']})")
+    return 0 if all(item["state"] == "done" for item in batch["items"]) else 4
 
 
 if __name__ == "__main__":

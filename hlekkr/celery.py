@@ -21,6 +21,7 @@ BEAT_MODULES = (
     "media.beat",
     "analysis.beat",
     "review.beat",
+    "batches.beat",
     "ratelimit.beat",
     "hlekkr.webhooks.beat",
 )

@@ -50,6 +50,14 @@ CATALOGUE: tuple[ErrorCode, ...] = (
         "`media/from-url/`: the host resolves to a private, loopback, link-local or metadata address (400 in the "
         "request; also a fetch's `source.error` when a redirect or a page's media link leads there).",
     ),
+    ErrorCode("batch_empty", (400,), "`batches/`: the batch lists no items."),
+    ErrorCode("batch_too_large", (400,), "`batches/`: more than 500 items (`details.max_items`, `details.count`)."),
+    ErrorCode(
+        "batch_invalid",
+        (400,),
+        "`batches/`: some entries cannot be analysed; `details.entries` names each (index, code, message): "
+        "`invalid_entry`, `duplicate_entry`, `unknown_media`, `media_not_stored`, or a URL code.",
+    ),
     ErrorCode("unknown_moderator", (400,), "A lead named a moderator who does not exist."),
     ErrorCode("not_a_moderator", (400, 403), "The user named (400) or the caller (403) is not an active moderator."),
     ErrorCode("replace_required", (400,), "Every reviewer slot is held: name the holder the assignment replaces."),
@@ -133,6 +141,12 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode("fetch_unsupported_type", (), "URL fetch: the server declared a type that is not image, video or audio."),
     ErrorCode("page_without_media", (), "URL fetch: the page names no og:video, og:image, <video> or <img>."),
     ErrorCode("fetch_internal_error", (), "URL fetch: the fetch failed inside Hlekkr three times."),
+    # --- a batch entry's code (`details.entries[].code` of batch_invalid, or an item's `error`) ------------------
+    ErrorCode("invalid_entry", (), "Batch entry: not exactly one of `media_id` or `url`."),
+    ErrorCode("duplicate_entry", (), "Batch entry: the same media id or URL listed again (`duplicate_of`)."),
+    ErrorCode("unknown_media", (), "Batch entry: not an id of one of your media items (unknown and others' alike)."),
+    ErrorCode("analysis_failed", (), "Batch item: the item's analysis failed."),
+    ErrorCode("fetch_failed", (), "Batch item: the URL fetch ended without media and without a code."),
     # --- 3xx ---------------------------------------------------------------------------------------------------
     ErrorCode(
         "duplicate_of",

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "media",
     "analysis",
     "review",
+    "batches",
     "ratelimit",
 ]
 

@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("media.api.urls")),
     path("", include("analysis.api.urls")),
     path("", include("review.api.urls")),
+    path("", include("batches.api.urls")),
     path("", include("hlekkr.webhooks.api.urls")),
     path("", include("hlekkr.evidence.urls")),
 ]

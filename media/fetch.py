@@ -72,12 +72,28 @@ def refusal_from(exc: ssrf.DestinationRefused) -> FetchRefused:
     return FetchRefused(message, code="url_destination_refused")
 
 
-def check_source_url(url: str) -> None:
-    """The cheap checks done in the request (scheme, host, where it resolves); the worker checks every hop again."""
+def check_url_form(url: str) -> None:
+    """What can be said of a URL without the network: an absolute http(s) URL with a host, no credentials."""
     if len(url) > 2048:
         raise FetchRefused("The URL is longer than 2048 characters.", code="url_invalid")
     if "://" not in url:
         raise FetchRefused("This is not a URL; send an absolute http(s) URL.", code="url_invalid")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise FetchRefused("This is not a valid URL.", code="url_invalid") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise FetchRefused(
+            f"The scheme {parts.scheme!r} is not allowed; use https or http.", code="url_scheme_not_allowed"
+        )
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        raise FetchRefused("The URL needs a host and no credentials.", code="url_invalid")
+
+
+def check_source_url(url: str) -> None:
+    """The cheap checks done in the request (scheme, host, where it resolves); the worker checks every hop again."""
+    check_url_form(url)
     try:
         ssrf.check_url(url, allowed_hosts=conf.fetch_allowed_hosts())
     except ssrf.DestinationRefused as exc:

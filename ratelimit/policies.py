@@ -56,6 +56,8 @@ DEFAULT_POLICIES: tuple[tuple[str, str, str, dict[str, float], str], ...] = (
     ("upload_init", "user", "5/m", _DEFAULT_MULTIPLIERS, "Multipart upload initiation, per user"),
     ("read", "user", "60/m", _DEFAULT_MULTIPLIERS, "Reads, per user"),
     ("review", "user", "30/m", _DEFAULT_MULTIPLIERS, "Review actions (API and dashboard), per moderator"),
+    ("batch", "user", "10/m", _DEFAULT_MULTIPLIERS, "Batch creation (up to 500 items each), per user"),
+    ("batch", "user", "100/h", _DEFAULT_MULTIPLIERS, "Batch creation, hourly cap per user"),
     ("webhooks", "user", "30/m", _DEFAULT_MULTIPLIERS, "Webhook endpoint management, per user"),
 )
 

@@ -19,6 +19,7 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "analysis.failed": "analysis.failed",
     "review.completed": "review.decided",
     "media.deleted": "media.deleted",
+    "batch.completed": "batch.completed",
 }
 DOMAIN_TO_WEBHOOK: dict[str, str] = {domain: hook for hook, domain in WEBHOOK_EVENTS.items()}
 

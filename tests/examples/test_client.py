@@ -233,3 +233,21 @@ def test_a_refused_link_exits_4_with_the_code(live_server: Any, client_a: Any, f
     result = _run(live_server, url, env={"HLEKKR_USERNAME": "client_a", "HLEKKR_PASSWORD": PASSWORD})
     assert result.returncode == 4, result.stderr
     assert "refused (page_without_media" in result.stdout
+
+
+def test_it_analyses_files_and_links_as_one_batch(
+    live_server: Any, client_a: Any, fetch_server: FetchServer, tmp_path: Path
+) -> None:
+    photo = tmp_path / "portrait.jpg"
+    photo.write_bytes(_photo(136))
+    good = fetch_server.serve("/noise.png", _noise_png(64), content_type="image/png")
+    bad = fetch_server.serve("/words.html", b"<html><body>words</body></html>", "text/html")
+    result = _run(
+        live_server, "--batch", str(photo), good, bad, env={"HLEKKR_USERNAME": "client_a", "HLEKKR_PASSWORD": PASSWORD}
+    )
+    assert result.returncode == 4, result.stderr  # one entry was refused
+    lines = result.stdout.strip().splitlines()
+    uploaded = MediaItem.objects.get(owner=client_a, original_filename="portrait.jpg")
+    assert lines[0] == f"{photo}: verdict {uploaded.verdict}, trust score {uploaded.trust_score}"
+    assert lines[1].startswith(f"{good}: verdict ")
+    assert lines[2] == f"{bad}: failed (page_without_media)"

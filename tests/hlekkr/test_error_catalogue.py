@@ -16,7 +16,7 @@ from hlekkr import errors, exceptions
 from hlekkr.api import _DRF_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = ("hlekkr", "media", "analysis", "review", "ratelimit")
+SOURCE_DIRS = ("hlekkr", "media", "analysis", "review", "batches", "ratelimit")
 
 # Calls whose `code=` is not an API error code: Django's ValidationError is form/model validation shown in
 # admin and dashboard forms (never the API envelope: DRF's serializers put their messages under

@@ -107,6 +107,11 @@ ROUTES: dict[str, Route] = {
     ),
     "api/v1/review/items/<uuid:item_id>/escalate/": Route(REVIEW, ("POST",), REVIEW_RW, {"note": "need a lead"}),
     "api/v1/review/items/<uuid:item_id>/assign/": Route(REVIEW_LEAD, ("POST",), REVIEW_RW, {"moderator": "mod"}),
+    # batches
+    "api/v1/batches/": Route(
+        SELF, ("POST",), (("POST", "media:write"),), {"items": [{"url": "https://a.example/x.jpg"}]}
+    ),
+    "api/v1/batches/<uuid:batch_id>/": Route(OWNER, ("GET",), (("GET", "media:read"),)),
     # webhooks
     "api/v1/webhooks/": Route(
         SELF, ("GET", "POST"), MEDIA_RW, {"url": "https://hooks.example.org/x", "events": ["analysis.completed"]}
@@ -263,6 +268,10 @@ def cast(settings: Any, tmp_path: Any) -> Cast:
     ticket = media_services.multipart_upload_start(
         owner=owner, filename="big.mp4", size=20 * 1024 * 1024, content_type="video/mp4"
     )
+    from batches.models import Batch, BatchItem
+
+    batch = Batch.objects.create(owner=owner, total=1)
+    BatchItem.objects.create(batch=batch, owner=owner, position=0, media=media, state="done")
     endpoint = WebhookEndpoint.objects.create(
         owner=owner, url="https://hooks.example.org/h", events=["analysis.completed"], secret="whsec-sweep"
     )
@@ -276,6 +285,7 @@ def cast(settings: Any, tmp_path: Any) -> Cast:
             "analysis_id": str(analysis.pk),
             "upload_id": str(ticket.upload.pk),
             "endpoint_id": str(endpoint.pk),
+            "batch_id": str(batch.pk),
             "item_id": str(item.pk),
             "part_number": "1",
         },
