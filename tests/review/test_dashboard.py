@@ -165,3 +165,10 @@ def test_the_item_page_keeps_its_query_count_and_only_leads_get_the_assign_form(
     assert page.status_code == 200 and 'name="moderator"' not in page.content.decode()
     lead_page = logged_in(lead).get(f"/dashboard/items/{item.pk}/").content.decode()
     assert 'name="moderator"' in lead_page and "junior (moderator)" in lead_page
+
+
+def test_the_item_page_says_nothing_found_is_not_proof(senior, item_factory) -> None:  # type: ignore[no-untyped-def]
+    item = item_factory()
+    ReviewItem.objects.filter(pk=item.pk).update(machine_verdict="no_manipulation_found")
+    page = logged_in(senior).get(f"/dashboard/items/{item.pk}/").content.decode()
+    assert "no_manipulation_found" in page and "not proof of authenticity" in page
