@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "hlekkr.ops.middleware.RequestIdMiddleware",
     "hlekkr.ops.middleware.RequestStatsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "hlekkr.csp.ContentSecurityPolicyMiddleware",  # strict: no inline scripts or styles (hlekkr/csp.py)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -341,7 +342,8 @@ HLEKKR_TRUSTED_PROXIES = env_networks("HLEKKR_TRUSTED_PROXIES")
 
 # --- security -------------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
+# htmx sends the token from the page (hx-headers on <body>), so no script needs the cookie.
+CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

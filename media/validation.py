@@ -17,7 +17,6 @@ Nothing here reads a whole file into memory: sniffing reads the first 8 KiB, the
 
 from __future__ import annotations
 
-import os
 import struct
 import unicodedata
 import warnings
@@ -481,10 +480,3 @@ def validate_media(fh: IO[bytes], *, size: int, declared_content_type: str | Non
         width, height = check_image(fh, mime)
         return MediaFacts(mime, kind, width, height)
     return check_audio_video(fh, size, mime, kind)
-
-
-def file_size(fh: IO[bytes]) -> int:
-    fh.seek(0, os.SEEK_END)
-    size = fh.tell()
-    fh.seek(0)
-    return size

@@ -25,6 +25,7 @@ from hlekkr.audit.services import audit_record
 from hlekkr.events import REVIEW_DECIDED, publish
 from hlekkr.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from media.models import MediaItem
+from media.services import media_item_record_final_verdict
 from review import assignment as algo
 from review import escalation
 from review.models import (
@@ -573,19 +574,6 @@ def machine_leaning(item: ReviewItem) -> str:
     return HumanVerdict.MANIPULATED if item.machine_probability >= 0.5 else HumanVerdict.AUTHENTIC
 
 
-def _record_final_verdict(media_id: Any, verdict: str) -> None:
-    try:
-        from media.services import media_item_record_final_verdict
-    except ImportError:
-        # The media app's service is the owner of this write; until it exists, do the same one-row update it
-        # is specified to do (final verdict plus the outcome version that keys ETags and caches).
-        from django.db.models import F
-
-        MediaItem.objects.filter(pk=media_id).update(final_verdict=verdict, outcome_version=F("outcome_version") + 1)
-        return
-    media_item_record_final_verdict(media_id=media_id, verdict=verdict)
-
-
 def review_decision_submit(
     *, item_id: Any, user: User, verdict: str, confidence: float, notes: str = ""
 ) -> tuple[ReviewItem, ReviewDecision]:
@@ -713,7 +701,7 @@ def _announce_decided(item: ReviewItem, decisions: list[ReviewDecision], *, acto
     service audits its own write, so this runs after the caller's `review.decision` record (chain order:
     decision, media final verdict, decided)."""
     verdict, confidence = str(item.final_verdict), item.final_confidence
-    _record_final_verdict(item.media_id, verdict)
+    media_item_record_final_verdict(media_id=item.media_id, verdict=verdict)
     owner_id = MediaItem.objects.filter(pk=item.media_id).values_list("owner_id", flat=True).first()
     audit_record(
         actor=actor,

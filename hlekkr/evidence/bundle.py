@@ -8,7 +8,6 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-from django.apps import apps
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
@@ -18,6 +17,7 @@ from analysis.models import Analysis, AnalysisStatus, DetectorResult
 from hlekkr.exceptions import Conflict
 from media.models import MediaItem, MediaStatus
 from media.selectors import media_item_facts
+from review.models import ReviewItem
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,8 @@ def _hash_matches(results: dict[str, DetectorResult]) -> dict[str, Any] | None:
 
 
 def _review(analysis: Analysis) -> dict[str, Any] | None:
-    """The human outcome for this analysis, when the review app is installed and reviewed it."""
-    try:
-        review_item_model = apps.get_model("review", "ReviewItem")
-    except LookupError:
-        return None
-    item = review_item_model.objects.filter(analysis=analysis).prefetch_related("decisions").first()
+    """The human outcome for this analysis, when review has an item for it."""
+    item = ReviewItem.objects.filter(analysis=analysis).prefetch_related("decisions").first()
     if item is None:
         return None
     decisions = list(item.decisions.all())

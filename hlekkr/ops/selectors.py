@@ -6,7 +6,6 @@ the request stats) so that alert does not go blind when the monitor's selector f
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,17 +14,17 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from analysis.models import Analysis, AnalysisStatus, BedrockCall, DetectorResult
 from hlekkr.ops.models import AlertKind, AlertRule, QueueDepthSample, RequestMinute
 from hlekkr.ops.stats import merge_buckets, percentile_from_buckets
-
-logger = logging.getLogger(__name__)
+from hlekkr.webhooks.models import DeliveryStatus, WebhookDelivery
+from ratelimit import selectors as ratelimit_selectors
+from review.models import OPEN_STATUSES, Priority, ReviewItem
 
 
 # --- review queue ---------------------------------------------------------------------------------------
 def review_queue_snapshot() -> dict[str, Any]:
     """Items awaiting a decision (pending, assigned, escalated) by priority, and SLA breaches."""
-    from review.models import OPEN_STATUSES, Priority, ReviewItem
-
     open_items = ReviewItem.objects.filter(status__in=OPEN_STATUSES).order_by()
     by_priority = dict.fromkeys(Priority.values, 0)
     for priority, count in open_items.values_list("priority").annotate(n=Count("pk")):
@@ -67,15 +66,11 @@ def stuck_after() -> timedelta:
 
 
 def stuck_analyses_count() -> int:
-    from analysis.models import Analysis, AnalysisStatus
-
     cutoff = timezone.now() - stuck_after()
     return Analysis.objects.filter(status=AnalysisStatus.RUNNING, started_at__lt=cutoff).count()
 
 
 def stuck_analyses(limit: int = 10) -> list[str]:
-    from analysis.models import Analysis, AnalysisStatus
-
     cutoff = timezone.now() - stuck_after()
     rows = Analysis.objects.filter(status=AnalysisStatus.RUNNING, started_at__lt=cutoff).order_by("started_at")
     return [str(pk) for pk in rows.values_list("id", flat=True)[:limit]]
@@ -129,61 +124,32 @@ def upload_window(*, minutes: int, now: datetime | None = None) -> dict[str, Any
 
 
 # --- rate limits, webhooks, Bedrock ------------------------------------------------------------------------
-def _ratelimit_selectors() -> Any | None:
-    try:
-        from ratelimit import selectors as ratelimit_selectors  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return ratelimit_selectors
-
-
 def ratelimit_refusals_last_hour() -> int:
-    """From the rate-limit monitor when it is installed, else the 429s the request stats recorded."""
-    module = _ratelimit_selectors()
-    if module is not None and hasattr(module, "refusals_last_hour"):
-        try:
-            return int(module.refusals_last_hour())
-        except Exception:
-            logger.warning("ratelimit.selectors.refusals_last_hour failed; using request stats", exc_info=True)
-    return int(request_window(minutes=60)["count_429"])
+    """429s in the last hour, from the rate-limit monitor's per-minute rows."""
+    return ratelimit_selectors.refusals_last_hour()
 
 
-def ratelimit_top_offenders(limit: int = 5) -> list[Any]:
-    module = _ratelimit_selectors()
-    if module is None or not hasattr(module, "top_offenders"):
-        return []
-    try:
-        return list(module.top_offenders(limit=limit))[:limit]
-    except Exception:
-        logger.warning("ratelimit.selectors.top_offenders failed", exc_info=True)
-        return []
+def ratelimit_top_offenders(limit: int = 5) -> list[dict[str, Any]]:
+    return ratelimit_selectors.top_offenders(hours=1, limit=limit)
 
 
-def format_offender(offender: Any) -> str:
-    if isinstance(offender, dict) and "key" in offender:
-        return f"{offender['key']} ({offender.get('refused', '?')} refused)"
-    return str(offender)
+def format_offender(offender: dict[str, Any]) -> str:
+    return f"{offender['key']} ({offender['refused']} refused)"
 
 
 def webhook_deliveries_by_status(hours: int = 1) -> dict[str, int]:
     """Deliveries attempted in the last `hours`, by status."""
-    from hlekkr.webhooks.models import WebhookDelivery
-
     rows = WebhookDelivery.objects.order_by().filter(last_attempt_at__gte=timezone.now() - timedelta(hours=hours))
     return {str(status): n for status, n in rows.values_list("status").annotate(n=Count("pk"))}
 
 
 def webhook_failures_last_hour() -> int:
-    from hlekkr.webhooks.models import DeliveryStatus
-
     counts = webhook_deliveries_by_status()
     return sum(n for status, n in counts.items() if status in (DeliveryStatus.FAILED, DeliveryStatus.GIVEN_UP))
 
 
 def bedrock_usage_last_day() -> dict[str, Any]:
     """Calls and errors from the bedrock detector's results; spend from the recorded Bedrock calls."""
-    from analysis.models import BedrockCall, DetectorResult
-
     since = timezone.now() - timedelta(days=1)
     counts = DetectorResult.objects.filter(detector="bedrock", created_at__gte=since).aggregate(
         calls=Count("id"), errors=Count("id", filter=Q(status="error"))
@@ -202,8 +168,6 @@ def hourly_series(hours: int = 24) -> dict[str, list[tuple[datetime, float]]]:
     depth: dict[datetime, list[int]] = {}
     for sampled_at, total in QueueDepthSample.objects.filter(sampled_at__gte=start).values_list("sampled_at", "total"):
         depth.setdefault(sampled_at.replace(minute=0, second=0, microsecond=0), []).append(total)
-
-    from analysis.models import Analysis
 
     rows = (
         Analysis.objects.filter(finished_at__gte=start)

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -143,7 +143,3 @@ def merge_buckets(rows: Any) -> list[int]:
             if i < len(merged):
                 merged[i] += int(value)
     return merged
-
-
-def window_start(minutes: int) -> datetime:
-    return timezone.now() - timedelta(minutes=minutes)

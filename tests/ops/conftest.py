@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,20 +36,11 @@ def _clean_request_stats() -> Iterator[None]:
 @pytest.fixture
 def make_analysis(client_a: Any):  # type: ignore[no-untyped-def]
     """make_analysis(status=..., started_at=..., finished_at=...) -> Analysis of a fresh stored image."""
-    from analysis.models import Analysis
-    from media.models import MediaItem
+    from tests.factories import AnalysisFactory, make_media
 
-    def make(status: str = "queued", **fields: Any) -> Analysis:
-        media = MediaItem.objects.create(
-            owner=client_a,
-            kind="image",
-            mime_type="image/png",
-            size=10,
-            sha256=hashlib.sha256(uuid.uuid4().bytes).hexdigest(),
-            storage_key=f"test/{uuid.uuid4().hex}",
-            status="stored",
-        )
-        return Analysis.objects.create(media=media, run_number=1, status=status, **fields)
+    def make(status: str = "queued", **fields: Any) -> Any:
+        unscored = {"manipulation_probability": None, "confidence": None, "trust_score": None, "verdict": ""}
+        return AnalysisFactory(media=make_media(client_a, analysis_status=""), status=status, **{**unscored, **fields})
 
     return make
 

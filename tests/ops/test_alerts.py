@@ -23,6 +23,9 @@ from hlekkr.ops.models import (
     WorkerHeartbeat,
 )
 from hlekkr.ops.services import alerts_evaluate
+from ratelimit.models import RateLimitHit
+from review.models import ReviewItem
+from tests.factories import RateLimitHitFactory, make_item
 
 pytestmark = pytest.mark.django_db
 
@@ -111,14 +114,20 @@ def test_queue_depth_alert_resolves_when_the_queue_drains() -> None:
     assert Alert.objects.get(rule__kind="review_queue_depth").resolved_at is not None
 
 
-def test_the_beat_task_samples_the_review_queue(settings: Any) -> None:
+def test_the_beat_task_samples_the_review_queue(client_a: Any) -> None:
     from hlekkr.ops.tasks import sample_queue_depth_task
 
-    snapshot = {"total": 7, "by_priority": {"critical": 2, "high": 5}, "breaches_by_priority": {}, "sla_breaches": 1}
-    with mock.patch("hlekkr.ops.selectors.review_queue_snapshot", return_value=snapshot):
-        sample_queue_depth_task.delay()
+    for _ in range(2):
+        make_item(client_a, priority="critical")
+    for _ in range(4):
+        make_item(client_a, priority="high")
+    make_item(client_a, priority="high", due_in=timedelta(minutes=-5))  # past its SLA
+    decided = make_item(client_a, priority="high")
+    ReviewItem.objects.filter(pk=decided.pk).update(status="decided")  # not open: not counted
+    sample_queue_depth_task.delay()
     sample = QueueDepthSample.objects.get()
-    assert sample.total == 7 and sample.by_priority["critical"] == 2 and sample.sla_breaches == 1
+    assert sample.total == 7 and sample.by_priority["critical"] == 2 and sample.by_priority["high"] == 5
+    assert sample.sla_breaches == 1
 
 
 # --- API error rate ----------------------------------------------------------------------------------------
@@ -196,20 +205,30 @@ def test_rate_limited_uploads_are_not_upload_failures() -> None:
 
 
 # --- rate-limit refusals -----------------------------------------------------------------------------------
+def refusals_in_the_last_hour(count: int) -> None:
+    """The rate-limit monitor's rows as they are flushed: `count` refusals 10 minutes ago, nothing else recent."""
+    RateLimitHit.objects.filter(minute__gte=timezone.now() - timedelta(hours=1)).update(
+        minute=timezone.now() - timedelta(hours=2)
+    )
+    if count:
+        RateLimitHitFactory(refused=count, minute=timezone.now() - timedelta(minutes=10))
+
+
 def test_ratelimit_alert_opens_above_100_refusals_an_hour_and_resolves() -> None:
     enable("ratelimit_refusals")
-    with mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=150):
-        assert alerts_evaluate().opened == ["ratelimit_refusals"]
-    with mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=20):
-        assert alerts_evaluate().resolved == ["ratelimit_refusals"]
+    refusals_in_the_last_hour(150)
+    assert alerts_evaluate().opened == ["ratelimit_refusals"]
+    assert "ip:203.0.113." in open_alert("ratelimit_refusals").message  # type: ignore[union-attr]
+    refusals_in_the_last_hour(20)
+    assert alerts_evaluate().resolved == ["ratelimit_refusals"]
 
 
-def test_refusals_are_counted_from_recorded_429s_when_the_monitor_has_no_selector() -> None:
+def test_refusals_older_than_an_hour_do_not_count() -> None:
     from hlekkr.ops import selectors
 
-    requests_at(count=300, count_4xx=120, count_429=120, minutes_ago=30)
-    with mock.patch("hlekkr.ops.selectors._ratelimit_selectors", return_value=None):
-        assert selectors.ratelimit_refusals_last_hour() == 120
+    RateLimitHitFactory(refused=90, minute=timezone.now() - timedelta(minutes=50))
+    RateLimitHitFactory(refused=500, minute=timezone.now() - timedelta(minutes=70))
+    assert selectors.ratelimit_refusals_last_hour() == 90
 
 
 # --- worker heartbeat --------------------------------------------------------------------------------------
@@ -254,10 +273,10 @@ def test_a_threshold_edited_in_admin_is_audited_with_before_and_after(client: An
 
 def test_opening_and_resolving_are_audited() -> None:
     enable("ratelimit_refusals")
-    with mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=150):
-        alerts_evaluate()
-    with mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=0):
-        alerts_evaluate()
+    refusals_in_the_last_hour(150)
+    alerts_evaluate()
+    refusals_in_the_last_hour(0)
+    alerts_evaluate()
     actions = list(AuditEvent.objects.filter(object_type="ops.alert").values_list("action", flat=True))
     assert actions == ["alert.opened", "alert.resolved"]
 
@@ -332,8 +351,8 @@ def test_a_reopened_alert_is_a_new_row_and_notifies_again(settings: Any) -> None
     settings.ALERT_EMAILS = ["oncall@example.org"]
     enable("ratelimit_refusals")
     for value in (150, 0, 150):
-        with mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=value):
-            alerts_evaluate()
+        refusals_in_the_last_hour(value)
+        alerts_evaluate()
     assert Alert.objects.count() == 2
     assert [m.subject.split("]")[0] for m in mail.outbox] == ["[Hlekkr OPEN", "[Hlekkr RESOLVED", "[Hlekkr OPEN"]
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from hlekkr.ops import checks
 from hlekkr.ops.models import WorkerHeartbeat
+from tests.factories import RateLimitHitFactory
 from tests.ops.conftest import audit_tampering
 
 pytestmark = pytest.mark.django_db
@@ -127,13 +128,9 @@ def test_stuck_analyses_and_open_alerts_warn(make_analysis: Any) -> None:
 
 
 def test_keys_hitting_rate_limits_are_listed() -> None:
-    with (
-        mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=500),
-        mock.patch(
-            "hlekkr.ops.selectors.ratelimit_top_offenders", return_value=[{"key": "ip:203.0.113.9", "refused": 480}]
-        ),
-    ):
-        _, out = doctor("--json")
+    RateLimitHitFactory(key="ip:203.0.113.9", refused=480)
+    RateLimitHitFactory(key="ip:198.51.100.7", refused=20)
+    _, out = doctor("--json")
     rate_limits = findings(out)["rate_limits"]
     assert rate_limits["status"] == "WARN" and "ip:203.0.113.9 (480 refused)" in rate_limits["detail"]
 

@@ -10,6 +10,17 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.factories import (
+    AnalysisFactory,
+    BedrockCallFactory,
+    DetectorResultFactory,
+    RateLimitHitFactory,
+    WebhookDeliveryFactory,
+    WebhookEndpointFactory,
+    make_analysis,
+    make_item,
+)
+
 pytestmark = pytest.mark.django_db
 TOKEN = "metrics-token-for-tests-0123456789"
 
@@ -134,15 +145,11 @@ def test_detector_duration_and_errors_per_detector(client: Any, token: str, make
     assert errors == {"ela": 0, "jpeg": 1}
 
 
-def test_review_queue_depth_by_priority_and_sla_breaches(client: Any, token: str) -> None:
-    snapshot = {
-        "total": 5,
-        "by_priority": {"critical": 1, "high": 4, "medium": 0, "low": 0},
-        "breaches_by_priority": {"critical": 1, "high": 0, "medium": 0, "low": 0},
-        "sla_breaches": 1,
-    }
-    with mock.patch("hlekkr.ops.selectors.review_queue_snapshot", return_value=snapshot):
-        families = scrape(client)
+def test_review_queue_depth_by_priority_and_sla_breaches(client: Any, token: str, client_a: Any) -> None:
+    make_item(client_a, priority="critical", due_in=timedelta(minutes=-1))
+    for _ in range(4):
+        make_item(client_a, priority="high")
+    families = scrape(client)
     depth = {dict(k)["priority"]: v for k, v in samples(families["hlekkr_review_queue_depth"]).items()}
     assert depth["critical"] == 1 and depth["high"] == 4
     breaches = {dict(k)["priority"]: v for k, v in samples(families["hlekkr_review_sla_breaches"]).items()}
@@ -162,18 +169,24 @@ def test_upload_outcomes_are_classified_by_route_and_status() -> None:
     assert upload_outcome(429) is None
 
 
-def test_rate_limit_refusals_webhook_failures_and_bedrock_usage_are_exposed(client: Any, token: str) -> None:
-    with (
-        mock.patch("hlekkr.ops.selectors.ratelimit_refusals_last_hour", return_value=42),
-        mock.patch("hlekkr.ops.selectors.webhook_deliveries_by_status", return_value={"delivered": 3, "failed": 2}),
-        mock.patch(
-            "hlekkr.ops.selectors.bedrock_usage_last_day", return_value={"calls": 9, "errors": 1, "spend_usd": 0.42}
-        ),
-    ):
-        families = scrape(client)
+def test_rate_limit_refusals_webhook_failures_and_bedrock_usage_are_exposed(
+    client: Any, token: str, client_a: Any
+) -> None:
+    RateLimitHitFactory(refused=40)
+    RateLimitHitFactory(refused=2)
+    endpoint = WebhookEndpointFactory(owner=client_a)
+    for status in ("succeeded", "succeeded", "succeeded", "failed", "failed"):
+        WebhookDeliveryFactory(endpoint=endpoint, status=status)
+    analysis = make_analysis(client_a)
+    for i in range(9):
+        DetectorResultFactory(analysis=AnalysisFactory(media=analysis.media, run_number=i + 2), detector="bedrock",
+                              status="error" if i == 0 else "ok")  # fmt: skip
+    BedrockCallFactory(cost_usd="0.40")
+    BedrockCallFactory(cost_usd="0.02")
+    families = scrape(client)
     assert samples(families["hlekkr_ratelimit_refusals_last_hour"])[()] == 42
     webhooks = {dict(k)["status"]: v for k, v in samples(families["hlekkr_webhook_deliveries_last_hour"]).items()}
-    assert webhooks == {"delivered": 3, "failed": 2}
+    assert webhooks == {"succeeded": 3, "failed": 2}
     assert samples(families["hlekkr_bedrock_calls_last_day"])[()] == 9
     assert samples(families["hlekkr_bedrock_errors_last_day"])[()] == 1
     assert samples(families["hlekkr_bedrock_spend_usd_last_day"])[()] == pytest.approx(0.42)

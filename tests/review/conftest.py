@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from review_factories import PASSWORD, make_item
 
 from hlekkr.accounts.models import Role, User
 from review.models import EscalationPolicy, ModeratorProfile, ReviewItem
+from tests.factories import PASSWORD, make_item
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from review_factories import PASSWORD, make_item
 
 from review.models import AssignmentStatus, ItemStatus, ReviewAssignment, ReviewItem
+from tests.factories import PASSWORD, make_item
 
 CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"  # MPL-2.0, see its README
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,11 +46,16 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         instance.close()
 
 
-def login(browser: Any, live_server: Any, username: str) -> Any:
+def login(browser: Any, live_server: Any, username: str, *, fake_clock: bool = False) -> Any:
+    """A logged-in page whose `errors` collect page errors, 4xx/5xx responses and Content-Security-Policy
+    violations (Chromium reports each one on the console)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    if fake_clock:
+        page.clock.install()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     page.errors = errors
     page.goto(f"{live_server.url}/dashboard/")
     assert "/dashboard/login/" in page.url
@@ -130,4 +136,107 @@ def test_a_lead_reassigns_an_item(browser, live_server, client_a, lead, junior, 
     active = ReviewAssignment.objects.get(item=item, status=AssignmentStatus.ACTIVE)
     assert active.moderator == senior
     assert ReviewItem.objects.get(pk=item.pk).status == ItemStatus.ASSIGNED
+    assert not page.errors, page.errors
+
+
+def axe_violations(page: Any) -> list[str]:
+    """Serious and critical axe-core findings on the page as it is now (WCAG 2.1 A/AA rules). axe is evaluated
+    through the DevTools protocol, which a page's CSP does not govern, so the page keeps its real policy."""
+    page.evaluate(AXE.read_text())
+    result = page.evaluate(
+        """() => axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+                                    resultTypes: ["violations"]})"""
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_the_dashboard_sends_a_strict_csp_and_works_under_it(browser, live_server, client_a, lead) -> None:
+    no_policy_push()
+    item = make_item(client_a, priority="high", probability=0.9)
+    store_image(item)
+    page = login(browser, live_server, "lead")
+    response = page.goto(f"{live_server.url}/dashboard/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    page.get_by_label("Priority").select_option("high")  # an htmx request and swap under the policy
+    page.wait_for_timeout(300)
+    page.get_by_role("link", name=str(item.pk)[:8]).click()
+    page.get_by_role("button", name="Claim").click()
+    page.get_by_role("button", name="Reveal media").click()  # dashboard.js, and the media under img-src
+    assert page.locator("#media-image").evaluate("img => img.naturalWidth") == 480
+    page.goto(f"{live_server.url}/dashboard/status/")
+    assert page.get_by_role("heading", name="System status").is_visible()
+    assert not page.errors, page.errors
+    # The listener does see violations: an injected inline script is refused and reported.
+    page.evaluate("() => { const s = document.createElement('script'); s.textContent = '1'; document.body.append(s); }")
+    page.wait_for_timeout(200)
+    assert any("Content Security Policy" in e for e in page.errors)
+
+
+def test_queue_item_and_status_pages_have_no_serious_accessibility_violations(
+    browser, live_server, client_a, lead
+) -> None:
+    no_policy_push()
+    item = make_item(client_a, priority="high", probability=0.9)
+    store_image(item)
+    page = login(browser, live_server, "lead")
+    found = {"queue": axe_violations(page)}
+    page.goto(f"{live_server.url}/dashboard/items/{item.pk}/")
+    page.get_by_role("button", name="Claim").click()
+    page.wait_for_load_state()
+    found["item"] = axe_violations(page)
+    page.goto(f"{live_server.url}/dashboard/status/")
+    found["status"] = axe_violations(page)
+    assert found == {"queue": [], "item": [], "status": []}
+    assert not page.errors, page.errors
+
+
+def test_single_key_shortcuts_can_be_turned_off_and_stay_off(browser, live_server, client_a, senior) -> None:
+    no_policy_push()
+    item = make_item(client_a, priority="high", probability=0.9)
+    store_image(item)
+    from review.services import review_item_claim
+
+    review_item_claim(item_id=item.pk, user=senior)
+    page = login(browser, live_server, "senior")
+    page.goto(f"{live_server.url}/dashboard/items/{item.pk}/")
+    toggle = page.get_by_label("Single-key shortcuts")
+    assert toggle.is_checked()
+    toggle.uncheck()
+    page.reload()  # the choice is kept (per browser)
+    assert not page.get_by_label("Single-key shortcuts").is_checked()
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("m")
+    page.keyboard.press("9")
+    assert not page.locator('#decision-form input[value="manipulated"]').is_checked()
+    assert page.locator('input[name="confidence"]').input_value() != "0.9"
+    page.get_by_label("Single-key shortcuts").check()
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("m")
+    assert page.locator('#decision-form input[value="manipulated"]').is_checked()
+    assert not page.errors, page.errors
+
+
+def test_the_queue_poll_waits_while_focus_is_in_the_table(browser, live_server, client_a, senior) -> None:
+    no_policy_push()
+    first = make_item(client_a, priority="high")
+    page = login(browser, live_server, "senior", fake_clock=True)
+    page.mouse.move(2, 2)
+    rows = page.locator("#queue-rows tr[data-item]")
+    assert rows.count() == 1
+    link = page.get_by_role("link", name=str(first.pk)[:8])
+    link.focus()
+    make_item(client_a, priority="low")
+    page.clock.fast_forward(31_000)  # the poll is due, but a keyboard user is in the table
+    page.wait_for_timeout(500)
+    assert rows.count() == 1
+    assert page.evaluate("() => document.activeElement.textContent") == link.text_content()
+    page.get_by_role("button", name="Take next item").focus()  # leaving the table lets the update through
+    page.wait_for_function("() => document.querySelectorAll('#queue-rows tr[data-item]').length === 2")
+    assert page.locator("#queue-status").text_content() == "Queue updated: 2 items shown."
+    assert page.locator("#queue-status").get_attribute("aria-live") == "polite"
     assert not page.errors, page.errors

@@ -6,9 +6,9 @@ import re
 
 import pytest
 from django.test import Client
-from review_factories import PASSWORD
 
 from review.models import AssignmentStatus, ItemStatus, ReviewAssignment, ReviewItem
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)

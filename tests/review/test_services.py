@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
-from review_factories import make_analysis, payload_for
 
 from hlekkr.audit.models import AuditEvent
 from hlekkr.events import ANALYSIS_COMPLETED, REVIEW_DECIDED, publish, subscribe, unsubscribe
@@ -15,6 +14,7 @@ from media.models import MediaItem
 from review import assignment as algo
 from review import services
 from review.models import AssignmentStatus, ItemStatus, ModeratorProfile, ReviewAssignment, ReviewItem
+from tests.factories import make_analysis, payload_for
 
 pytestmark = pytest.mark.django_db
 

@@ -32,6 +32,28 @@
     if (radio) { radio.checked = true; radio.focus(); }
   }
 
+  // Single-key shortcuts can be turned off (WCAG 2.1.4: speech-input users would trigger them by accident).
+  // The choice is kept per browser; Ctrl+Enter uses a modifier and stays on.
+  var SHORTCUTS_KEY = "hlekkr.shortcuts";
+
+  function shortcutsOn() {
+    try { return window.localStorage.getItem(SHORTCUTS_KEY) !== "off"; } catch (e) { return true; }
+  }
+
+  function setShortcuts(on) {
+    try { window.localStorage.setItem(SHORTCUTS_KEY, on ? "on" : "off"); } catch (e) { /* private mode: this page only */ }
+    document.documentElement.setAttribute("data-shortcuts", on ? "on" : "off");
+  }
+
+  function initShortcutsToggle() {
+    var on = shortcutsOn();
+    document.documentElement.setAttribute("data-shortcuts", on ? "on" : "off");
+    var toggle = document.getElementById("shortcuts-toggle");
+    if (!toggle) { return; }
+    toggle.checked = on;
+    toggle.addEventListener("change", function () { setShortcuts(toggle.checked); });
+  }
+
   function onKey(event) {
     var form = document.getElementById("decision-form");
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && form) {
@@ -40,6 +62,7 @@
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
+    if (document.documentElement.getAttribute("data-shortcuts") === "off") { return; }
     if (event.key === "r") { toggleReveal(); return; }
     if (event.key === "h") { toggleHeatmap(); return; }
     if (!form) { return; }
@@ -69,4 +92,51 @@
     }
   });
   document.addEventListener("keydown", onKey);
+
+  // The queue refreshes itself, but never under the user: while focus or the pointer is inside the table or
+  // its filters, a due refresh waits until they leave. A changed queue is announced politely (aria-live).
+  function initQueuePoll() {
+    var rows = document.querySelector("[data-poll-seconds]");
+    if (!rows || !window.htmx) { return; }
+    var table = rows.closest("table") || rows;
+    var filters = document.querySelector(".filters");
+    var status = document.getElementById("queue-status");
+    var pending = false;
+    var hovering = false;
+    var before = "";
+
+    function busy() {
+      var active = document.activeElement;
+      var focused = active && active !== document.body && (table.contains(active) || (filters && filters.contains(active)));
+      return Boolean(focused) || hovering || document.hidden;
+    }
+
+    function refresh() {
+      if (busy()) { pending = true; return; }
+      pending = false;
+      before = rows.innerHTML;
+      window.htmx.trigger(rows, "hlekkr:refresh");
+    }
+
+    function maybeRefreshPending() {
+      if (pending) { window.setTimeout(refresh, 0); }
+    }
+
+    table.addEventListener("mouseenter", function () { hovering = true; });
+    table.addEventListener("mouseleave", function () { hovering = false; maybeRefreshPending(); });
+    document.addEventListener("focusout", function () { window.setTimeout(maybeRefreshPending, 0); });
+    document.addEventListener("visibilitychange", maybeRefreshPending);
+    rows.addEventListener("htmx:afterSwap", function () {
+      if (status && before && rows.innerHTML !== before) {
+        var count = rows.querySelectorAll("tr[data-item]").length;
+        status.textContent = "Queue updated: " + count + (count === 1 ? " item" : " items") + " shown.";
+      }
+      before = "";
+    });
+    var seconds = parseInt(rows.getAttribute("data-poll-seconds"), 10) || 30;
+    window.setInterval(refresh, seconds * 1000);
+  }
+
+  initShortcutsToggle();
+  initQueuePoll();
 })();
