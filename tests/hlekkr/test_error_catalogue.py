@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.core.management import CommandError, call_command
 
 from hlekkr import errors, exceptions
 from hlekkr.api import _DRF_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = ("hlekkr", "media", "analysis", "review", "batches", "ratelimit")
 
 # Calls whose `code=` is not an API error code: Django's ValidationError is form/model validation shown in
 # admin and dashboard forms (never the API envelope: DRF's serializers put their messages under
@@ -87,10 +87,25 @@ def _uses_in(path: Path) -> Iterator[Use]:
                     yield Use(code, f"{where} {node.name}() returns", None)
 
 
+def source_dirs() -> list[Path]:
+    """The project's own packages: every installed app that lives in this repository, and the project package."""
+    found = {ROOT / "hlekkr"}
+    for config in apps.get_app_configs():
+        path = Path(config.path).resolve()
+        if path.is_relative_to(ROOT) and ".venv" not in path.parts:
+            found.add(ROOT / path.relative_to(ROOT).parts[0])
+    return sorted(found)
+
+
+def test_the_scan_covers_every_app_of_the_project():
+    names = {path.name for path in source_dirs()}
+    assert {"hlekkr", "media", "analysis", "review", "batches", "ratelimit"} <= names
+
+
 def source_uses() -> list[Use]:
     uses = [Use(code, f"hlekkr/api.py _DRF_CODES[{cls.__name__}]", cls.status_code) for cls, code in _DRF_CODES.items()]
-    for directory in SOURCE_DIRS:
-        for path in sorted((ROOT / directory).rglob("*.py")):
+    for directory in source_dirs():
+        for path in sorted(directory.rglob("*.py")):
             if "migrations" not in path.parts:
                 uses.extend(_uses_in(path))
     return uses
