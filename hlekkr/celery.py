@@ -16,6 +16,16 @@ app = Celery("hlekkr")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
+def _add_consumer_steps(celery_app: Celery) -> None:
+    # Re-send work whose send failed during a broker outage as soon as the consumer reconnects (hlekkr/ops/broker.py).
+    from hlekkr.ops.broker import BrokerReturnStep
+
+    celery_app.steps["consumer"].add(BrokerReturnStep)
+
+
+_add_consumer_steps(app)
+
 BEAT_MODULES = (
     "hlekkr.ops.beat",
     "media.beat",

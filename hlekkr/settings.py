@@ -301,7 +301,18 @@ if CELERY_TASK_TIME_LIMIT >= CELERY_VISIBILITY_TIMEOUT:
 if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured("HLEKKR_TASK_SOFT_TIME_LIMIT must be shorter than HLEKKR_TASK_TIME_LIMIT")
 if not CELERY_BROKER_URL.startswith("filesystem"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        # A broker host that does not answer must not hold a request: connect within 2 s or fail, and do not
+        # retry the connection inside a send (kombu's default retry waited 2 s per send during an outage).
+        "socket_connect_timeout": env_float("HLEKKR_BROKER_CONNECT_TIMEOUT", 2.0, minimum=0.1),
+        "max_retries": 0,
+    }
+# Sending a task happens in the request path (after an upload commits): when the broker is away, fail the send
+# at once instead of retrying inside the request. Nothing is lost: the row stays queued, and it is re-sent when
+# a worker's consumer reconnects (hlekkr/ops/broker.py) or by the reconciler.
+CELERY_TASK_PUBLISH_RETRY = env_bool("HLEKKR_TASK_PUBLISH_RETRY", False)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("HLEKKR_BROKER_CONNECT_TIMEOUT", 2.0, minimum=0.1)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -364,7 +375,10 @@ LOG_JSON = env_bool("HLEKKR_LOG_JSON", PRODUCTION)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "hlekkr.ops.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "hlekkr.ops.logging.RequestIdFilter"},
+        "outage": {"()": "hlekkr.ops.logging.OutageTracebackFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
@@ -376,7 +390,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_JSON else "plain",
-            "filters": ["request_id"],
+            "filters": ["request_id", "outage"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

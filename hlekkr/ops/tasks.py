@@ -36,6 +36,16 @@ def purge_records_task() -> None:
     services.ops_records_purge()
 
 
+@shared_task(name="ops.broker_returned", acks_late=True, ignore_result=True, soft_time_limit=50, time_limit=60)
+def broker_returned_task(connected_at: str, lost_at: str | None = None) -> int:
+    """Sent by each worker's consumer when it (re)connects: re-send work whose send failed while it was away."""
+    from hlekkr.ops.broker import parse_time, resend_after_broker_return
+
+    connected = parse_time(connected_at)
+    assert connected is not None
+    return resend_after_broker_return(connected_at=connected, lost_at=parse_time(lost_at))
+
+
 @signals.worker_ready.connect
 def _heartbeat_on_start(sender: Any = None, **kwargs: Any) -> None:
     """Report at start-up for every queue this worker consumes, so a fresh worker counts before beat's first
