@@ -6,9 +6,11 @@ API request (a join for keys), the largest share of a cached read. Each process 
 a role, revoking a key stops it working within that many seconds on every process, and at once in the process
 that made the change (the services call `forget_user` / `forget_api_key`).
 
-What is not cached: the credential check itself. A JWT's signature and expiry are verified per request; an API
-key's secret is compared with the stored hash per request, and its expiry is read against the clock per
-request, so an expired key stops at its expiry, not up to TTL later. Nothing here holds a secret.
+What is not cached: anything the clock can change, and an API key's secret check. A JWT's signature is verified
+once per process and TTL (a token cannot change, so the answer cannot either), its expiry on every request; an
+API key's secret is compared with the stored hash on every request and its expiry read against the clock, so
+an expired token or key stops at its expiry, not up to TTL later. Access tokens in memory are the ones the
+process was just sent; nothing here is written anywhere.
 
 Process-local on purpose: a shared cache (Redis) would be a round trip per request, which is what this removes.
 """
@@ -55,6 +57,22 @@ class TtlCache:
             self._entries[key] = (now + ttl, value)
         return copy.copy(value)
 
+    def get(self, key: Any) -> Any:
+        """The remembered value itself (not a copy) or None: for immutable values only."""
+        if ttl_seconds() <= 0:
+            return None
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] > self.clock() else None
+
+    def put(self, key: Any, value: Any) -> None:
+        ttl = ttl_seconds()
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = (self.clock() + ttl, value)
+
     def forget(self, key: Any) -> None:
         self._entries.pop(key, None)
 
@@ -70,6 +88,7 @@ class TtlCache:
 
 users = TtlCache()  # user id -> User
 api_keys = TtlCache()  # key prefix -> ApiKey with its user loaded
+tokens = TtlCache()  # raw access token -> its verified simplejwt Token (signature checked once; expiry each time)
 
 
 def forget_user(user_id: Any) -> None:
@@ -86,3 +105,4 @@ def forget_api_key(prefix: str) -> None:
 def clear() -> None:
     users.clear()
     api_keys.clear()
+    tokens.clear()

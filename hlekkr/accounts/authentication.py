@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rest_framework import authentication, exceptions
@@ -51,6 +52,19 @@ class JWTAuthentication(jwt_authentication.JWTAuthentication):
         return auth_cache.users.get_or_load(user_id, lambda: super(JWTAuthentication, self).get_user(validated_token))
 
     def get_validated_token(self, raw_token: bytes) -> Token:
+        # A token is immutable: once its signature and claims were verified, only the clock can change the
+        # answer. So a verified token is remembered (auth_cache.tokens) and only its expiry is checked again.
+        cached = auth_cache.tokens.get(raw_token)
+        if cached is not None:
+            if float(cached["exp"]) + _leeway_seconds() > time.time():
+                return cached
+            auth_cache.tokens.forget(raw_token)  # expired: verify again below, which says token_expired
+        token = self._verify(raw_token)
+        if "exp" in token:
+            auth_cache.tokens.put(raw_token, token)
+        return token
+
+    def _verify(self, raw_token: bytes) -> Token:
         last_error: TokenError | None = None
         for token_class in jwt_settings.AUTH_TOKEN_CLASSES:
             try:
@@ -64,6 +78,11 @@ class JWTAuthentication(jwt_authentication.JWTAuthentication):
         raise exceptions.AuthenticationFailed(
             {"detail": f"The token is not valid: {last_error}", "code": "token_not_valid"}
         )
+
+
+def _leeway_seconds() -> float:
+    leeway = jwt_settings.LEEWAY
+    return float(leeway.total_seconds() if hasattr(leeway, "total_seconds") else leeway)
 
 
 def request_user(request: Any) -> User:

@@ -212,9 +212,11 @@ class MediaItemView(_MethodGroups, APIView):
         summary="One media item (303 to the existing item when a URL fetch found bytes you already had)",
     )
     def get(self, request: Request, media_id: str) -> Response:
-        query = s.DetailQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        include_details = bool(query.validated_data["include_details"])
+        include_details = False
+        if request.query_params:  # the common read has none: skip building a serializer for nothing
+            query = s.DetailQuery(data=request.query_params.dict())
+            query.is_valid(raise_exception=True)
+            include_details = bool(query.validated_data["include_details"])
         try:
             body, etag = selectors.media_item_detail(
                 owner=request_user(request), media_id=media_id, include_details=include_details

@@ -154,3 +154,43 @@ def test_zero_seconds_turns_the_cache_off(
     api.get(ME)
     with django_assert_num_queries(1):
         assert api.get(ME).status_code == 200
+
+
+def test_a_verified_token_is_not_verified_again_but_its_expiry_still_is(
+    api_as: Any, client_a: User, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(client_a)
+    api = api_as(client_a)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get(ME).status_code == 200
+    calls: list[Any] = []
+    monkeypatch.setattr(AccessToken, "verify", lambda self: calls.append(self))
+    assert api.get(ME).status_code == 200 and calls == []  # from the cache
+    monkeypatch.undo()
+    from datetime import UTC, datetime
+
+    import rest_framework_simplejwt.tokens as simplejwt_tokens
+
+    import hlekkr.accounts.authentication as authentication
+
+    later = float(token["exp"]) + 3600
+    monkeypatch.setattr(authentication.time, "time", lambda: later)
+    monkeypatch.setattr(simplejwt_tokens, "aware_utcnow", lambda: datetime.fromtimestamp(later, tz=UTC))
+    assert api.get(ME).status_code == 401  # (the code is token_expired when PyJWT's own clock says so)
+
+
+def test_a_tampered_token_is_refused_though_the_genuine_one_is_cached(
+    api_as: Any, client_a: User, client_b: User, clock: FakeClock
+) -> None:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    genuine = str(AccessToken.for_user(client_a))
+    api = api_as(client_a)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {genuine}")
+    assert api.get(ME).status_code == 200
+    header, _payload, signature = genuine.split(".")
+    forged = ".".join([header, str(AccessToken.for_user(client_b)).split(".")[1], signature])
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
+    assert api.get(ME).status_code == 401
