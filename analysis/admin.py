@@ -6,21 +6,95 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from analysis.models import Analysis, BankedHash, BedrockCall, DetectorResult, HashBank, ScoringPolicy
+from analysis.models import (
+    Analysis,
+    BankedHash,
+    BedrockCall,
+    DetectorResult,
+    HashBank,
+    ScoringPolicy,
+    ScoringPolicyEvaluation,
+)
+from analysis.proposals import scoring_policy_evaluate
 from analysis.services import scoring_policy_activate
 from hlekkr.audit.admin import AuditedModelAdmin
+from hlekkr.exceptions import HlekkrError
 
 
 @admin.register(ScoringPolicy)
 class ScoringPolicyAdmin(AuditedModelAdmin):
     list_display = ("version", "is_active", "bias", "authentic_threshold", "manipulated_threshold",
-                    "proposed_by_calibration", "created_at")  # fmt: skip
+                    "proposed_by_calibration", "shadow_summary", "created_at")  # fmt: skip
     list_filter = ("is_active", "proposed_by_calibration")
-    # Activation goes through the action (one atomic, audited flip), never by ticking the box.
-    readonly_fields = ("is_active", "proposed_by_calibration", "created_at", "created_by")
-    actions = ["activate"]
+    # Activation goes through the action (one atomic, audited flip), never by ticking the box. The shadow
+    # evaluation sits beside it: the latest one is summarised in the list and shown whole on the policy's page.
+    readonly_fields = ("is_active", "proposed_by_calibration", "shadow_evaluation", "created_at", "created_by")
+    actions = ["activate", "evaluate"]
+
+    def get_urls(self) -> list[Any]:
+        extra = [
+            path(
+                "<int:policy_id>/evaluations/<int:evaluation_id>/reliability.png",
+                self.admin_site.admin_view(self.reliability_png),
+                name="analysis_scoringpolicy_reliability",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def reliability_png(self, request: HttpRequest, policy_id: int, evaluation_id: int) -> HttpResponse:
+        evaluation = get_object_or_404(ScoringPolicyEvaluation, pk=evaluation_id, policy_id=policy_id)
+        response = HttpResponse(bytes(evaluation.reliability_png), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @staticmethod
+    def _latest(obj: ScoringPolicy) -> ScoringPolicyEvaluation | None:
+        return obj.evaluations.order_by("-created_at").first()
+
+    @admin.display(description="shadow: log-loss / AUC / escalation (active → this)")
+    def shadow_summary(self, obj: ScoringPolicy) -> str:
+        evaluation = self._latest(obj)
+        if evaluation is None:
+            return "-"
+        mine, active = evaluation.metrics.get("proposed") or {}, evaluation.metrics.get("active") or {}
+
+        def pair(key: str) -> str:
+            return f"{active.get(key, '-')} → {mine.get(key, '-')}" if active else str(mine.get(key, "-"))
+
+        return f"{pair('log_loss')} / {pair('auc')} / {pair('escalation_rate')} (n={evaluation.items})"
+
+    @admin.display(description="shadow evaluation (latest)")
+    def shadow_evaluation(self, obj: ScoringPolicy) -> str:
+        evaluation = self._latest(obj) if obj.pk else None
+        if evaluation is None:
+            return "None yet: select the policy in the list and run “Run a shadow evaluation”."
+        columns = [("active", f"active v{evaluation.baseline.version}" if evaluation.baseline else "active")]
+        columns = [c for c in columns if evaluation.metrics.get(c[0])] + [("proposed", f"this policy v{obj.version}")]
+        rows = []
+        for key, label in (("log_loss", "log-loss (lower is better)"), ("auc", "AUC (higher is better)"),
+                           ("escalation_rate", "escalation rate"), ("scored", "items scored")):  # fmt: skip
+            rows.append((label, *(str((evaluation.metrics.get(c) or {}).get(key, "-")) for c, _ in columns)))
+        header = format_html_join("", "<th>{}</th>", ((label,) for _, label in columns))
+        body = format_html_join("", "<tr><td>{}</td>" + "<td>{}</td>" * len(columns) + "</tr>", rows)
+        image = reverse("admin:analysis_scoringpolicy_reliability", args=[obj.pk, evaluation.pk])
+        return format_html(
+            "<p>{} reviewed items ({} manipulated), labels by source {}, on {}.</p>"
+            "<table><tr><th></th>{}</tr>{}</table>"
+            '<p><img src="{}" width="420" height="420" alt="Reliability diagram of both policies"></p>'
+            "<p>Activating stays your decision: use the “Activate” action in the list.</p>",
+            evaluation.items,
+            evaluation.metrics.get("positives", "?"),
+            evaluation.metrics.get("labels", {}),
+            evaluation.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            header,
+            body,
+            image,
+        )
 
     def has_change_permission(self, request: HttpRequest, obj: ScoringPolicy | None = None) -> bool:
         # Analyses record the version they used: an active or used policy is frozen; edit a new version instead.
@@ -45,6 +119,18 @@ class ScoringPolicyAdmin(AuditedModelAdmin):
             return
         policy = scoring_policy_activate(policy=queryset.get(), actor=request.user)
         self.message_user(request, f"Scoring policy v{policy.version} is now active.", level=messages.SUCCESS)
+
+    @admin.action(description="Run a shadow evaluation (the last N reviewed items, against the active policy)")
+    def evaluate(self, request: HttpRequest, queryset: QuerySet[ScoringPolicy]) -> None:
+        for policy in queryset[:5]:
+            try:
+                evaluation = scoring_policy_evaluate(policy=policy, actor=request.user)
+            except HlekkrError as error:
+                self.message_user(request, error.message, level=messages.ERROR)
+                return
+            self.message_user(
+                request, f"v{policy.version}: evaluated on {evaluation.items} reviewed items.", level=messages.SUCCESS
+            )
 
 
 class BankedHashInline(admin.TabularInline):

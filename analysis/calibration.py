@@ -7,12 +7,21 @@ a detector did not score), the target is 1 for manipulated/generated and 0 for a
 
 The fit is an L2-regularised logistic regression by Newton's method in numpy: small, exact and dependency-free.
 It yields a bias and one weight per detector; decisive shifts and bands are carried over from the base policy.
+
+Labels are weighted (docs/scoring.md, "Learning from verdicts"): an ordinary review decision counts 1. Other apps
+say which labels are cleaner through `register_label_weighter` (the review app, which analysis never imports):
+a QA-sample decision counts 2, because QA items are drawn at random from what the machine decided alone, so they
+correct the bias of learning only from escalated (hard, machine-doubted) items. Golden items, once leads mark
+them, would count 3 (their verdict was settled on purpose). The weight multiplies the item's term in the
+likelihood of the fit and in every shadow metric.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +45,54 @@ def label_from_verdict(verdict: str) -> int | None:
 class Sample:
     scores: dict[str, float]  # detector -> probability
     label: int
+    weight: float = 1.0
+
+
+# fn(media_ids) -> {media_id: (weight, source)} for labels cleaner (or dirtier) than an ordinary decision.
+LabelWeighter = Callable[[list[Any]], dict[Any, tuple[float, str]]]
+_weighters: list[LabelWeighter] = []
+
+
+def register_label_weighter(fn: LabelWeighter) -> LabelWeighter:
+    if fn not in _weighters:
+        _weighters.append(fn)
+    return fn
+
+
+# The review app's escalation rule (result -> goes to review?), so shadow metrics count what review would do.
+_escalation_rules: list[Callable[[Any], bool]] = []
+
+
+def register_escalation_rule(fn: Callable[[Any], bool]) -> None:
+    _escalation_rules[:] = [fn]
+
+
+def escalation_rule() -> Callable[[Any], bool] | None:
+    return _escalation_rules[0] if _escalation_rules else None
+
+
+def label_weights(media_ids: list[Any]) -> dict[Any, tuple[float, str]]:
+    """The heaviest claim any registered weigher makes for each item; unclaimed items weigh 1 ("review")."""
+    weights: dict[Any, tuple[float, str]] = {}
+    for weigher in list(_weighters):
+        for media_id, claim in (weigher(media_ids) or {}).items():
+            if claim[0] > weights.get(media_id, (1.0, "review"))[0]:
+                weights[media_id] = claim
+    return weights
+
+
+@dataclass
+class LabelledItem:
+    media_id: Any
+    analysis_id: Any
+    label: int
+    weight: float = 1.0
+    source: str = "review"
+    evidence: list[Any] = field(default_factory=list)  # scoring.DetectorEvidence of the latest analysis
+
+    def sample(self) -> Sample:
+        scores = {e.detector: float(e.score) for e in self.evidence if e.status == "ok" and e.score is not None}
+        return Sample(scores=scores, label=self.label, weight=self.weight)
 
 
 @dataclass(frozen=True)
@@ -61,14 +118,15 @@ def fit_logistic(samples: list[Sample], *, clip: float = 0.02, l2: float = 1.0, 
     detectors = sorted({name for s in samples for name in s.scores})
     x = design_matrix(samples, detectors, clip)
     y = np.array([s.label for s in samples], dtype=float)
+    w = np.array([s.weight for s in samples], dtype=float)
     features = np.hstack([np.ones((len(samples), 1)), x])
     penalty = np.eye(features.shape[1]) * l2
     penalty[0, 0] = 0.0
     beta = np.zeros(features.shape[1])
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(features @ beta)))
-        gradient = features.T @ (p - y) + penalty @ beta
-        hessian = features.T @ (features * (p * (1 - p))[:, None]) + penalty + np.eye(len(beta)) * 1e-9
+        gradient = features.T @ (w * (p - y)) + penalty @ beta
+        hessian = features.T @ (features * (w * p * (1 - p))[:, None]) + penalty + np.eye(len(beta)) * 1e-9
         step = np.linalg.solve(hessian, gradient)
         beta -= step
         if float(np.max(np.abs(step))) < 1e-8:
@@ -83,36 +141,47 @@ def fit_logistic(samples: list[Sample], *, clip: float = 0.02, l2: float = 1.0, 
 
 
 def log_loss(samples: list[Sample], bias: float, weights: dict[str, float], clip: float) -> float:
-    """Mean negative log-likelihood of `samples` under a policy's weighted part (decisive shifts excluded)."""
+    """Weighted mean negative log-likelihood of `samples` under a policy's weighted part (no decisive shifts)."""
     total = 0.0
     for sample in samples:
         z = bias + sum(float(weights.get(n, 0.0)) * clipped_logit(p, clip) for n, p in sample.scores.items())
         p = min(max(sigmoid(z), 1e-12), 1 - 1e-12)
-        total -= math.log(p) if sample.label else math.log(1 - p)
-    return round(total / max(len(samples), 1), 4)
+        total -= sample.weight * (math.log(p) if sample.label else math.log(1 - p))
+    return round(total / max(sum(s.weight for s in samples), 1e-12), 4)
 
 
-def reviewed_samples() -> list[Sample]:
-    """Labelled samples from reviewed media: final_verdict joined to the latest completed analysis's scores."""
-    from analysis.models import Analysis, AnalysisStatus, DetectorStatus
+def reviewed_items(*, last: int | None = None) -> list[LabelledItem]:
+    """Reviewed media with a usable label, newest decision first (at most `last`), each with its latest completed
+    analysis's evidence and its label weight."""
+    from analysis.models import Analysis, AnalysisStatus, DetectorResult
+    from analysis.scoring import DetectorEvidence
 
-    analyses = (
+    rows = (
         Analysis.objects.filter(status=AnalysisStatus.COMPLETED)
         .exclude(media__final_verdict="")
-        .order_by("media_id", "-run_number")
+        .order_by("-media__updated_at", "media_id", "-run_number")
         .values_list("pk", "media_id", "media__final_verdict")
     )
-    latest: dict[object, tuple[object, int]] = {}
-    for analysis_id, media_id, verdict in analyses:
+    items: dict[Any, LabelledItem] = {}
+    for analysis_id, media_id, verdict in rows.iterator():
         label = label_from_verdict(verdict)
-        if media_id not in latest and label is not None:
-            latest[media_id] = (analysis_id, label)
-    from analysis.models import DetectorResult
-
-    scores: dict[object, dict[str, float]] = {analysis_id: {} for analysis_id, _ in latest.values()}
-    rows = DetectorResult.objects.filter(
-        analysis_id__in=list(scores), status=DetectorStatus.OK, score__isnull=False
-    ).values_list("analysis_id", "detector", "score")
-    for analysis_id, detector, score in rows:
-        scores[analysis_id][detector] = float(score or 0.0)  # score__isnull=False above
-    return [Sample(scores=scores[analysis_id], label=label) for analysis_id, label in latest.values()]
+        if media_id in items or label is None:
+            continue
+        items[media_id] = LabelledItem(media_id=media_id, analysis_id=analysis_id, label=label)
+        if last is not None and len(items) >= last:
+            break
+    by_analysis = {item.analysis_id: item for item in items.values()}
+    for row in DetectorResult.objects.filter(analysis_id__in=list(by_analysis)).order_by("pk"):
+        by_analysis[row.analysis_id].evidence.append(
+            DetectorEvidence(
+                detector=row.detector,
+                status=row.status,
+                score=row.score if row.status == "ok" else None,
+                reasons=row.reasons or [],
+                decisive=row.decisive or [],
+            )
+        )
+    for media_id, (weight, source) in label_weights(list(items)).items():
+        if media_id in items:
+            items[media_id].weight, items[media_id].source = weight, source
+    return list(items.values())

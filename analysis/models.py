@@ -212,3 +212,25 @@ class BedrockCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.outcome} ${self.cost_usd}"
+
+
+class ScoringPolicyEvaluation(models.Model):
+    """A shadow evaluation: the last N reviewed items scored with a policy and with the policy active at the
+    time, side by side (analysis/shadow.py). Shown in admin beside the Activate action; never activates anything."""
+
+    policy = models.ForeignKey(ScoringPolicy, on_delete=models.CASCADE, related_name="evaluations")
+    baseline = models.ForeignKey(
+        ScoringPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )  # the active policy it was compared with
+    items = models.PositiveIntegerField()
+    # {"proposed": Metrics.as_dict(), "active": Metrics.as_dict() or null, "labels": {"review": n, "qa": n, ...}}
+    metrics = models.JSONField(default=dict)
+    reliability_png = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"shadow evaluation of v{self.policy.version} on {self.items} items"

@@ -45,3 +45,20 @@ def reconcile_analyses_task() -> dict[str, int]:
     from analysis.services import analysis_reconcile
 
     return analysis_reconcile()
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=600, time_limit=660)
+def propose_scoring_policy_task(self: Any) -> int | None:
+    """Weekly: propose a scoring policy from the week's verdicts and shadow-evaluate it (never activates it).
+    Too few labels is a normal week, logged, not an error."""
+    import logging
+
+    from analysis.proposals import scoring_policy_propose
+    from hlekkr.exceptions import ValidationFailed
+
+    try:
+        policy, _ = scoring_policy_propose()
+    except ValidationFailed as error:
+        logging.getLogger(__name__).info("no scoring policy proposed: %s", error.message)
+        return None
+    return policy.version

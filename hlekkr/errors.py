@@ -147,6 +147,11 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode("unknown_media", (), "Batch entry: not an id of one of your media items (unknown and others' alike)."),
     ErrorCode("analysis_failed", (), "Batch item: the item's analysis failed."),
     ErrorCode("fetch_failed", (), "Batch item: the URL fetch ended without media and without a code."),
+    ErrorCode(
+        "not_enough_labels",
+        (),
+        "Calibration (admin, `propose_scoring_policy`): too few reviewed items with a usable label to fit or evaluate.",
+    ),
     # --- 3xx ---------------------------------------------------------------------------------------------------
     ErrorCode(
         "duplicate_of",

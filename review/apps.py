@@ -36,3 +36,6 @@ class ReviewConfig(AppConfig):
         subscribe(ANALYSIS_COMPLETED, _on_analysis_completed, after_commit=False)
         subscribe(ANALYSIS_COMPLETED, _after_analysis_completed, after_commit=True)
         subscribe(MEDIA_DELETED, _on_media_deleted, after_commit=False)
+        from review import calibration_hooks
+
+        calibration_hooks.register()

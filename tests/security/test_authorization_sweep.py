@@ -411,7 +411,8 @@ def test_public_routes_answer_anonymous_callers() -> None:
 
 
 def _admin_url(route: str, cast: Cast) -> str:
-    values = {"object_id": cast.objects["media_id"], "id": str(cast.owner.pk), "content_type_id": "1", "url": "x"}
+    values = {"object_id": cast.objects["media_id"], "id": str(cast.owner.pk), "content_type_id": "1", "url": "x",
+              "policy_id": "1", "evaluation_id": "1"}  # fmt: skip
     route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values.get(m.group(1), "accounts"), route)
     route = route.replace("^", "").replace("$", "")
     return url_of(route, values)

@@ -1,4 +1,5 @@
-"""manage.py propose_scoring_policy: fit weights on human-reviewed items and create an INACTIVE new version."""
+"""manage.py propose_scoring_policy: fit weights on human-reviewed items, create an INACTIVE new version and
+shadow-evaluate it against the active one (analysis/proposals.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from analysis.calibration import fit_logistic, log_loss, reviewed_samples
-from analysis.models import ScoringPolicy
-from analysis.scoring import DEFAULT_POLICY
-from analysis.services import scoring_policy_create
+from analysis.proposals import scoring_policy_propose
+from hlekkr.exceptions import HlekkrError
+
+
+def _line(name: str, metrics: dict[str, Any] | None) -> str:
+    if not metrics:
+        return f"  {name}: -"
+    return (
+        f"  {name}: log-loss {metrics['log_loss']}, AUC {metrics['auc']}, "
+        f"escalation rate {metrics['escalation_rate']} ({metrics['scored']}/{metrics['items']} scored)"
+    )
 
 
 class Command(BaseCommand):
@@ -21,26 +29,14 @@ class Command(BaseCommand):
         parser.add_argument("--l2", type=float, default=1.0, help="ridge penalty on the weights")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        samples = reviewed_samples()
-        positives = sum(s.label for s in samples)
-        negatives = len(samples) - positives
-        if len(samples) < options["min_samples"] or min(positives, negatives) < options["min_per_class"]:
-            raise CommandError(
-                f"not enough reviewed items: {len(samples)} ({positives} manipulated, {negatives} authentic); "
-                f"need {options['min_samples']} with {options['min_per_class']} of each"
+        try:
+            policy, evaluation = scoring_policy_propose(
+                l2=options["l2"], min_samples=options["min_samples"], min_per_class=options["min_per_class"]
             )
-        base = ScoringPolicy.objects.filter(is_active=True).first()
-        clip = base.clip if base else DEFAULT_POLICY.clip
-        fit = fit_logistic(samples, clip=clip, l2=options["l2"])
-        # Detectors the base policy weighs but the labels never saw keep their weight rather than dropping to 0.
-        weights = {**(base.weights if base else {}), **fit.weights}
-        before = log_loss(samples, base.bias, base.weights, clip) if base else None
-        notes = (
-            f"Proposed from {fit.samples} reviewed items ({fit.positives} manipulated). "
-            f"Log-loss on them: {fit.log_loss}" + (f" (active v{base.version}: {before})." if base else ".")
-        )
-        policy = scoring_policy_create(
-            weights=weights, bias=fit.bias, base=base, notes=notes, proposed_by_calibration=True
-        )
-        self.stdout.write(f"created inactive scoring policy v{policy.version}: {notes}")
-        self.stdout.write("weights: " + ", ".join(f"{k}={v}" for k, v in sorted(weights.items())))
+        except HlekkrError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(f"created inactive scoring policy v{policy.version}: {policy.notes}")
+        self.stdout.write("weights: " + ", ".join(f"{k}={v}" for k, v in sorted(policy.weights.items())))
+        self.stdout.write(f"shadow evaluation on the last {evaluation.items} reviewed items:")
+        self.stdout.write(_line("active  ", evaluation.metrics.get("active")))
+        self.stdout.write(_line("proposed", evaluation.metrics.get("proposed")))
