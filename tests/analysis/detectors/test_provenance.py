@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -411,3 +412,38 @@ def test_the_shipped_trust_lists_load_and_a_test_root_added_to_them_is_trusted(
     assert alone.evidence["state"] == "untrusted"  # loaded (no configuration abstention), and not on the list
     assert extended.evidence["state"] == "trusted"
     assert extended.decisive == [Decisive.TRUSTED_AUTHENTIC]
+
+
+def wav_bytes() -> bytes:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(8000, dtype=np.float32), 8000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def mp4_bytes() -> bytes:
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 40 * i, dtype=np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("mime", "make"), [("audio/wav", wav_bytes), ("video/mp4", mp4_bytes)])
+def test_ai_declarations_are_read_from_audio_and_video_alike(
+    tmp_path: Path, ca: SigningCA, mime: str, make: Any
+) -> None:
+    signed = sign_bytes(make(), ca, manifest_definition(ai_created_actions(), fmt=mime), mime=mime)
+    media = media_from(tmp_path, signed, mime=mime, name="item.wav" if mime == "audio/wav" else "item.mp4")
+
+    output = detector.run(media, DetectorContext())
+
+    assert output.evidence["state"] == "untrusted"
+    assert output.decisive == [Decisive.AI_DECLARED_UNTRUSTED]
