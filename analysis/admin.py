@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from analysis import conf, selectors
 from analysis.models import (
     Analysis,
     BankedHash,
@@ -206,9 +207,7 @@ class BedrockCallAdmin(_ReadOnly):
     date_hierarchy = "created_at"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        from analysis import bedrock_usage
-
-        spent, budget = bedrock_usage.spent_today_usd(), bedrock_usage.daily_budget_usd()
+        spent, budget = selectors.bedrock_spent_today_usd(), conf.bedrock_daily_budget_usd()
         reached = " - reached: Bedrock abstains until midnight UTC" if spent >= budget else ""
         self.message_user(
             request,

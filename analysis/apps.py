@@ -1,8 +1,4 @@
-import logging
-
 from django.apps import AppConfig
-
-logger = logging.getLogger(__name__)
 
 
 class AnalysisConfig(AppConfig):
@@ -10,14 +6,10 @@ class AnalysisConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from analysis import subscribers
+        from analysis import conf, subscribers
+        from analysis.api.detail import media_detail_analysis
+        from media.extensions import register_detail_provider
 
+        conf.check()  # a configuration the pipeline cannot use refuses to start (docs/analysis.md)
         subscribers.register()
-        try:
-            from media.extensions import register_detail_provider
-        except ImportError:  # the media app without detail extensions: the analysis API still works
-            logger.warning("media.extensions is missing; media detail will not show analyses")
-        else:
-            from analysis.api.detail import media_detail_analysis
-
-            register_detail_provider(media_detail_analysis)
+        register_detail_provider(media_detail_analysis)

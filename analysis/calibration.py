@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.scoring import clipped_logit, sigmoid
+from analysis.models import Analysis, AnalysisStatus, DetectorResult
+from analysis.scoring import DetectorEvidence, clipped_logit, sigmoid
 
 POSITIVE = ("manipulated", "generated", "fake", "likely_manipulated")
 NEGATIVE = ("authentic", "likely_authentic", "genuine")
@@ -153,9 +154,6 @@ def log_loss(samples: list[Sample], bias: float, weights: dict[str, float], clip
 def reviewed_items(*, last: int | None = None) -> list[LabelledItem]:
     """Reviewed media with a usable label, newest decision first (at most `last`), each with its latest completed
     analysis's evidence and its label weight."""
-    from analysis.models import Analysis, AnalysisStatus, DetectorResult
-    from analysis.scoring import DetectorEvidence
-
     rows = (
         Analysis.objects.filter(status=AnalysisStatus.COMPLETED)
         .exclude(media__final_verdict="")

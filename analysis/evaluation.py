@@ -30,7 +30,9 @@ import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from analysis import scoring
-from analysis.detectors.base import Detector, DetectorContext, HashBankEntry, MediaInput
+from analysis.detectors import registry
+from analysis.detectors.base import Detector, DetectorConfig, DetectorContext, HashBankEntry, MediaInput
+from analysis.detectors.known_content import pdq_hash
 from analysis.pipeline import DetectorRun, run_detectors, score_runs
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle", "hubble_deep_field", "retina")
@@ -161,8 +163,8 @@ def transform_for_bank(array: np.ndarray, which: int) -> bytes:
 
 def build_items(photos: tuple[str, ...], side: int, seed: int = 7) -> tuple[list[Item], list[HashBankEntry], str]:
     """The benchmark items, the known-fake bank they are matched against, and the C2PA trust anchor PEM."""
+    # Imported here: C2PA signing needs `cryptography`, which only the evaluation (a dev tool) uses.
     from analysis.c2pa_signing import ai_created_actions, make_test_ca, manifest_definition, sign_bytes
-    from analysis.detectors.known_content import pdq_hash
 
     rng = np.random.default_rng(seed)
     bases = list(base_images(photos, side))
@@ -225,13 +227,14 @@ def run_benchmark(
     detectors_factory: Callable[[], list[Detector]] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[list[Outcome], dict[str, Any]]:
-    from analysis.detectors import registry
-
     photos = QUICK_PHOTOS if quick else PHOTOS
     side = side or (256 if quick else 384)
     items, bank, anchors = build_items(photos, side)
-    context = DetectorContext(hash_banks=bank, c2pa_trust_anchors_pem=anchors)
-    detectors = (detectors_factory or registry.detectors)()
+    context = DetectorContext(hash_banks=bank)
+    # The evaluation's own CA is the trust anchor: its signed C2PA items must validate as trusted.
+    detectors = (
+        detectors_factory() if detectors_factory else registry.detectors(DetectorConfig(c2pa_trust_anchors_pem=anchors))
+    )
     outcomes = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hlekkr-eval-") as tmp:

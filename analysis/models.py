@@ -110,8 +110,16 @@ class Analysis(models.Model):
     timings = models.JSONField(default=dict)  # milliseconds: download, per detector, scoring, total
     # When the task was last sent to the broker, and how often: the reconciler re-sends queued work whose
     # message may have been lost, backing off so a long backlog is not flooded with duplicates.
+    # For a running analysis handed to a step on another queue, the same two fields describe that step's message.
     enqueued_at = models.DateTimeField(null=True, blank=True)
     enqueue_count = models.PositiveSmallIntegerField(default=0)
+    # The claim of a running analysis (docs/analysis.md "Claims and leases"): the pipeline step it is in, the
+    # token of the worker holding it, and when that claim lapses unless the worker renews it. No token while a
+    # handed-off step waits for its worker; a lapsed lease means the holder died and the work may be taken over.
+    step = models.CharField(max_length=16, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    step_attempts = models.PositiveSmallIntegerField(default=0)  # claims of the current handed-off step
 
     class Meta:
         ordering = ["-created_at"]
@@ -122,7 +130,11 @@ class Analysis(models.Model):
                 condition=models.Q(trust_score__isnull=True) | models.Q(trust_score__lte=100), name="trust_in_range"
             ),
         ]
-        indexes = [models.Index(fields=["status", "started_at"]), models.Index(fields=["media", "-created_at"])]
+        indexes = [
+            models.Index(fields=["status", "started_at"]),
+            models.Index(fields=["status", "lease_expires_at"]),
+            models.Index(fields=["media", "-created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"analysis {self.id} of {self.media_id} #{self.run_number} ({self.status})"
@@ -191,8 +203,9 @@ class BankedHash(models.Model):
 class BedrockCall(models.Model):
     """One Bedrock Converse call: tokens, cost, latency and outcome (ok, malformed, ThrottlingException, ...).
 
-    Written from the bedrock detector's evidence by analysis/bedrock_usage.py; today's sum is the spend the daily
-    budget (HLEKKR_BEDROCK_DAILY_BUDGET_USD) is checked against. Kept when its analysis is deleted: it is money.
+    Written from the bedrock detector's evidence by the Bedrock step (analysis/services.py); today's sum is the
+    spend the daily budget (HLEKKR_BEDROCK_DAILY_BUDGET_USD) is checked against. Kept when its analysis is
+    deleted: it is money.
     """
 
     analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -6,6 +6,11 @@ detector that hangs keeps its thread until it returns (daemon, so it never block
 moves on with a typed ``timeout`` abstention; the Celery hard time limit is the backstop that recycles a worker
 whose threads never come back. Signal-based alarms were rejected: they only work in the main thread and cannot
 interrupt native code (OpenCV, PyAV), which is where a hang would be.
+
+While detectors run, an optional `Heartbeat` is called at least every `every` seconds (between detectors and
+while waiting for a slow one): the worker renews its claim on the analysis with it (analysis/services.py), so a
+claim whose worker was killed lapses within seconds instead of a task time limit. The heartbeat's exception is
+the one exception these functions let through: it means another worker has taken the analysis over.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import scoring
@@ -29,6 +34,20 @@ from analysis.detectors.base import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Heartbeat:
+    """Calls `beat` when `every` seconds have passed since the last call (or since it was created)."""
+
+    beat: Callable[[], None]
+    every: float
+    last: float = field(default_factory=time.monotonic)
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last >= self.every:
+            self.beat()
+            self.last = time.monotonic()
 
 
 @dataclass
@@ -50,9 +69,15 @@ def error_output(exc: BaseException) -> DetectorOutput:
 
 
 def run_detector(
-    detector: Detector, media: MediaInput, context: DetectorContext, *, budget_scale: float = 1.0
+    detector: Detector,
+    media: MediaInput,
+    context: DetectorContext,
+    *,
+    budget_scale: float = 1.0,
+    heartbeat: Heartbeat | None = None,
 ) -> DetectorRun:
-    """Run one detector: `applies`, then `run` in a thread bounded by its time budget. Never raises."""
+    """Run one detector: `applies`, then `run` in a thread bounded by its time budget. Never raises (except
+    what the heartbeat raises)."""
     started = time.perf_counter()
     try:
         refusal = detector.applies(media)
@@ -73,7 +98,11 @@ def run_detector(
 
     thread = threading.Thread(target=target, name=f"detector-{detector.name}", daemon=True)
     thread.start()
-    thread.join(budget)
+    deadline = time.monotonic() + budget
+    while thread.is_alive() and (left := deadline - time.monotonic()) > 0:
+        thread.join(min(left, heartbeat.every) if heartbeat else left)
+        if heartbeat:
+            heartbeat.maybe()
     if thread.is_alive():
         logger.warning("detector %s exceeded its %.1f s budget", detector.name, budget)
         output = DetectorOutput.abstain(
@@ -95,14 +124,13 @@ def run_detectors(
     context: DetectorContext,
     *,
     budget_scale: float = 1.0,
-    skip: Iterable[str] = (),
+    heartbeat: Heartbeat | None = None,
 ) -> Iterable[DetectorRun]:
     """Yield one run per detector, in order (a generator, so callers can store each result as it comes)."""
-    skipped = set(skip)
     for detector in detectors:
-        if detector.name in skipped:
-            continue
-        yield run_detector(detector, media, context, budget_scale=budget_scale)
+        if heartbeat:
+            heartbeat.maybe()
+        yield run_detector(detector, media, context, budget_scale=budget_scale, heartbeat=heartbeat)
 
 
 def evidence_from_run(run: DetectorRun) -> scoring.DetectorEvidence:

@@ -14,19 +14,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from analysis import calibration, scoring, shadow
 from analysis.models import ScoringPolicy, ScoringPolicyEvaluation
 from analysis.services import scoring_policy_create
 from hlekkr.audit.services import audit_record
-from hlekkr.env import setting_int
 from hlekkr.exceptions import ValidationFailed
 
 
 def shadow_window() -> int:
     """How many of the most recently reviewed items a shadow evaluation scores (default 500)."""
-    return setting_int("HLEKKR_SHADOW_EVALUATION_ITEMS", 500, minimum=10)
+    return int(settings.HLEKKR_SHADOW_EVALUATION_ITEMS)
 
 
 def _escalates() -> Any:

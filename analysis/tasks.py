@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
 
-from analysis import conf
-from hlekkr.exceptions import TransientError
+from analysis import conf, services
+from analysis.proposals import scoring_policy_propose
+from hlekkr.exceptions import TransientError, ValidationFailed
 
-# Both steps of an analysis share one retry policy and the time limits the reconciler measures "stuck" against.
+logger = logging.getLogger(__name__)
+
+# Every step of an analysis shares one retry policy and the time limits.
 _ANALYSIS_TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
     "acks_late": True,
@@ -26,39 +30,29 @@ _ANALYSIS_TASK_OPTIONS: dict[str, Any] = {
 @shared_task(**_ANALYSIS_TASK_OPTIONS)
 def analyze_media_task(self: Any, analysis_id: str) -> None:
     """Run one analysis. Safe to deliver twice: the claim lets only one delivery run it."""
-    from analysis.services import analysis_run
-
-    analysis_run(analysis_id=analysis_id)
+    services.analysis_run(analysis_id=analysis_id)
 
 
-@shared_task(name="analysis.bedrock", **_ANALYSIS_TASK_OPTIONS)
-def analysis_bedrock_task(self: Any, analysis_id: str) -> None:
-    """The Bedrock step of a running analysis, on the `bedrock` queue; then it scores and completes it."""
-    from analysis.bedrock_usage import analysis_bedrock_run
-
-    analysis_bedrock_run(analysis_id=analysis_id)
+@shared_task(name="analysis.step", **_ANALYSIS_TASK_OPTIONS)
+def analysis_step_task(self: Any, analysis_id: str, step: str) -> None:
+    """A step handed off to its own queue (Bedrock), then the rest of the pipeline. The step's claim lets only
+    one delivery run it."""
+    services.analysis_step_run(analysis_id=analysis_id, step_name=step)
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def reconcile_analyses_task() -> dict[str, int]:
-    """Every minute: re-queue or fail analyses stuck in running; re-send queued ones whose message was lost."""
-    from analysis.services import analysis_reconcile
-
-    return analysis_reconcile()
+    """Every few seconds: take over analyses whose worker died, re-send work whose message may be lost."""
+    return services.analysis_reconcile()
 
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=600, time_limit=660)
 def propose_scoring_policy_task(self: Any) -> int | None:
     """Weekly: propose a scoring policy from the week's verdicts and shadow-evaluate it (never activates it).
     Too few labels is a normal week, logged, not an error."""
-    import logging
-
-    from analysis.proposals import scoring_policy_propose
-    from hlekkr.exceptions import ValidationFailed
-
     try:
         policy, _ = scoring_policy_propose()
     except ValidationFailed as error:
-        logging.getLogger(__name__).info("no scoring policy proposed: %s", error.message)
+        logger.info("no scoring policy proposed: %s", error.message)
         return None
     return policy.version

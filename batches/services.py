@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -25,7 +26,6 @@ from analysis.services import analysis_request_rerun
 from batches.models import ITEM_OPEN_STATES, Batch, BatchItem, BatchItemState, BatchStatus
 from hlekkr import events
 from hlekkr.audit.services import audit_record
-from hlekkr.env import setting_int
 from hlekkr.exceptions import Conflict, HlekkrError, ValidationFailed
 from media import fetch
 from media.models import FetchState, MediaItem, MediaStatus
@@ -39,7 +39,7 @@ IN_PROGRESS = ("queued", "running")  # MediaItem.analysis_status values of a run
 
 def concurrency_cap() -> int:
     """Items of one client's batches fetching or being analysed at once (default 8)."""
-    return setting_int("HLEKKR_BATCH_CONCURRENCY_PER_CLIENT", 8, minimum=1)
+    return int(settings.HLEKKR_BATCH_CONCURRENCY_PER_CLIENT)
 
 
 # --- creation ------------------------------------------------------------------------------------------------

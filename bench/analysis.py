@@ -66,10 +66,10 @@ def _measure(paths: list[str], queue: Any) -> None:
 
     from analysis import scoring
     from analysis.detectors import registry
-    from analysis.detectors.base import DetectorContext, MediaInput
+    from analysis.detectors.base import DetectorConfig, DetectorContext, MediaInput
     from analysis.pipeline import run_detectors, score_runs
 
-    detectors = registry.detectors()
+    detectors = registry.detectors(DetectorConfig())
     context = DetectorContext()
     policy = scoring.Policy(version=0)
 

@@ -1,4 +1,10 @@
-"""Typed readers for settings from the environment. Each fails loudly on nonsense instead of guessing."""
+"""Typed readers for settings from the environment. Each fails loudly on nonsense instead of guessing.
+
+Only hlekkr/settings.py calls them (apps read `django.conf.settings`). The bounds each numeric reader is given are
+remembered under the variable's name, and `check_bounds` applies them again at start-up to the final value of the
+setting of the same name, so a value written into a settings module (or a test settings file) is held to the same
+limits as one from the environment.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,25 @@ import ipaddress
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
 N = TypeVar("N", int, float)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    kind: str  # "an integer" or "a finite number"
+    minimum: float | None
+    maximum: float | None
+
+
+# Setting name -> the bounds its env reader was given (filled as hlekkr/settings.py runs).
+DECLARED_BOUNDS: dict[str, Bounds] = {}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -35,6 +53,7 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 def _env_number(name: str, default: N, parse: Callable[[str], N], kind: str, minimum: N | None, maximum: N | None) -> N:
+    DECLARED_BOUNDS[name] = Bounds(kind, minimum, maximum)
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -61,8 +80,8 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    return _env_number(name, default, _finite_float, "a finite number", minimum, None)
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    return _env_number(name, default, _finite_float, "a finite number", minimum, maximum)
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
@@ -122,24 +141,18 @@ def parse_database_url(url: str) -> dict[str, object]:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
 
 
-# Apps read their infrastructure knobs from Django settings when set there (tests override them with the
-# `settings` fixture) and otherwise from the environment, with the same validation as above.
-def setting_int(name: str, default: int, *, minimum: int | None = 0, maximum: int | None = None) -> int:
-    from django.conf import settings
-
-    value = getattr(settings, name, None)
-    return int(value) if value is not None else env_int(name, default, minimum=minimum, maximum=maximum)
-
-
-def setting_float(name: str, default: float, *, minimum: float | None = 0.0) -> float:
-    from django.conf import settings
-
-    value = getattr(settings, name, None)
-    return float(value) if value is not None else env_float(name, default, minimum=minimum)
-
-
-def setting_str(name: str, default: str = "") -> str:
-    from django.conf import settings
-
-    value = getattr(settings, name, None)
-    return str(value) if value is not None else env_str(name, default)
+def check_bounds(settings: Any) -> None:
+    """Raise ImproperlyConfigured when a setting declared through env_int/env_float holds a value outside the
+    bounds it was declared with (or of the wrong type), wherever the value came from. Run at start-up
+    (hlekkr.ops.apps.OpsConfig.ready), so every process - web, worker, beat, manage.py - refuses to start."""
+    for name, bounds in DECLARED_BOUNDS.items():
+        if not hasattr(settings, name):
+            continue
+        value = getattr(settings, name)
+        wrong_type = isinstance(value, bool) or not isinstance(value, int | float)
+        if wrong_type or (bounds.kind == "an integer" and isinstance(value, float)) or not math.isfinite(value):
+            raise ImproperlyConfigured(f"{name} must be {bounds.kind}, got {value!r}")
+        if bounds.minimum is not None and value < bounds.minimum:
+            raise ImproperlyConfigured(f"{name} must be >= {bounds.minimum}, got {value}")
+        if bounds.maximum is not None and value > bounds.maximum:
+            raise ImproperlyConfigured(f"{name} must be <= {bounds.maximum}, got {value}")

@@ -331,8 +331,46 @@ HLEKKR_API_KEY_PREFIX = "hk_"
 # Seconds each web process remembers a JWT's user and an API key's row (hlekkr/accounts/auth_cache.py): the
 # bound on how long a deactivated user, a changed role or a revoked key keeps working in other processes.
 HLEKKR_AUTH_CACHE_SECONDS = env_float("HLEKKR_AUTH_CACHE_SECONDS", 5.0, minimum=0)
-HLEKKR_BEDROCK_MODELS = env_str("HLEKKR_BEDROCK_MODELS")  # empty: Bedrock detector off
+
+# Analysis (analysis/conf.py reads these; docs/analysis.md and docs/bedrock.md explain them).
+HLEKKR_PDQ_MAX_DISTANCE = env_int("HLEKKR_PDQ_MAX_DISTANCE", 31, minimum=0, maximum=128)
+HLEKKR_PDQ_MIN_QUALITY = env_int("HLEKKR_PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
+HLEKKR_C2PA_TRUST_ANCHORS_FILE = env_str("HLEKKR_C2PA_TRUST_ANCHORS_FILE")  # added to (or replacing) the shipped lists
+HLEKKR_C2PA_SHIPPED_TRUST_LIST = env_bool("HLEKKR_C2PA_SHIPPED_TRUST_LIST", True)  # false: the file replaces them
+HLEKKR_DETECTOR_BUDGET_SCALE = env_float("HLEKKR_DETECTOR_BUDGET_SCALE", 1.0, minimum=0.01, maximum=100)
+# Detectors the pipeline may run without when they cannot be loaded (every other one is required).
+HLEKKR_OPTIONAL_DETECTORS = env_list("HLEKKR_OPTIONAL_DETECTORS")
+# Reviewed items the weekly scoring-policy proposal is shadow-evaluated on (analysis/proposals.py).
+HLEKKR_SHADOW_EVALUATION_ITEMS = env_int("HLEKKR_SHADOW_EVALUATION_ITEMS", 500, minimum=10, maximum=100_000)
+HLEKKR_ANALYSIS_REQUEUE_AFTER = env_int("HLEKKR_ANALYSIS_REQUEUE_AFTER", 60, minimum=1, maximum=86_400)
+# A running analysis's claim lapses this long after its worker last renewed it (a killed worker stops renewing).
+HLEKKR_ANALYSIS_LEASE_SECONDS = env_int("HLEKKR_ANALYSIS_LEASE_SECONDS", 30, minimum=6, maximum=3600)
+HLEKKR_BEDROCK_MODELS = env_str("HLEKKR_BEDROCK_MODELS")  # JSON list; empty: Bedrock step off
 HLEKKR_BEDROCK_DAILY_BUDGET_USD = env_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
+HLEKKR_BEDROCK_ENSEMBLE_SIZE = env_int("HLEKKR_BEDROCK_ENSEMBLE_SIZE", 0, minimum=0, maximum=20)
+HLEKKR_BEDROCK_REGION = env_str("HLEKKR_BEDROCK_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+HLEKKR_BEDROCK_READ_TIMEOUT = env_int("HLEKKR_BEDROCK_READ_TIMEOUT", 60, minimum=5, maximum=600)
+
+# Media upload limits (media/conf.py reads these; docs/media.md).
+HLEKKR_MAX_DIRECT_UPLOAD_BYTES = env_int("HLEKKR_MAX_DIRECT_UPLOAD_BYTES", 25 * 1024**2, minimum=1)
+HLEKKR_MAX_MULTIPART_BYTES = env_int("HLEKKR_MAX_MULTIPART_BYTES", 5 * 1024**3, minimum=1)
+HLEKKR_MAX_MULTIPART_BYTES_BY_ROLE = env_str("HLEKKR_MAX_MULTIPART_BYTES_BY_ROLE")  # "client=2147483648,..."
+HLEKKR_MAX_IMAGE_PIXELS = env_int("HLEKKR_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+HLEKKR_PART_URL_TTL = env_int("HLEKKR_PART_URL_TTL", 900, minimum=10)
+HLEKKR_STALE_UPLOAD_HOURS = env_int("HLEKKR_STALE_UPLOAD_HOURS", 24, minimum=1)
+# A storage intent older than this whose object has no row is an orphan the sweep removes (docs/media.md).
+HLEKKR_ORPHAN_GRACE_SECONDS = env_int("HLEKKR_ORPHAN_GRACE_SECONDS", 3600, minimum=60)
+HLEKKR_MEDIA_DOWNLOAD_URL_TTL = env_int("HLEKKR_MEDIA_DOWNLOAD_URL_TTL", 300, minimum=10)
+HLEKKR_FETCH_ALLOWED_HOSTS = env_str("HLEKKR_FETCH_ALLOWED_HOSTS")  # host:port pairs exempt from the SSRF refusal
+HLEKKR_FETCH_CONNECT_TIMEOUT = env_float("HLEKKR_FETCH_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=120)
+HLEKKR_FETCH_TOTAL_TIMEOUT = env_float("HLEKKR_FETCH_TOTAL_TIMEOUT", 30.0, minimum=0.5, maximum=3600)
+HLEKKR_WEBHOOKS_ALLOW_LOOPBACK = env_bool("HLEKKR_WEBHOOKS_ALLOW_LOOPBACK", False)
+HLEKKR_BATCH_CONCURRENCY_PER_CLIENT = env_int("HLEKKR_BATCH_CONCURRENCY_PER_CLIENT", 8, minimum=1, maximum=1000)
+HLEKKR_READINESS_STORAGE_TTL = env_float("HLEKKR_READINESS_STORAGE_TTL", 15.0, minimum=0, maximum=3600)
+# How much of a refused request's unread body is drained to keep the connection usable (hlekkr/unread_body.py).
+HLEKKR_UNREAD_BODY_DRAIN_BYTES = env_int("HLEKKR_UNREAD_BODY_DRAIN_BYTES", 8 * 1024 * 1024, minimum=0)
+HLEKKR_UNREAD_BODY_DRAIN_SECONDS = env_float("HLEKKR_UNREAD_BODY_DRAIN_SECONDS", 5.0, minimum=0, maximum=60)
+
 HLEKKR_METRICS_TOKEN = env_secret("HLEKKR_METRICS_TOKEN")
 HLEKKR_METRICS_ALLOWED_NETWORKS = env_networks("HLEKKR_METRICS_ALLOWED_NETWORKS")  # CIDRs matched against REMOTE_ADDR
 HLEKKR_WORKER_QUEUES = env_list(

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
+
 CHUNK = 64 * 1024
 DEFAULT_DRAIN_BYTES = 8 * 1024 * 1024
 DEFAULT_DRAIN_SECONDS = 5.0
@@ -100,10 +102,8 @@ def drain(stream: _CountingInput, length: int, *, max_bytes: int, max_seconds: f
 class UnreadBodyGuard:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
-        from hlekkr.env import env_float, env_int
-
-        self.max_bytes = env_int("HLEKKR_UNREAD_BODY_DRAIN_BYTES", DEFAULT_DRAIN_BYTES, minimum=0)
-        self.max_seconds = env_float("HLEKKR_UNREAD_BODY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0.0)
+        self.max_bytes = int(settings.HLEKKR_UNREAD_BODY_DRAIN_BYTES)
+        self.max_seconds = float(settings.HLEKKR_UNREAD_BODY_DRAIN_SECONDS)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = _content_length(environ)

@@ -6,6 +6,7 @@ from typing import Any
 
 from analysis import conf
 from analysis.models import Analysis, DetectorResult
+from media.storage import download_url
 
 
 def _iso(value: Any) -> str | None:
@@ -33,8 +34,6 @@ def analysis_summary(analysis: Analysis) -> dict[str, Any]:
 
 
 def detector_result(row: DetectorResult) -> dict[str, Any]:
-    from media.storage import download_url
-
     return {
         "detector": row.detector,
         "version": row.detector_version,

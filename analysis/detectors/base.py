@@ -2,8 +2,10 @@
 
 A detector is a small class with a name, a version, the media kinds it looks at and a time budget.
 `applies()` says why it abstains before any heavy work (``None`` means it will run); `run()` returns a
-`DetectorOutput`. Detectors are pure: they read the file at `MediaInput.path` and the `DetectorContext`
-the pipeline hands them, and never touch the ORM, the network or storage. The pipeline turns an exception
+`DetectorOutput`. Detectors are pure: their configuration arrives when they are constructed (`configured()`
+builds one from the `DetectorConfig` the app reads from settings), they read the file at `MediaInput.path` and
+the per-analysis data in `DetectorContext`, and they import nothing from the app (no ORM, no settings, no
+storage; tests/test_architecture.py holds them to it). The pipeline turns an exception
 into an ``error`` result, so a detector may raise on genuinely unexpected input, but anything it can
 recognise (corrupt file, no frames, no samples) should be an abstention with a typed reason.
 """
@@ -117,13 +119,22 @@ class HashBankEntry:
 
 @dataclass
 class DetectorContext:
-    """What the pipeline hands every detector besides the file. Loaded from the database by the caller."""
+    """Per-analysis data the pipeline hands every detector besides the file, loaded from the database by the
+    caller (hash banks change while the process runs; configuration does not, see DetectorConfig)."""
 
     hash_banks: list[HashBankEntry] = field(default_factory=list)
-    c2pa_trust_anchors_pem: str | None = None  # PEM bundle; None = no trust list configured
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The infrastructure configuration of the local detectors, read from settings once by `analysis.conf` and
+    handed to each detector's `configured()`. A detector that needs a new knob adds a field here (with the
+    default it uses when constructed bare) and reads it in its own `configured()`."""
+
     pdq_max_distance: int = 31
     pdq_min_quality: int = 50
-    options: dict[str, Any] = field(default_factory=dict)
+    c2pa_trust_anchors_pem: str | None = None  # PEM bundle; None = no trust list configured
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,11 @@ class Detector:
     version: ClassVar[str]
     kinds: ClassVar[frozenset[str]] = frozenset({"image"})
     time_budget_s: ClassVar[float] = 10.0
+
+    @classmethod
+    def configured(cls, config: DetectorConfig) -> Detector:
+        """An instance set up from `config`. Detectors without knobs take none; the others override this."""
+        return cls()
 
     def applies(self, media: MediaInput) -> DetectorOutput | None:
         """None when the detector will run; otherwise an abstained output with the typed reason."""

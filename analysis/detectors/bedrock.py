@@ -13,12 +13,13 @@ Per model, in the configured order (the guide's ``analyzeWithFallback``):
 The ensemble answer is the weighted mean over models that answered (``HLEKKR_BEDROCK_ENSEMBLE_SIZE`` caps how many
 answers are collected; 1 gives pure first-answer-wins fallback). When none answers, the detector abstains with
 ``upstream_failed`` and the analysis completes on local evidence. Every call's tokens, cost, latency and outcome
-go into the evidence (``calls``); the analysis app records them (analysis/bedrock_usage.py), and the spend so far
-today arrives in ``DetectorContext.options["bedrock_spent_today_usd"]``: once the daily budget is reached the
-detector abstains with ``budget_exhausted`` without calling anything.
+go into the evidence (``calls``); the analysis app records them as BedrockCall rows, and the spend so far today
+arrives in ``DetectorContext.options["bedrock_spent_today_usd"]``: once the daily budget is reached the detector
+abstains with ``budget_exhausted`` without calling anything.
 
-Unlike the local detectors this one talks to the network; it is therefore not in the local pipeline's registry
-but runs in its own Celery task on the ``bedrock`` queue (analysis/bedrock_usage.py).
+Unlike the local detectors this one talks to the network; it is therefore not in the local registry but is the
+pipeline's Bedrock step, run in its own Celery task on the ``bedrock`` queue (analysis/steps.py). Like every
+detector it receives its configuration (models, budget, region, timeouts) when constructed.
 """
 
 from __future__ import annotations
@@ -237,6 +238,15 @@ def video_keyframes(
 
 
 # --- the detector --------------------------------------------------------------------------------------------
+def make_client(region: str, read_timeout_s: int) -> Any:
+    """A bedrock-runtime client with our own retry policy (botocore's retries off) and bounded timeouts."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=5, read_timeout=read_timeout_s, retries={"max_attempts": 1, "mode": "standard"})
+    return boto3.client("bedrock-runtime", region_name=region, config=config)
+
+
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -259,8 +269,10 @@ class BedrockDetector(Detector):
         models: list[ModelSpec] | None = None,
         client: Any = None,
         client_factory: Callable[[], Any] | None = None,
-        daily_budget_usd: float | None = None,
-        ensemble_size: int | None = None,
+        region: str = "us-east-1",
+        read_timeout_s: int = 60,
+        daily_budget_usd: float = 25.0,
+        ensemble_size: int = 0,
         throttle_attempts: int = 4,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 8.0,
@@ -269,15 +281,12 @@ class BedrockDetector(Detector):
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
-        from analysis import bedrock_usage
-
-        self.models = bedrock_usage.configured_models() if models is None else list(models)
+        """`models` empty: not configured (the detector abstains). `ensemble_size` 0 asks every model."""
+        self.models = list(models or [])
         self._client = client
-        self._client_factory = client_factory or bedrock_usage.make_client
-        self.daily_budget_usd = (
-            bedrock_usage.daily_budget_usd() if daily_budget_usd is None else float(daily_budget_usd)
-        )
-        wanted = bedrock_usage.ensemble_size() if ensemble_size is None else ensemble_size
+        self._client_factory = client_factory or (lambda: make_client(region, read_timeout_s))
+        self.daily_budget_usd = float(daily_budget_usd)
+        wanted = ensemble_size
         self.ensemble_size = len(self.models) if not wanted else max(1, min(wanted, len(self.models) or 1))
         self.throttle_attempts = max(1, throttle_attempts)
         self.backoff_base_s = backoff_base_s

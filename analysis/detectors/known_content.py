@@ -2,8 +2,8 @@
 
 The image is hashed with PDQ (Meta's 256-bit perceptual hash) in all eight dihedral orientations, so a
 rotated or mirrored copy still matches. Each bank hash is compared with the nearest of the eight variants by
-Hamming distance; a distance of at most ``context.pdq_max_distance`` (31 by default, PDQ's own recommendation)
-is a match. Hashes with quality below ``context.pdq_min_quality`` (flat or tiny images) are too unreliable to
+Hamming distance; a distance of at most ``max_distance`` (31 by default, PDQ's own recommendation)
+is a match. Hashes with quality below ``min_quality`` (flat or tiny images) are too unreliable to
 match on, so the detector abstains with ``low_quality``.
 
 Outcomes:
@@ -30,7 +30,7 @@ the full one is banking crops of each fake as well (bank side, not this detector
 
 Trade-off: 11 hashes per query instead of 8 means 11 rather than 8 chances per bank entry of a chance match.
 Unrelated photographs sit 100+ bits apart (the nearest unrelated pair over all variants of the evaluation photos
-is 106), so the distance threshold from the context (31 by default) is kept as is rather than tightened; the
+is 106), so the configured distance threshold (31 by default) is kept as is rather than tightened; the
 three extra hashes cost about 4 ms (from a 256 px copy). Ties go to the dihedral variants (listed first), so a
 rotated copy still reports its rotation.
 
@@ -52,6 +52,7 @@ from analysis.detectors.base import (
     Category,
     Decisive,
     Detector,
+    DetectorConfig,
     DetectorContext,
     DetectorOutput,
     HashBankEntry,
@@ -158,12 +159,6 @@ def pdq_hash(image: Image.Image | np.ndarray) -> tuple[str, int]:
     return bits_to_hex(bits), int(quality)
 
 
-def pdq_dihedral_hashes(image: Image.Image | np.ndarray) -> tuple[list[str], int]:
-    """The eight dihedral PDQ hashes (see DIHEDRAL_NAMES for the order) and the quality."""
-    variants, quality = pdqhash.compute_dihedral(_prepare(image))
-    return [bits_to_hex(bits) for bits in variants], int(quality)
-
-
 def hamming(a_hex: str, b_hex: str) -> int:
     """Number of differing bits between two 256-bit hashes in hex."""
     if len(a_hex) != HASH_HEX_LENGTH or len(b_hex) != HASH_HEX_LENGTH:
@@ -237,6 +232,14 @@ class KnownContentDetector(Detector):
     kinds: ClassVar[frozenset[str]] = frozenset({"image"})
     time_budget_s: ClassVar[float] = 5.0
 
+    def __init__(self, *, max_distance: int = 31, min_quality: int = 50) -> None:
+        self.max_distance = max_distance
+        self.min_quality = min_quality
+
+    @classmethod
+    def configured(cls, config: DetectorConfig) -> KnownContentDetector:
+        return cls(max_distance=config.pdq_max_distance, min_quality=config.pdq_min_quality)
+
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         try:
             variants, quality = query_hashes(_prepare_luma(media.decoded.luma))
@@ -244,7 +247,7 @@ class KnownContentDetector(Detector):
             return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
 
         pdq = variants[0]
-        if quality < context.pdq_min_quality:
+        if quality < self.min_quality:
             return DetectorOutput.abstain(
                 AbstainCode.LOW_QUALITY,
                 f"The image is too flat or small for a reliable PDQ hash (quality {quality}).",
@@ -252,14 +255,14 @@ class KnownContentDetector(Detector):
                 quality=quality,
             )
 
-        matches = match_banks(variants, context.hash_banks, context.pdq_max_distance)
+        matches = match_banks(variants, context.hash_banks, self.max_distance)
         evidence: dict[str, Any] = {
             "pdq_hash": pdq,
             "quality": quality,
             "matches": matches[:MAX_MATCHES_IN_EVIDENCE],
             "match_count": len(matches),
             "bank_size": len(context.hash_banks),
-            "max_distance": context.pdq_max_distance,
+            "max_distance": self.max_distance,
         }
         fakes = [m for m in matches if m["bank_kind"] == "known_fake"]
         originals = [m for m in matches if m["bank_kind"] == "known_authentic"]
@@ -281,7 +284,7 @@ class KnownContentDetector(Detector):
             )
         if originals:
             best = originals[0]
-            share = best["distance"] / max(context.pdq_max_distance, 1)
+            share = best["distance"] / max(self.max_distance, 1)
             probability = PROBABILITY_KNOWN_AUTHENTIC_EXACT + share * (
                 PROBABILITY_KNOWN_AUTHENTIC_FARTHEST - PROBABILITY_KNOWN_AUTHENTIC_EXACT
             )

@@ -41,6 +41,7 @@ from analysis.detectors.base import (
     Category,
     Decisive,
     Detector,
+    DetectorConfig,
     DetectorContext,
     DetectorOutput,
     MediaInput,
@@ -343,6 +344,13 @@ class ProvenanceDetector(Detector):
     # Validation hashes the whole file; a long video takes a few seconds.
     time_budget_s: ClassVar[float] = 30.0
 
+    def __init__(self, *, trust_anchors_pem: str | None = None) -> None:
+        self.trust_anchors_pem = trust_anchors_pem  # PEM bundle (or c2pa settings document); None: no trust list
+
+    @classmethod
+    def configured(cls, config: DetectorConfig) -> ProvenanceDetector:
+        return cls(trust_anchors_pem=config.c2pa_trust_anchors_pem)
+
     def applies(self, media: MediaInput) -> DetectorOutput | None:
         refusal = super().applies(media)
         if refusal is not None:
@@ -356,7 +364,7 @@ class ProvenanceDetector(Detector):
         return None
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
-        anchors = context.c2pa_trust_anchors_pem
+        anchors = self.trust_anchors_pem
         trust_configured = bool(anchors and anchors.strip())
         try:
             c2pa_context = c2pa.Context.from_dict(offline_settings(anchors))

@@ -1,139 +1,102 @@
-"""Which detectors the pipeline runs, in what order, and what context it hands them.
+"""Which local detectors the pipeline runs, in what order, and whether each one could be loaded.
 
 Order matters only for reading: cheap metadata and provenance facts first, then pixel forensics, then the
 informational face count, then the container-level video and audio detectors. Each detector decides for itself
 whether it applies to a kind (`Detector.kinds` / `applies`); the pipeline records an abstention for the rest, so
 every analysis has one row per registered detector.
+
+A detector whose module fails to import (a broken OpenCV or c2pa install) is not skipped quietly: its load state
+records the error, `/health/ready` and `manage.py doctor` report it, and the pipeline refuses to score without
+it (analysis/steps.py), because a missing detector would otherwise only show up as a quietly smaller score.
+
+To add a detector: write `analysis/detectors/<name>.py` (a `Detector` subclass, see base.py), append it to
+`REGISTERED` below, give it a weight in a new ScoringPolicy version, and document it in docs/analysis.md.
+Nothing here touches the app: no ORM, no settings (configuration arrives as a `DetectorConfig`).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import math
-import threading
-import time
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
-from analysis.detectors.base import Detector, DetectorContext, HashBankEntry
+from analysis.detectors.base import Detector, DetectorConfig
 
 logger = logging.getLogger(__name__)
 
-DETECTOR_CLASSES: tuple[tuple[str, str], ...] = (
-    ("analysis.detectors.metadata", "MetadataDetector"),
-    ("analysis.detectors.provenance", "ProvenanceDetector"),
-    ("analysis.detectors.known_content", "KnownContentDetector"),
-    ("analysis.detectors.ela", "ElaDetector"),
-    ("analysis.detectors.jpeg", "JpegDetector"),
-    ("analysis.detectors.spectral", "SpectralDetector"),
-    ("analysis.detectors.jpeg_grid", "JpegGridDetector"),
-    ("analysis.detectors.copy_move", "CopyMoveDetector"),
-    ("analysis.detectors.faces", "FacesDetector"),
-    ("analysis.detectors.video", "VideoDetector"),
-    ("analysis.detectors.audio", "AudioDetector"),
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str  # the detector's `name` (checked when it loads)
+    module: str
+    class_name: str
+
+
+REGISTERED: tuple[DetectorSpec, ...] = (
+    DetectorSpec("metadata", "analysis.detectors.metadata", "MetadataDetector"),
+    DetectorSpec("provenance", "analysis.detectors.provenance", "ProvenanceDetector"),
+    DetectorSpec("known_content", "analysis.detectors.known_content", "KnownContentDetector"),
+    DetectorSpec("ela", "analysis.detectors.ela", "ElaDetector"),
+    DetectorSpec("jpeg", "analysis.detectors.jpeg", "JpegDetector"),
+    DetectorSpec("spectral", "analysis.detectors.spectral", "SpectralDetector"),
+    DetectorSpec("jpeg_grid", "analysis.detectors.jpeg_grid", "JpegGridDetector"),
+    DetectorSpec("copy_move", "analysis.detectors.copy_move", "CopyMoveDetector"),
+    DetectorSpec("faces", "analysis.detectors.faces", "FacesDetector"),
+    DetectorSpec("video", "analysis.detectors.video", "VideoDetector"),
+    DetectorSpec("audio", "analysis.detectors.audio", "AudioDetector"),
 )
 
 
+@dataclass(frozen=True)
+class LoadState:
+    """Whether one registered detector could be imported in this process, and if not, why."""
+
+    name: str
+    loaded: bool
+    error: str = ""  # "ImportError: libGL.so.1: cannot open shared object file", empty when loaded
+    cls: type[Detector] | None = None
+
+
+class DetectorUnavailable(Exception):
+    """A detector the pipeline needs could not be loaded in this process."""
+
+    def __init__(self, states: list[LoadState]):
+        self.states = states
+        names = ", ".join(f"{s.name} ({s.error})" for s in states)
+        super().__init__(f"detector(s) could not be loaded: {names}")
+
+
+def load(spec: DetectorSpec) -> LoadState:
+    """Import one detector class; any failure (not only ImportError: a module can raise anything at import)
+    becomes a recorded error rather than an exception."""
+    try:
+        cls = getattr(importlib.import_module(spec.module), spec.class_name)
+    except Exception as exc:
+        logger.critical(
+            "detector %s (%s.%s) could not be loaded", spec.name, spec.module, spec.class_name, exc_info=True
+        )
+        return LoadState(spec.name, False, f"{type(exc).__name__}: {str(exc)[:200]}")
+    if not (isinstance(cls, type) and issubclass(cls, Detector)) or getattr(cls, "name", None) != spec.name:
+        return LoadState(spec.name, False, f"{spec.module}.{spec.class_name} is not the {spec.name!r} Detector")
+    return LoadState(spec.name, True, "", cls)
+
+
 @lru_cache(maxsize=1)
+def load_states() -> tuple[LoadState, ...]:
+    """Every registered detector's load state, imported once per process."""
+    return tuple(load(spec) for spec in REGISTERED)
+
+
 def detector_classes() -> tuple[type[Detector], ...]:
-    """The registered detector classes, imported once per process.
-
-    A module that fails to import is logged and skipped rather than taking every analysis down with it; the
-    detail view then simply lacks that detector, and the import error is in the worker log.
-    """
-    classes: list[type[Detector]] = []
-    for module_name, class_name in DETECTOR_CLASSES:
-        try:
-            classes.append(getattr(importlib.import_module(module_name), class_name))
-        except (ImportError, AttributeError):
-            logger.exception("detector %s.%s could not be loaded", module_name, class_name)
-    return tuple(classes)
+    """The classes that loaded (for listings: docs, the evidence bundle, tests)."""
+    return tuple(s.cls for s in load_states() if s.cls is not None)
 
 
-def detectors() -> list[Detector]:
-    """Fresh instances for one analysis (detectors keep no state between runs, but instances are cheap)."""
-    return [cls() for cls in detector_classes()]
-
-
-def applicable_kinds() -> dict[str, list[str]]:
-    """Detector name -> media kinds it examines (for docs, admin and the evidence bundle)."""
-    return {cls.name: sorted(cls.kinds) for cls in detector_classes()}
-
-
-def trust_anchors_pem() -> str | None:
-    """The C2PA trust anchors: the shipped lists (analysis/trust_lists.py) unless HLEKKR_C2PA_SHIPPED_TRUST_LIST
-    is false, plus the bundle in HLEKKR_C2PA_TRUST_ANCHORS_FILE. None when neither applies."""
-    from analysis import conf, trust_lists
-
-    path = conf.c2pa_trust_anchors_file()
-    text: str | None = None
-    if path:
-        try:
-            text = Path(path).read_text()
-        except OSError:
-            # Misconfiguration must be loud in the log but must not fail every analysis: provenance then judges
-            # with the shipped lists alone (or none), which is the honest answer without the operator's anchors.
-            logger.error("HLEKKR_C2PA_TRUST_ANCHORS_FILE %s cannot be read", path)
-    return trust_lists.trust_anchors_text(text, use_shipped=conf.c2pa_shipped_trust_list())
-
-
-# Hash banks can hold 100k+ hashes; loading them for every analysis cost more than some detectors. They are kept
-# per process and reloaded when a cheap signature of the active banks changes (two aggregate queries), or after
-# BANK_CACHE_TTL_S as a backstop for in-place edits the signature cannot see (a hash or label edited in admin).
-BANK_CACHE_TTL_S = 60.0
-_bank_cache: dict[str, Any] = {}
-_bank_cache_lock = threading.Lock()
-
-
-def _bank_signature() -> tuple[Any, ...]:
-    from django.db.models import Count, Max, Sum
-
-    from analysis.models import BankedHash, HashBank
-
-    banks = tuple(
-        HashBank.objects.filter(is_active=True).order_by("id").values_list("id", "name", "kind", "created_at")
-    )
-    rows = BankedHash.objects.filter(bank__is_active=True).aggregate(
-        n=Count("id"), last=Max("id"), ids=Sum("id"), newest=Max("created_at")
-    )
-    return banks, rows["n"], rows["last"], rows["ids"], rows["newest"]
-
-
-def _load_hash_bank_entries() -> list[HashBankEntry]:
-    from analysis.models import BankedHash
-
-    rows = BankedHash.objects.filter(bank__is_active=True).values_list("bank__name", "bank__kind", "pdq_hash", "label")
-    return [
-        HashBankEntry(bank=name, bank_kind=kind, hash_hex=h, label=label)  # type: ignore[arg-type]
-        for name, kind, h, label in rows
-    ]
-
-
-def hash_bank_entries() -> list[HashBankEntry]:
-    """Every hash of every active bank, as plain entries the known_content detector can match against."""
-    signature = _bank_signature()
-    now = time.monotonic()
-    with _bank_cache_lock:
-        if (
-            _bank_cache.get("signature") == signature
-            and now - _bank_cache.get("loaded_at", -math.inf) < BANK_CACHE_TTL_S
-        ):
-            return list(_bank_cache["entries"])
-    entries = _load_hash_bank_entries()
-    with _bank_cache_lock:
-        _bank_cache.update(signature=signature, loaded_at=now, entries=entries)
-    return list(entries)
-
-
-def build_context() -> DetectorContext:
-    """The DetectorContext for one analysis, loaded from the database and settings."""
-    from analysis import conf
-
-    return DetectorContext(
-        hash_banks=hash_bank_entries(),
-        c2pa_trust_anchors_pem=trust_anchors_pem(),
-        pdq_max_distance=conf.pdq_max_distance(),
-        pdq_min_quality=conf.pdq_min_quality(),
-    )
+def detectors(config: DetectorConfig, *, optional: frozenset[str] = frozenset()) -> list[Detector]:
+    """Fresh, configured instances for one analysis. Raises DetectorUnavailable when a detector that is not
+    listed in `optional` failed to load: the analysis must not be scored without it."""
+    missing = [s for s in load_states() if not s.loaded and s.name not in optional]
+    if missing:
+        raise DetectorUnavailable(missing)
+    return [cls.configured(config) for cls in detector_classes()]

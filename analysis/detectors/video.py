@@ -41,6 +41,10 @@ from analysis.detectors.base import (
     MediaInput,
     Reason,
 )
+from analysis.detectors.copy_move import CopyMoveDetector
+from analysis.detectors.ela import ElaDetector
+from analysis.detectors.faces import FacesDetector
+from analysis.detectors.spectral import SpectralDetector
 
 logger = logging.getLogger(__name__)
 
@@ -52,26 +56,8 @@ _AGREEING_P = 0.6
 
 
 def default_frame_detectors() -> list[Detector]:
-    """The image detectors that exist in this checkout.
-
-    Imported here, not at module level, so the video detector works while the image detectors are still
-    being written (and so importing the pipeline does not load OpenCV unless a video is analysed).
-    """
-    import importlib
-
-    detectors: list[Detector] = []
-    for module_name, class_name in (
-        ("analysis.detectors.ela", "ElaDetector"),
-        ("analysis.detectors.spectral", "SpectralDetector"),
-        ("analysis.detectors.copy_move", "CopyMoveDetector"),
-        ("analysis.detectors.faces", "FacesDetector"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-            detectors.append(getattr(module, class_name)())
-        except (ImportError, AttributeError) as exc:
-            logger.debug("frame detector %s.%s unavailable: %s", module_name, class_name, exc)
-    return detectors
+    """The image detectors every sampled frame goes through (none of them needs configuration)."""
+    return [ElaDetector(), SpectralDetector(), CopyMoveDetector(), FacesDetector()]
 
 
 @dataclass

@@ -165,9 +165,7 @@ _storage_probe_lock = threading.Lock()
 
 
 def storage_probe_ttl_seconds() -> float:
-    from hlekkr.env import setting_float
-
-    return setting_float("HLEKKR_READINESS_STORAGE_TTL", 15.0, minimum=0)
+    return float(settings.HLEKKR_READINESS_STORAGE_TTL)
 
 
 def check_storage_cached() -> ComponentStatus:
@@ -245,8 +243,10 @@ def check_workers() -> ComponentStatus:
 
 
 def bedrock_models() -> list[str]:
-    raw = getattr(settings, "HLEKKR_BEDROCK_MODELS", "") or ""
-    return [m.strip() for m in raw.split(",") if m.strip()]
+    """The configured Bedrock model ids (the JSON list was checked at start-up by analysis.conf)."""
+    from analysis import conf
+
+    return [m.model_id for m in conf.bedrock_models()]
 
 
 def check_bedrock_config() -> ComponentStatus:
@@ -261,12 +261,38 @@ def check_bedrock_config() -> ComponentStatus:
     return _timed("bedrock", False, probe)
 
 
+def check_detectors() -> ComponentStatus:
+    """Every registered detector's load state. A required detector that cannot be loaded makes the node not
+    ready: the analyses it would run could not be scored honestly (analysis/detectors/registry.py)."""
+
+    def probe() -> tuple[str, str, dict[str, Any]]:
+        from analysis import conf
+        from analysis.detectors import registry
+
+        optional = conf.optional_detectors()
+        states = registry.load_states()
+        data = {
+            s.name: {"loaded": s.loaded, "required": s.name not in optional, **({"error": s.error} if s.error else {})}
+            for s in states
+        }
+        broken = [s.name for s in states if not s.loaded and s.name not in optional]
+        skipped = [s.name for s in states if not s.loaded and s.name in optional]
+        if broken:
+            return DOWN, f"required detector(s) not loaded: {', '.join(broken)}", {"detectors": data}
+        if skipped:
+            return DEGRADED, f"optional detector(s) not loaded: {', '.join(skipped)}", {"detectors": data}
+        return OK, f"all {len(states)} detectors loaded", {"detectors": data}
+
+    return _timed("detectors", True, probe)
+
+
 READINESS_CHECKS: tuple[Callable[[], ComponentStatus], ...] = (
     check_database,
     check_cache,
     check_broker,
     check_storage_cached,
     check_workers,
+    check_detectors,
     check_bedrock_config,
 )
 

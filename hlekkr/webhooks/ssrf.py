@@ -30,8 +30,6 @@ from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 
-from hlekkr.env import env_bool
-
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RESPONSE_EXCERPT_BYTES = 2048
@@ -60,8 +58,7 @@ class DestinationRefused(Exception):
 
 
 def loopback_allowed() -> bool:
-    value = getattr(settings, "HLEKKR_WEBHOOKS_ALLOW_LOOPBACK", None)
-    return bool(value) if value is not None else env_bool("HLEKKR_WEBHOOKS_ALLOW_LOOPBACK", False)
+    return bool(settings.HLEKKR_WEBHOOKS_ALLOW_LOOPBACK)
 
 
 def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:

@@ -36,7 +36,7 @@ class _Heat(Detector):
 
 @pytest.fixture
 def analysed(client_a: Any, stored_media: Any, monkeypatch: pytest.MonkeyPatch) -> Analysis:
-    monkeypatch.setattr(registry, "detectors", lambda: [_Heat()])
+    monkeypatch.setattr(registry, "detectors", lambda *args, **kwargs: [_Heat()])
     analysis = services.analysis_run(analysis_id=services.analysis_create(media=stored_media(client_a)).pk)
     assert analysis is not None and analysis.status == AnalysisStatus.COMPLETED
     return analysis

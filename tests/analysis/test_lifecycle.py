@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import timedelta
 from typing import Any, ClassVar
 from unittest import mock
@@ -62,7 +63,7 @@ class _Hang(Detector):
 
 
 def _use_detectors(monkeypatch: pytest.MonkeyPatch, *classes: type[Detector]) -> None:
-    monkeypatch.setattr(registry, "detectors", lambda: [cls() for cls in classes])
+    monkeypatch.setattr(registry, "detectors", lambda *args, **kwargs: [cls() for cls in classes])
 
 
 def _queued(stored_media: Any, owner: Any, **kwargs: Any) -> Analysis:
@@ -198,37 +199,47 @@ def _age(analysis: Analysis, **fields: Any) -> None:
     Analysis.objects.filter(pk=analysis.pk).update(**fields)
 
 
-def test_the_reconciler_requeues_a_run_stuck_past_its_time_limit(
-    client_a: Any, stored_media: Any, settings: Any, django_capture_on_commit_callbacks: Any
+def _running(analysis: Analysis, *, lease_left: timedelta, attempts: int = 1) -> None:
+    """As a worker's claim leaves it: running in the first step, with a lease that lapses after `lease_left`."""
+    _age(
+        analysis,
+        status=AnalysisStatus.RUNNING,
+        step="local",
+        attempts=attempts,
+        started_at=timezone.now() - timedelta(minutes=1),
+        lease_token=uuid.uuid4(),
+        lease_expires_at=timezone.now() + lease_left,
+    )
+
+
+def test_the_reconciler_requeues_a_run_whose_worker_stopped_renewing_its_lease(
+    client_a: Any, stored_media: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    settings.HLEKKR_ANALYSIS_TIME_LIMIT = 60
     analysis = _queued(stored_media, client_a)
-    _age(analysis, status=AnalysisStatus.RUNNING, attempts=1, started_at=timezone.now() - timedelta(minutes=5))
+    _running(analysis, lease_left=timedelta(seconds=-1))
     with mock.patch.object(analyze_media_task, "apply_async") as send, django_capture_on_commit_callbacks(execute=True):
         counts = reconcile_analyses_task.apply().get()
     assert counts["requeued"] == 1
     analysis.refresh_from_db()
-    assert analysis.status == AnalysisStatus.QUEUED and "time limit" in analysis.failure_reason
+    assert analysis.status == AnalysisStatus.QUEUED and "renewing" in analysis.failure_reason
+    assert analysis.lease_token is None and analysis.lease_expires_at is None
     send.assert_called_once_with(args=[str(analysis.pk)], queue="interactive")
 
 
-def test_the_reconciler_leaves_a_run_within_its_time_limit_alone(
-    client_a: Any, stored_media: Any, settings: Any
-) -> None:
-    settings.HLEKKR_ANALYSIS_TIME_LIMIT = 600
+def test_the_reconciler_leaves_a_run_with_a_live_lease_alone(client_a: Any, stored_media: Any) -> None:
     analysis = _queued(stored_media, client_a)
-    _age(analysis, status=AnalysisStatus.RUNNING, attempts=1, started_at=timezone.now() - timedelta(minutes=5))
+    _running(analysis, lease_left=timedelta(seconds=20))
+    _age(analysis, started_at=timezone.now() - timedelta(hours=1))  # long-running but renewing: alive
     assert services.analysis_reconcile()["requeued"] == 0
     analysis.refresh_from_db()
     assert analysis.status == AnalysisStatus.RUNNING
 
 
 def test_the_reconciler_fails_a_run_stuck_after_three_attempts(
-    client_a: Any, stored_media: Any, settings: Any, published: list[Any]
+    client_a: Any, stored_media: Any, published: list[Any]
 ) -> None:
-    settings.HLEKKR_ANALYSIS_TIME_LIMIT = 60
     analysis = _queued(stored_media, client_a)
-    _age(analysis, status=AnalysisStatus.RUNNING, attempts=3, started_at=timezone.now() - timedelta(minutes=5))
+    _running(analysis, lease_left=timedelta(seconds=-1), attempts=3)
     assert services.analysis_reconcile()["failed"] == 1
     analysis.refresh_from_db()
     assert analysis.status == AnalysisStatus.FAILED
@@ -258,8 +269,8 @@ def test_the_reconciler_resends_stale_queued_work_with_backoff(
         assert services.analysis_reconcile()["resent"] == 1
 
 
-def test_a_worker_killed_mid_run_resumes_without_duplicates(
-    client_a: Any, stored_media: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+def test_a_worker_killed_mid_run_resumes_on_redelivery_once_its_lease_lapsed_without_duplicates(
+    client_a: Any, stored_media: Any, monkeypatch: pytest.MonkeyPatch, published: list[Any]
 ) -> None:
     class _Second(_Fixed):
         name: ClassVar[str] = "jpeg"
@@ -272,8 +283,8 @@ def test_a_worker_killed_mid_run_resumes_without_duplicates(
     class WorkerKilled(BaseException):
         pass
 
-    def store_then_die(analysis: Any, item: Any, run: Any) -> Any:
-        row = real_store(analysis, item, run)
+    def store_then_die(analysis: Any, run: Any, **kwargs: Any) -> Any:
+        row = real_store(analysis, run, **kwargs)
         if run.name == "ela":
             raise WorkerKilled  # like SIGKILL after the first result was committed
         return row
@@ -284,17 +295,17 @@ def test_a_worker_killed_mid_run_resumes_without_duplicates(
     analysis.refresh_from_db()
     assert analysis.status == AnalysisStatus.RUNNING
     assert list(analysis.detector_results.values_list("detector", flat=True)) == ["ela"]
-
     monkeypatch.setattr(services, "_store_result", real_store)
-    settings.HLEKKR_ANALYSIS_TIME_LIMIT = 60
-    _age(analysis, started_at=timezone.now() - timedelta(minutes=2))
-    with mock.patch.object(analyze_media_task, "apply_async"):
-        assert services.analysis_reconcile()["requeued"] == 1
-    services.analysis_run(analysis_id=analysis.pk)
-    analysis.refresh_from_db()
-    assert analysis.status == AnalysisStatus.COMPLETED and analysis.attempts == 2
-    assert sorted(analysis.detector_results.values_list("detector", flat=True)) == ["ela", "jpeg"]
+
+    # Celery redelivers at once (task_reject_on_worker_lost): the lease is still live, so the claim refuses.
+    assert services.analysis_run(analysis_id=analysis.pk) is None
+    # Once the lease has lapsed the redelivered task takes the analysis over and finishes it.
+    _age(analysis, lease_expires_at=timezone.now() - timedelta(seconds=1))
+    done = services.analysis_run(analysis_id=analysis.pk)
+    assert done is not None and done.status == AnalysisStatus.COMPLETED and done.attempts == 2
+    assert sorted(done.detector_results.values_list("detector", flat=True)) == ["ela", "jpeg"]
     assert _Fixed.calls == 2  # ela once (kept on resume), jpeg once
+    assert [event for event, _ in published] == [events.ANALYSIS_COMPLETED]
 
 
 # --- storage trouble and missing media ----------------------------------------------------------------------
@@ -382,7 +393,7 @@ def test_media_deleted_while_its_analysis_runs_ends_failed_without_a_verdict_or_
         return row
 
     monkeypatch.setattr(services, "_store_result", store_then_owner_deletes)
-    monkeypatch.setattr(registry, "detectors", lambda: [_Fixed(), _WithArtifact()])
+    _use_detectors(monkeypatch, _Fixed, _WithArtifact)
     with django_capture_on_commit_callbacks(execute=True):
         result = services.analysis_run(analysis_id=analysis.pk)
     assert result is not None

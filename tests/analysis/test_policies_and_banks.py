@@ -188,21 +188,24 @@ def test_import_hashes_needs_a_kind_to_create_a_bank(db: Any, tmp_path: Path) ->
     assert HashBank.objects.get(name="originals").hashes.count() == 1
 
 
-def test_active_banks_reach_the_detector_context(db: Any) -> None:
-    from analysis.detectors.registry import build_context
+def test_active_banks_reach_the_detector_context_and_the_pdq_settings_the_detector(db: Any, settings: Any) -> None:
+    from analysis import steps
+    from analysis.detectors.known_content import KnownContentDetector
 
+    settings.HLEKKR_PDQ_MAX_DISTANCE = 20
     live = HashBank.objects.create(name="live", kind="known_fake")
     off = HashBank.objects.create(name="off", kind="known_fake", is_active=False)
     BankedHash.objects.create(bank=live, pdq_hash=HASH_A, label="x")
     BankedHash.objects.create(bank=off, pdq_hash=HASH_B)
-    context = build_context()
+    context = steps.LOCAL.context()
     assert [(e.bank, e.hash_hex, e.bank_kind) for e in context.hash_banks] == [("live", HASH_A, "known_fake")]
-    assert (context.pdq_max_distance, context.pdq_min_quality) == (31, 50)
+    known = next(d for d in steps.LOCAL.detectors() if isinstance(d, KnownContentDetector))
+    assert (known.max_distance, known.min_quality) == (20, 50)
 
 
 def test_the_configured_anchors_extend_the_shipped_trust_lists(settings: Any, tmp_path: Path) -> None:
     from analysis import trust_lists
-    from analysis.detectors.registry import trust_anchors_pem
+    from analysis.conf import c2pa_trust_anchors_pem as trust_anchors_pem
 
     shipped = trust_lists.shipped_anchors_pem()
     pem = tmp_path / "anchors.pem"
@@ -216,7 +219,7 @@ def test_the_configured_anchors_extend_the_shipped_trust_lists(settings: Any, tm
 
 
 def test_an_operator_can_replace_the_shipped_trust_lists(settings: Any, tmp_path: Path) -> None:
-    from analysis.detectors.registry import trust_anchors_pem
+    from analysis.conf import c2pa_trust_anchors_pem as trust_anchors_pem
 
     pem = tmp_path / "anchors.pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")

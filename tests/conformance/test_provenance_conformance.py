@@ -66,12 +66,12 @@ def run(name: str, mode: str) -> DetectorOutput:
     path = C2PA_DIR / name
     kind: Literal["image", "video"] = "video" if path.suffix == ".mp4" else "image"
     media = MediaInput(path=path, kind=kind, mime=MIME_BY_SUFFIX[path.suffix], size=path.stat().st_size, filename=name)
-    detector = ProvenanceDetector()
+    anchors = reference_trust_anchors() if mode == "with_test_trust_anchors" else None
+    detector = ProvenanceDetector(trust_anchors_pem=anchors)
     refusal = detector.applies(media)
     if refusal is not None:
         return refusal
-    anchors = reference_trust_anchors() if mode == "with_test_trust_anchors" else None
-    output = detector.run(media, DetectorContext(c2pa_trust_anchors_pem=anchors))
+    output = detector.run(media, DetectorContext())
     json.dumps(output.evidence)
     return output
 

@@ -39,8 +39,8 @@ def test_the_unread_rest_of_a_body_is_drained(monkeypatch: Any) -> None:
     assert stream.tell() == 500_000 and not request.closed
 
 
-def test_more_than_the_drain_bound_closes_the_connection(monkeypatch: Any) -> None:
-    monkeypatch.setenv("HLEKKR_UNREAD_BODY_DRAIN_BYTES", "1000")
+def test_more_than_the_drain_bound_closes_the_connection(settings: Any) -> None:
+    settings.HLEKKR_UNREAD_BODY_DRAIN_BYTES = 1000
     request = FakeGunicornRequest()
     unread_body.remember_gunicorn_request(None, request)
     _, stream = call(UnreadBodyGuard(refusing_app(10)), b"x" * 5000, 5000)
@@ -55,9 +55,9 @@ def test_a_body_shorter_than_declared_closes_the_connection() -> None:
     assert request.closed
 
 
-def test_without_gunicorn_the_environ_records_the_need_to_close(monkeypatch: Any) -> None:
+def test_without_gunicorn_the_environ_records_the_need_to_close(monkeypatch: Any, settings: Any) -> None:
     monkeypatch.setattr(unread_body._gunicorn, "request", None, raising=False)
-    monkeypatch.setenv("HLEKKR_UNREAD_BODY_DRAIN_BYTES", "10")
+    settings.HLEKKR_UNREAD_BODY_DRAIN_BYTES = 10
     environ, _ = call(UnreadBodyGuard(refusing_app(0)), b"x" * 100, 100)
     assert environ["hlekkr.connection_must_close"] is True
 

@@ -42,7 +42,7 @@ def main(names: list[str]) -> int:
 
     from analysis import scoring
     from analysis.detectors import registry
-    from analysis.detectors.base import DetectorContext, MediaInput
+    from analysis.detectors.base import DetectorConfig, DetectorContext, MediaInput
     from analysis.pipeline import run_detectors, score_runs
 
     policy = scoring.Policy(version=0)  # the default weights; the database's active policy is not needed here
@@ -59,7 +59,7 @@ def main(names: list[str]) -> int:
                 filename=entry.filename,
             )
             started = time.perf_counter()
-            runs = list(run_detectors(registry.detectors(), media, DetectorContext()))
+            runs = list(run_detectors(registry.detectors(DetectorConfig()), media, DetectorContext()))
             verdict = score_runs(runs, policy).verdict
             results = {
                 run.name: [run.output.status, run.output.reasons[0].code if run.output.reasons else ""] for run in runs

@@ -136,7 +136,7 @@ def test_keys_hitting_rate_limits_are_listed() -> None:
 
 
 def test_bedrock_when_configured_asks_aws_for_each_model(settings: Any) -> None:
-    settings.HLEKKR_BEDROCK_MODELS = "model-a,model-b"
+    settings.HLEKKR_BEDROCK_MODELS = '[{"model_id": "model-a"}, {"model_id": "model-b"}]'
     client = mock.Mock()
     client.exceptions.ResourceNotFoundException = type("ResourceNotFoundException", (Exception,), {})
     client.get_foundation_model.side_effect = [{}, client.exceptions.ResourceNotFoundException()]

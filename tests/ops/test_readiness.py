@@ -38,7 +38,7 @@ def test_a_healthy_install_is_ready_and_names_every_component(client: Any) -> No
     status, body = ready(client)
     assert status == 200
     assert body["status"] == "ok"
-    assert set(body["components"]) == {"database", "cache", "broker", "storage", "workers", "bedrock"}
+    assert set(body["components"]) == {"database", "cache", "broker", "storage", "workers", "detectors", "bedrock"}
     for name in ("database", "cache", "broker", "storage", "workers"):
         component = body["components"][name]
         assert component["status"] == "ok", (name, component)
@@ -199,7 +199,7 @@ def test_a_queue_without_a_fresh_heartbeat_degrades_workers(client: Any) -> None
 
 
 def test_bedrock_reports_configuration_without_calling_aws(client: Any, settings: Any) -> None:
-    settings.HLEKKR_BEDROCK_MODELS = "anthropic.claude-3-haiku-20240307-v1:0"
+    settings.HLEKKR_BEDROCK_MODELS = '[{"model_id": "anthropic.claude-3-haiku-20240307-v1:0"}]'
     with mock.patch("boto3.client", side_effect=AssertionError("readiness must not call AWS")):
         _, body = ready(client)
     assert body["components"]["bedrock"]["status"] == "ok"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis.detectors import registry
+from analysis import selectors
 from analysis.models import BankedHash, HashBank
 
 HASH_A = "f" * 64
@@ -12,7 +12,7 @@ HASH_B = "0f" * 32
 
 
 def banked() -> list[tuple[str, str, str]]:
-    return [(e.bank, e.bank_kind, e.hash_hex) for e in registry.hash_bank_entries()]
+    return [(e.bank, e.bank_kind, e.hash_hex) for e in selectors.hash_bank_entries()]
 
 
 def test_added_hashes_deactivated_banks_and_changed_kinds_are_seen_on_the_next_analysis(db: Any) -> None:

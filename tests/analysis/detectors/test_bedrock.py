@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 from django.core.exceptions import ImproperlyConfigured
 from PIL import Image
 
-from analysis import bedrock_usage
+from analysis import selectors, services
 from analysis.detectors import bedrock
 from analysis.detectors.base import DetectorContext, MediaInput
 from analysis.detectors.bedrock import BedrockDetector, ModelSpec
@@ -27,10 +27,10 @@ NOVA = ModelSpec("amazon.nova-pro-v1:0", weight=1.0, input_per_1k=0.0008, output
 
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> Any:
+    def refuse(*args: Any) -> Any:
         raise AssertionError("a test tried to build a real Bedrock client")
 
-    monkeypatch.setattr(bedrock_usage, "make_client", refuse)
+    monkeypatch.setattr(bedrock, "make_client", refuse)
 
 
 @pytest.fixture
@@ -404,19 +404,18 @@ def bedrock_configured(settings: Any, monkeypatch: pytest.MonkeyPatch, stubbed: 
     )
     settings.HLEKKR_BEDROCK_DAILY_BUDGET_USD = 1.0
     client, stub = stubbed
-    monkeypatch.setattr(bedrock_usage, "make_client", lambda: client)
-    monkeypatch.setattr(registry, "detectors", lambda: [MetadataDetector()])  # one fast local detector
+    monkeypatch.setattr(bedrock, "make_client", lambda *args: client)
+    monkeypatch.setattr(registry, "detectors", lambda *args, **kwargs: [MetadataDetector()])  # one fast detector
     return stub
 
 
 def _run_local_step(
     stored_media: Any, owner: Any, monkeypatch: pytest.MonkeyPatch, capture: Any
 ) -> tuple[Any, list[Any]]:
-    from analysis import services
-    from analysis.tasks import analysis_bedrock_task
+    from analysis.tasks import analysis_step_task
 
     sent: list[Any] = []
-    monkeypatch.setattr(analysis_bedrock_task, "apply_async", lambda args, queue: sent.append((args, queue)))
+    monkeypatch.setattr(analysis_step_task, "apply_async", lambda args, queue: sent.append((args, queue)))
     analysis = services.analysis_create(media=stored_media(owner))
     with capture(execute=True):
         after_local = services.analysis_run(analysis_id=analysis.pk)
@@ -438,8 +437,8 @@ def test_the_analysis_waits_for_the_bedrock_queue_then_completes_with_its_answer
     bedrock_configured.add_response("converse", _response(_answer(0.9), 2000, 100), None)
     analysis, sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
     assert analysis.status == "running"  # local detectors done, scoring waits for Bedrock
-    assert sent == [([str(analysis.pk)], "bedrock")]
-    done = bedrock_usage.analysis_bedrock_run(analysis_id=analysis.pk)
+    assert sent == [([str(analysis.pk), "bedrock"], "bedrock")]
+    done = services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock")
     assert done is not None and done.status == "completed"
     assert [c["detector"] for c in done.breakdown["contributions"]] == ["bedrock"]
     assert done.trust_score is not None and done.trust_score < 40  # p = 0.9 from the only scoring detector
@@ -454,10 +453,10 @@ def test_the_analysis_waits_for_the_bedrock_queue_then_completes_with_its_answer
         100,
     )
     assert float(call.cost_usd) == pytest.approx(2 * 0.0008 + 0.1 * 0.0032)
-    assert bedrock_usage.spent_today_usd() == pytest.approx(float(call.cost_usd))
+    assert selectors.bedrock_spent_today_usd() == pytest.approx(float(call.cost_usd))
     assert "bedrock_ms" in done.timings
     # Idempotent: a duplicate message finds the analysis completed and calls nothing.
-    assert bedrock_usage.analysis_bedrock_run(analysis_id=analysis.pk).status == "completed"
+    assert services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock") is None
     assert BedrockCall.objects.count() == 1
 
 
@@ -472,7 +471,7 @@ def test_when_bedrock_fails_the_analysis_still_completes_on_local_evidence(
 
     bedrock_configured.add_client_error("converse", "AccessDeniedException", "no access", 403)
     analysis, _sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
-    done = bedrock_usage.analysis_bedrock_run(analysis_id=analysis.pk)
+    done = services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock")
     assert done is not None and done.status == "completed"
     row = DetectorResult.objects.get(analysis=analysis, detector="bedrock")
     assert row.status == "abstained" and row.reasons[0]["code"] == "upstream_failed"
@@ -490,11 +489,12 @@ def test_a_spent_daily_budget_skips_bedrock_with_budget_exhausted(
 
     from analysis.models import DetectorResult
 
-    bedrock_usage.record_bedrock_usage(
-        None, {"run_id": str(uuid.uuid4()), "calls": [{"model_id": "m", "outcome": "ok", "cost_usd": 1.0}]}
+    services.bedrock_calls_record(
+        analysis=None,
+        evidence={"run_id": str(uuid.uuid4()), "calls": [{"model_id": "m", "outcome": "ok", "cost_usd": 1.0}]},
     )
     analysis, _sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
-    done = bedrock_usage.analysis_bedrock_run(analysis_id=analysis.pk)
+    done = services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock")
     assert done is not None and done.status == "completed"
     row = DetectorResult.objects.get(analysis=analysis, detector="bedrock")
     assert row.reasons[0]["code"] == "budget_exhausted"
@@ -511,7 +511,7 @@ def test_without_models_the_local_pipeline_scores_at_once(
     from analysis.detectors.metadata import MetadataDetector
 
     settings.HLEKKR_BEDROCK_MODELS = ""
-    monkeypatch.setattr(registry, "detectors", lambda: [MetadataDetector()])
+    monkeypatch.setattr(registry, "detectors", lambda *args, **kwargs: [MetadataDetector()])
     analysis, sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
     assert analysis.status == "completed" and sent == []
 
@@ -520,8 +520,12 @@ def test_admin_shows_calls_and_todays_spend_against_the_budget(admin_user: Any, 
     import uuid
 
     settings.HLEKKR_BEDROCK_DAILY_BUDGET_USD = 2.0
-    bedrock_usage.record_bedrock_usage(
-        None, {"run_id": str(uuid.uuid4()), "calls": [{"model_id": NOVA.model_id, "outcome": "ok", "cost_usd": 0.5}]}
+    services.bedrock_calls_record(
+        analysis=None,
+        evidence={
+            "run_id": str(uuid.uuid4()),
+            "calls": [{"model_id": NOVA.model_id, "outcome": "ok", "cost_usd": 0.5}],
+        },
     )
     client.force_login(admin_user)
     page = client.get("/admin/analysis/bedrockcall/", follow=True)
@@ -536,14 +540,13 @@ def test_a_broker_failure_sending_the_bedrock_step_leaves_the_analysis_running_f
     monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    from analysis import services
     from analysis.models import DetectorResult
-    from analysis.tasks import analysis_bedrock_task
+    from analysis.tasks import analysis_step_task
 
     def broker_down(args: Any, queue: str) -> None:
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(analysis_bedrock_task, "apply_async", broker_down)
+    monkeypatch.setattr(analysis_step_task, "apply_async", broker_down)
     analysis = services.analysis_create(media=stored_media(client_a))
     with django_capture_on_commit_callbacks(execute=True):
         after_local = services.analysis_run(analysis_id=analysis.pk)
@@ -551,3 +554,94 @@ def test_a_broker_failure_sending_the_bedrock_step_leaves_the_analysis_running_f
     after_local.refresh_from_db()
     assert after_local.status == "running" and after_local.failure_reason == ""
     assert DetectorResult.objects.filter(analysis=analysis, detector="metadata").exists()
+
+
+# --- the Bedrock step's own claim ---------------------------------------------------------------------------------
+def test_a_step_resent_while_its_first_message_still_waits_calls_bedrock_once(
+    bedrock_configured: Any,
+    stored_media: Any,
+    client_a: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analysis.models import Analysis, BedrockCall
+
+    bedrock_configured.add_response("converse", _response(_answer(0.4), 1000, 50), None)  # one answer only
+    analysis, sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
+    # The bedrock queue is backed up: after a while the reconciler sends the step again.
+    Analysis.objects.filter(pk=analysis.pk).update(enqueued_at=timezone.now() - timedelta(minutes=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.analysis_reconcile()["steps_resent"] == 1
+    assert sent == [([str(analysis.pk), "bedrock"], "bedrock")] * 2
+    # Both messages are delivered: the first claims the step and completes; the second finds nothing to do.
+    done = services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock")
+    assert done is not None and done.status == "completed"
+    assert services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock") is None
+    assert BedrockCall.objects.count() == 1
+
+
+def test_a_second_message_while_a_live_worker_calls_bedrock_does_nothing(
+    bedrock_configured: Any,
+    stored_media: Any,
+    client_a: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analysis.models import Analysis, BedrockCall
+
+    analysis, _sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
+    holder = {"lease_token": uuid.uuid4(), "lease_expires_at": timezone.now() + timedelta(seconds=20)}
+    Analysis.objects.filter(pk=analysis.pk).update(**holder)  # a worker is calling Bedrock right now
+    assert services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock") is None
+    assert BedrockCall.objects.count() == 0  # the stub has no response queued: any call would have failed
+
+
+def test_a_bedrock_worker_killed_mid_call_is_retaken_once_its_lease_lapses(
+    bedrock_configured: Any,
+    stored_media: Any,
+    client_a: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analysis.models import Analysis
+
+    bedrock_configured.add_response("converse", _response(_answer(0.7), 1000, 50), None)
+    analysis, sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
+    dead = {"lease_token": uuid.uuid4(), "lease_expires_at": timezone.now() - timedelta(seconds=1)}
+    Analysis.objects.filter(pk=analysis.pk).update(step_attempts=1, **dead)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.analysis_reconcile() == {"requeued": 0, "failed": 0, "resent": 0, "steps_resent": 1}
+    assert len(sent) == 2
+    done = services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock")
+    assert done is not None and done.status == "completed" and done.step_attempts == 2
+
+
+def test_a_step_interrupted_too_often_is_skipped_and_the_analysis_scored_on_local_evidence(
+    bedrock_configured: Any,
+    stored_media: Any,
+    client_a: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from analysis.models import Analysis, BedrockCall, DetectorResult
+
+    analysis, _sent = _run_local_step(stored_media, client_a, monkeypatch, django_capture_on_commit_callbacks)
+    Analysis.objects.filter(pk=analysis.pk).update(step_attempts=3)  # three workers died calling Bedrock
+    done = services.analysis_step_run(analysis_id=analysis.pk, step_name="bedrock")
+    assert done is not None and done.status == "completed" and done.verdict  # metadata alone: inconclusive
+    assert not DetectorResult.objects.filter(analysis=analysis, detector="bedrock").exists()
+    assert BedrockCall.objects.count() == 0

@@ -49,9 +49,10 @@ def media_from(tmp_path: Path, content: bytes, mime: str = "image/jpeg", name: s
 
 def analyse(tmp_path: Path, content: bytes, anchors: str | None = None) -> tuple[MediaInput, DetectorOutput]:
     media = media_from(tmp_path, content)
-    refusal = detector.applies(media)
+    configured = ProvenanceDetector(trust_anchors_pem=anchors)
+    refusal = configured.applies(media)
     assert refusal is None
-    return media, detector.run(media, DetectorContext(c2pa_trust_anchors_pem=anchors))
+    return media, configured.run(media, DetectorContext())
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from PIL import Image
 from skimage import data
 
 from analysis.detectors import base
-from analysis.detectors.base import AbstainCode, DetectorContext, MediaInput, decode_image
+from analysis.detectors.base import AbstainCode, DetectorConfig, DetectorContext, MediaInput, decode_image
 from analysis.detectors.registry import detectors
 from analysis.pipeline import run_detectors
 
@@ -33,7 +33,7 @@ def test_a_whole_analysis_decodes_the_image_once(tmp_path: Path, monkeypatch: py
         return decode_image(content)
 
     monkeypatch.setattr(base, "decode_image", counting)
-    runs = list(run_detectors(detectors(), media, DetectorContext()))
+    runs = list(run_detectors(detectors(DetectorConfig()), media, DetectorContext()))
 
     assert calls == [media.size]
     pixel_detectors = {"ela", "jpeg", "spectral", "copy_move", "faces", "known_content"}
@@ -71,7 +71,7 @@ def test_a_truncated_file_makes_every_pixel_detector_abstain_as_unreadable(tmp_p
     media.path.write_bytes(media.path.read_bytes()[:300])
     media = MediaInput(path=media.path, kind="image", mime="image/jpeg", size=300)
 
-    runs = {r.name: r.output for r in run_detectors(detectors(), media, DetectorContext())}
+    runs = {r.name: r.output for r in run_detectors(detectors(DetectorConfig()), media, DetectorContext())}
 
     for name in ("ela", "spectral", "copy_move", "faces", "known_content"):
         assert runs[name].status == "abstained", name

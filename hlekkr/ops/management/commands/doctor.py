@@ -148,6 +148,17 @@ class Doctor:
             return Finding("libmagic", FAIL, f"libmagic typed a PNG signature as {sniffed!r}", hint)
         return Finding("libmagic", OK, "libmagic types uploads by their bytes")
 
+    def detectors(self) -> Finding:
+        result = checks.check_detectors()
+        if result.status == checks.DEGRADED:
+            return Finding(
+                "detectors", WARN, result.detail, "fix the install (see the worker log for the import error)"
+            )
+        return _component(
+            result,
+            "fix the install (the worker log has the import error), or list the detector in HLEKKR_OPTIONAL_DETECTORS",
+        )
+
     def bedrock(self) -> Finding:
         models = checks.bedrock_models()
         if not models:
@@ -159,7 +170,7 @@ class Doctor:
 
             client = boto3.client(
                 "bedrock",
-                region_name=getattr(settings, "AWS_BEDROCK_REGION", None) or settings.AWS_S3_REGION_NAME,
+                region_name=settings.HLEKKR_BEDROCK_REGION,
                 config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1}),
             )
             missing = []
@@ -331,6 +342,7 @@ class Doctor:
             self.workers,
             self.storage,
             self.libmagic,
+            self.detectors,
             self.bedrock,
             self.c2pa_trust_list,
             self.jwt,

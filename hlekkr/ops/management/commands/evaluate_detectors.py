@@ -67,7 +67,7 @@ class Command(BaseCommand):
     def _corpus(
         self, root: Path, split: str | None, policy: scoring.Policy, options: dict[str, Any]
     ) -> tuple[dict[str, Any], list[str]]:
-        from analysis.detectors import registry
+        from analysis import steps
         from review import escalation
         from review.services import escalation_policy_active, escalation_thresholds
 
@@ -84,11 +84,11 @@ class Command(BaseCommand):
             return True, outcome.reviewers_required, outcome.qa_sample
 
         started = time.perf_counter()
-        detectors = registry.detectors()
+        detectors = steps.LOCAL.detectors()  # as the worker builds them: configured from settings
         outcomes, skipped = corpus.run_corpus(
             items,
             detectors=detectors,
-            context=registry.build_context(),
+            context=steps.LOCAL.context(),
             policy=policy,
             escalate=escalate,
             budget_scale=conf.detector_budget_scale(),
