@@ -13,7 +13,7 @@ from typing import Any
 
 PRIORITIES = ("critical", "high", "medium", "low")
 KIND_EXPERTISE = {"image": "image", "video": "video", "audio": "audio_voice"}
-AI_DECLARED = frozenset({"ai_declared_trusted", "ai_declared_untrusted"})
+AI_DECLARED = frozenset({"ai_declared_trusted", "ai_declared_untrusted", "ai_declared_metadata"})
 PROVENANCE_CODES = frozenset(
     {"ai_declared_trusted", "ai_declared_untrusted", "provenance_tampered", "trusted_authentic"}
 )

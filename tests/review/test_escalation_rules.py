@@ -119,3 +119,9 @@ def test_the_guides_inconsistency_validator() -> None:
     assert not is_inconsistent(
         verdict="manipulated", confidence=0.9, machine_trust=10, machine_confidence=0.9, gap=30, min_confidence=0.8
     )
+
+
+def test_an_ai_declaration_in_metadata_is_high_priority_and_needs_generated_expertise() -> None:
+    result = evaluate(payload(trust_score=20, manipulation_probability=0.7, decisive=["ai_declared_metadata"]), T)
+    assert result is not None and result.priority == "high"
+    assert "generated" in result.required_expertise
