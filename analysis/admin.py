@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -23,8 +23,14 @@ from analysis.models import (
 )
 from analysis.proposals import scoring_policy_evaluate
 from analysis.services import scoring_policy_activate
+from hlekkr.accounts.models import User
 from hlekkr.audit.admin import AuditedModelAdmin
 from hlekkr.exceptions import HlekkrError
+
+
+def _staff(request: HttpRequest) -> User:
+    # The admin site serves only logged-in staff: the user is a real account, never anonymous.
+    return cast(User, request.user)
 
 
 @admin.register(ScoringPolicy)
@@ -110,7 +116,7 @@ class ScoringPolicyAdmin(AuditedModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ScoringPolicy, form: Any, change: bool) -> None:
         if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
+            obj.created_by = _staff(request)
         super().save_model(request, obj, form, change)
 
     @admin.action(description="Activate the selected policy (deactivates the current one)")
@@ -118,14 +124,14 @@ class ScoringPolicyAdmin(AuditedModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one policy to activate.", level=messages.ERROR)
             return
-        policy = scoring_policy_activate(policy=queryset.get(), actor=request.user)
+        policy = scoring_policy_activate(policy=queryset.get(), actor=_staff(request))
         self.message_user(request, f"Scoring policy v{policy.version} is now active.", level=messages.SUCCESS)
 
     @admin.action(description="Run a shadow evaluation (the last N reviewed items, against the active policy)")
     def evaluate(self, request: HttpRequest, queryset: QuerySet[ScoringPolicy]) -> None:
         for policy in queryset[:5]:
             try:
-                evaluation = scoring_policy_evaluate(policy=policy, actor=request.user)
+                evaluation = scoring_policy_evaluate(policy=policy, actor=_staff(request))
             except HlekkrError as error:
                 self.message_user(request, error.message, level=messages.ERROR)
                 return

@@ -20,6 +20,7 @@ from django.db import transaction
 from analysis import calibration, scoring, shadow
 from analysis.models import ScoringPolicy, ScoringPolicyEvaluation
 from analysis.services import scoring_policy_create
+from hlekkr.accounts.models import User
 from hlekkr.audit.services import audit_record
 from hlekkr.exceptions import ValidationFailed
 
@@ -36,7 +37,7 @@ def _escalates() -> Any:
 
 
 def scoring_policy_evaluate(
-    *, policy: ScoringPolicy, actor: Any = None, last: int | None = None
+    *, policy: ScoringPolicy, actor: User | None = None, last: int | None = None
 ) -> ScoringPolicyEvaluation:
     """Score the last N reviewed items with `policy` and with the active policy; store both sets of metrics
     and the reliability diagram. Refused (400 `not_enough_labels`) with no usable reviewed item."""
@@ -83,7 +84,7 @@ def scoring_policy_evaluate(
 
 
 def scoring_policy_propose(
-    *, actor: Any = None, l2: float = 1.0, min_samples: int = 30, min_per_class: int = 5
+    *, actor: User | None = None, l2: float = 1.0, min_samples: int = 30, min_per_class: int = 5
 ) -> tuple[ScoringPolicy, ScoringPolicyEvaluation]:
     """Fit a proposal on every reviewed item (weighted), create it inactive and shadow-evaluate it.
 

@@ -746,7 +746,7 @@ def _resend_step(analysis_id: Any, step_name: str) -> bool:
 
 
 # --- scoring policies ----------------------------------------------------------------------------------------
-def scoring_policy_activate(*, policy: ScoringPolicy, actor: Any) -> ScoringPolicy:
+def scoring_policy_activate(*, policy: ScoringPolicy, actor: User | None) -> ScoringPolicy:
     """Make `policy` the one active policy (atomic flip; the partial unique index guards the invariant)."""
     with transaction.atomic():
         locked = list(ScoringPolicy.objects.select_for_update().filter(Q(is_active=True) | Q(pk=policy.pk)))
@@ -772,7 +772,7 @@ def scoring_policy_create(
     bias: float,
     base: ScoringPolicy | None,
     notes: str,
-    actor: Any | None = None,
+    actor: User | None = None,
     proposed_by_calibration: bool = False,
 ) -> ScoringPolicy:
     """A new, inactive policy version (never activated here: a person activates it in admin). Everything but
@@ -792,7 +792,7 @@ def scoring_policy_create(
             edited_only_cap=carried.edited_only_cap,
             notes=notes,
             proposed_by_calibration=proposed_by_calibration,
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            created_by=actor,
         )
         audit_record(
             actor=actor,
