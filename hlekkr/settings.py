@@ -243,6 +243,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Error responses, strict request bodies (hlekkr/openapi.py), after drf-spectacular's own enum hook.
+    # Request bodies are documented as JSON only (the direct upload names multipart/form-data itself): form
+    # encodings are still parsed, but their strings ("0" for false, "" for absent) cannot be as strict as JSON.
+    "PARSER_WHITELIST": ["hlekkr.parsers.LimitedJSONParser", "rest_framework.parsers.JSONParser"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "hlekkr.openapi.document_errors"],
 }
 
 SIMPLE_JWT = {

@@ -12,15 +12,40 @@ from hlekkr.accounts.models import User
 
 
 class StrictSerializerMixin:
-    """Unknown fields are a 400, not silently ignored: a typo in a client should be loud."""
+    """Unknown fields are a 400, not silently ignored: a typo in a client should be loud. So is a number where
+    the schema says string (DRF's CharField would turn `0` into `"0"`)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            known = set(self.fields)  # type: ignore[attr-defined]
-            unknown = sorted(set(data) - known)
+            fields = self.fields  # type: ignore[attr-defined]
+            unknown = sorted(set(data) - set(fields))
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            not_text = sorted(
+                name
+                for name, field in fields.items()
+                if isinstance(field, serializers.CharField) and data.get(name) is not None
+                and not isinstance(data.get(name), str)
+            )  # fmt: skip
+            if not_text:
+                raise serializers.ValidationError({name: ["Not a valid string."] for name in not_text})
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: JSON booleans, or the words in a form or query string — not the 1, 0, "yes", "on" ...
+    DRF's BooleanField also takes, which the OpenAPI schema (type: boolean) does not allow."""
+
+    TRUE_VALUES = {True, "true", "True", "TRUE"}  # type: ignore[assignment]
+    FALSE_VALUES = {False, "false", "False", "FALSE"}  # type: ignore[assignment]
+    NULL_VALUES: set = set()  # type: ignore[assignment,type-arg]
+
+    def to_internal_value(self, data: Any) -> bool:
+        # `1 == True` and `0 == False` in Python, so set membership alone would let the integers through.
+        if isinstance(data, bool | str) and (data in self.TRUE_VALUES or data in self.FALSE_VALUES):
+            return data in self.TRUE_VALUES
+        self.fail("invalid", input=data)
+        raise AssertionError("unreachable")
 
 
 class RotatingRefreshSerializer(StrictSerializerMixin, TokenRefreshSerializer):
@@ -46,7 +71,7 @@ class RotatingRefreshSerializer(StrictSerializerMixin, TokenRefreshSerializer):
 
 class RevokeSerializer(StrictSerializerMixin, serializers.Serializer):
     refresh = serializers.CharField(required=False, help_text="Revoke this refresh token only.")
-    everywhere = serializers.BooleanField(default=False, help_text="Revoke all of the caller's refresh tokens.")
+    everywhere = StrictBooleanField(default=False, help_text="Revoke all of the caller's refresh tokens.")
 
 
 class MeSerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,7 +47,10 @@ class EvidenceView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "zip"], description="zip: a download")],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            409: OpenApiResponse(description="code analysis_pending: no analysis of the item has completed yet"),
+        },
         summary="Evidence bundle of one media item",
     )
     def get(self, request: Request, media_id: uuid.UUID) -> Response | StreamingHttpResponse:

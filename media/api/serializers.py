@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from hlekkr.accounts.serializers import StrictSerializerMixin
+from hlekkr.accounts.serializers import StrictBooleanField, StrictSerializerMixin
 from media.models import MediaKind, MediaStatus
 
 PRIORITIES = ("normal", "urgent")
@@ -16,21 +17,37 @@ VERDICTS = ("likely_authentic", "no_manipulation_found", "suspicious", "likely_m
 
 class DirectUploadInput(StrictSerializerMixin, serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True, use_url=False)
-    review_requested = serializers.BooleanField(default=False)
+    review_requested = StrictBooleanField(default=False)
     priority = serializers.ChoiceField(choices=PRIORITIES, default="normal")
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A form field sent empty is "absent" to DRF (its default applies); the schema says a present
+        # `priority` is one of its values, so an empty one is refused like any other wrong value.
+        blank = [name for name in ("review_requested", "priority") if name in data and data.get(name) == ""]
+        if blank:
+            raise serializers.ValidationError({name: ["Must not be blank."] for name in blank})
+        return super().to_internal_value(data)
 
 
 class FromUrlInput(StrictSerializerMixin, serializers.Serializer):
     url = serializers.CharField(max_length=2048, trim_whitespace=True)
-    review_requested = serializers.BooleanField(default=False)
+    review_requested = StrictBooleanField(default=False)
     priority = serializers.ChoiceField(choices=PRIORITIES, default="normal")
+
+
+@extend_schema_field(
+    {"type": "integer", "minimum": 1, "description": "Bytes; at most the caller's multipart limit (else 413)."}
+)
+class UploadSizeField(serializers.IntegerField):
+    """0 passes the serializer so the service can answer it as `empty_file`, like an empty direct upload; the
+    schema says what is accepted (at least one byte)."""
 
 
 class MultipartStartInput(StrictSerializerMixin, serializers.Serializer):
     filename = serializers.CharField(max_length=4096, allow_blank=True)
-    size = serializers.IntegerField(min_value=0)
+    size = UploadSizeField(min_value=0)
     content_type = serializers.CharField(max_length=255, allow_blank=True)
-    review_requested = serializers.BooleanField(default=False)
+    review_requested = StrictBooleanField(default=False)
     priority = serializers.ChoiceField(choices=PRIORITIES, default="normal")
 
 
@@ -47,7 +64,9 @@ class MediaListFilters(StrictSerializerMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=MediaStatus.choices, required=False)
     kind = serializers.ChoiceField(choices=MediaKind.choices, required=False)
     verdict = serializers.ChoiceField(choices=VERDICTS, required=False)
-    trust_min = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    trust_min = serializers.IntegerField(
+        min_value=0, max_value=100, required=False, help_text="At most trust_max (400 otherwise)."
+    )
     trust_max = serializers.IntegerField(min_value=0, max_value=100, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
@@ -63,7 +82,7 @@ class MediaListFilters(StrictSerializerMixin, serializers.Serializer):
 
 
 class DetailQuery(StrictSerializerMixin, serializers.Serializer):
-    include_details = serializers.BooleanField(default=False)
+    include_details = StrictBooleanField(default=False)
 
 
 class MediaListRow(serializers.Serializer):

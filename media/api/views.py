@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from hlekkr.accounts.authentication import request_user
 from hlekkr.api import error_body
 from hlekkr.exceptions import NotFound, PayloadTooLarge, ValidationFailed
+from hlekkr.openapi import paginated
 from media import conf, multipart, selectors, services, storage
 from media.api import serializers as s
 from media.models import MediaItem, MultipartUpload, UploadState
@@ -77,7 +78,8 @@ class MediaCollectionView(_MethodGroups, APIView):
 
     @extend_schema(
         parameters=[s.MediaListFilters],
-        responses=s.MediaListRow(many=True),
+        responses=paginated("PaginatedMediaList", s.MediaListRow),
+        operation_id="media_list",
         summary="List own media items",
     )
     def get(self, request: Request) -> Response:

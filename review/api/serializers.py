@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from hlekkr.accounts.serializers import StrictSerializerMixin
+from hlekkr.accounts.serializers import StrictBooleanField, StrictSerializerMixin
 from review.models import HumanVerdict, ItemStatus, Priority, ReviewItem
 
 
@@ -95,8 +95,8 @@ class QueueFilterSerializer(StrictSerializerMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=ItemStatus.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     expertise = serializers.RegexField(r"^[a-z_]{1,32}$", required=False)
-    overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
-    mine = serializers.BooleanField(required=False, default=False)
+    overdue = StrictBooleanField(required=False, allow_null=True, default=None)
+    mine = StrictBooleanField(required=False, default=False)
     cursor = serializers.CharField(required=False)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=100)
 

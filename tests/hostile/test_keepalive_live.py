@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from corpus import CORPUS, photo_jpeg
+from live_server import live_server
 
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "hostile-Keep-alive-14"
 pytestmark = [pytest.mark.slow]
 
 
@@ -38,66 +31,10 @@ class Live:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    var = tmp_path_factory.mktemp("live-var")
-    env = {
-        **os.environ,
-        "HLEKKR_VAR_DIR": str(var),
-        "DJANGO_SETTINGS_MODULE": "live_settings",
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT)]),
-        "HLEKKR_DEMO_PASSWORD": PASSWORD,
-        "HLEKKR_LOG_LEVEL": "WARNING",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME"):
-        env.pop(name, None)  # the embedded default: its own SQLite file, local cache, filesystem broker
-    python = str(Path(sys.executable))
-    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([python, "manage.py", "ensure_demo_users"], cwd=ROOT, env=env, check=True, capture_output=True)
-    port = _free_port()
-    log = (var / "gunicorn.log").open("wb")
-    server = subprocess.Popen(
-        [
-            *(str(Path(python).parent / "gunicorn"), "-c", "hlekkr/gunicorn.conf.py", "hlekkr.wsgi:application"),
-            *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", "/health")
-                health = connection.getresponse()
-                health.read()
-                if health.status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        connection.request(
-            "POST",
-            "/api/v1/auth/token/",
-            json.dumps({"username": "client", "password": PASSWORD}),
-            {"Content-Type": "application/json"},
-        )
-        token = json.loads(connection.getresponse().read())["access"]
-        yield Live(port, token)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    with live_server(tmp_path_factory.mktemp("live-var")) as server:
+        yield Live(server.port, server.token("client"))
 
 
 BOUNDARY = "hlekkr-hostile-boundary"

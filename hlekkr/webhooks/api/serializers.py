@@ -1,13 +1,27 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from hlekkr.accounts.serializers import StrictSerializerMixin
 from hlekkr.webhooks.models import WEBHOOK_EVENTS, WebhookDelivery, WebhookEndpoint
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "uri",
+        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+        "maxLength": 2048,
+        "description": "An http(s) URL whose host resolves to a public address (else 400 webhook_url_forbidden).",
+    }
+)
+class WebhookUrlField(serializers.CharField):
+    """A string here; the SSRF check in the service judges it, with its own error code (docs/webhooks.md)."""
+
+
 class EndpointCreateInput(StrictSerializerMixin, serializers.Serializer):
-    url = serializers.CharField(max_length=2048, trim_whitespace=True)
+    url = WebhookUrlField(max_length=2048, trim_whitespace=True)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(WEBHOOK_EVENTS)), min_length=1, max_length=len(WEBHOOK_EVENTS)
     )

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hlekkr.exceptions import NotFound
+from hlekkr.openapi import paginated
 from hlekkr.pagination import CursorPagination
 from hlekkr.webhooks import selectors, services
 from hlekkr.webhooks.api.serializers import (
@@ -36,7 +37,7 @@ class EndpointListCreateView(APIView):
     ratelimit_group = "webhooks"
     required_scopes = SCOPES
 
-    @extend_schema(responses=EndpointOutput(many=True))
+    @extend_schema(responses=paginated("PaginatedEndpointList", EndpointOutput), operation_id="webhooks_list")
     def get(self, request: Request) -> Response:
         paginator = CursorPagination()
         page = paginator.paginate_queryset(selectors.endpoints_of(request.user), request, view=self)
@@ -80,7 +81,9 @@ class DeliveryListView(APIView):
     ratelimit_group = "webhooks"
     required_scopes = SCOPES
 
-    @extend_schema(responses=DeliveryOutput(many=True))
+    @extend_schema(
+        responses=paginated("PaginatedDeliveryList", DeliveryOutput), operation_id="webhooks_deliveries_list"
+    )
     def get(self, request: Request, endpoint_id: uuid.UUID) -> Response:
         endpoint = _own_endpoint(request, endpoint_id)
         paginator = CursorPagination()
