@@ -31,6 +31,8 @@ from analysis import scoring
 from analysis.detectors.base import Detector, DetectorContext, MediaInput
 from analysis.evaluation import COLOURS, auc, roc_curve, roc_png, tpr_at_fpr
 from analysis.pipeline import DetectorRun, run_detectors, score_runs
+from hlekkr.exceptions import HlekkrError
+from media.validation import sniff
 
 LABELS = ("authentic", "edited", "manipulated", "generated")
 POSITIVE_CLASSES = ("edited", "manipulated", "generated")
@@ -123,9 +125,6 @@ def _from_folders(root: Path) -> Iterator[CorpusItem]:
 # --- running --------------------------------------------------------------------------------------------------
 def sniff_file(path: Path) -> tuple[str, str] | None:
     """(MIME, kind) as the upload validator sniffs them, or None for a type Hlekkr does not accept."""
-    from hlekkr.exceptions import HlekkrError
-    from media.validation import sniff
-
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
     try:

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from analysis import scoring
+from analysis.c2pa_signing import ai_created_actions, make_test_ca, manifest_definition, sign_bytes
 from analysis.detectors import registry
 from analysis.detectors.base import Detector, DetectorConfig, DetectorContext, HashBankEntry, MediaInput
 from analysis.detectors.known_content import pdq_hash
@@ -163,8 +164,6 @@ def transform_for_bank(array: np.ndarray, which: int) -> bytes:
 
 def build_items(photos: tuple[str, ...], side: int, seed: int = 7) -> tuple[list[Item], list[HashBankEntry], str]:
     """The benchmark items, the known-fake bank they are matched against, and the C2PA trust anchor PEM."""
-    # Imported here: C2PA signing needs `cryptography`, which only the evaluation (a dev tool) uses.
-    from analysis.c2pa_signing import ai_created_actions, make_test_ca, manifest_definition, sign_bytes
 
     rng = np.random.default_rng(seed)
     bases = list(base_images(photos, side))

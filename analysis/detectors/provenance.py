@@ -47,6 +47,7 @@ from analysis.detectors.base import (
     MediaInput,
     Reason,
 )
+from analysis.detectors.metadata import GENERATOR_NAMES  # one list of generator names for both detectors
 
 # IPTC digital source types that declare AI generation (the URL's last path segment).
 AI_SOURCE_TYPES = frozenset(
@@ -191,8 +192,6 @@ def _trust(success: list[str], failure: list[str]) -> str:
 
 
 def _generator_agent(agent: str) -> str | None:
-    from analysis.detectors.metadata import GENERATOR_NAMES  # one list of generator names for both detectors
-
     low = agent.lower()
     return next((name for needle, name in GENERATOR_NAMES if needle in low), None)
 
