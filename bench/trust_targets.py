@@ -12,10 +12,11 @@ Camera photos, each copied the way platforms serve uploads (EXIF stripped, re-en
 q85), `square` (centre square, 1080 px, q80) and `chat` (long side 1600, q70):
 
 * Debian packages `lomiri-wallpapers-16.04`, `lomiri-wallpapers-20.04` (Ubuntu's community wallpaper contest
-  photos; CC BY 4.0 / CC BY-SA 4.0, per file in /usr/share/doc/<package>/copyright) and `mate-backgrounds`
-  (nature/ photos and the Elephants photo; GPL-2+). `apt-get install lomiri-wallpapers-16.04
-  lomiri-wallpapers-20.04 mate-backgrounds` first; missing packages are skipped and said so. Only photographs
-  are taken (a list below; the packages also hold paintings and abstract art).
+  photos; CC BY 4.0 / CC BY-SA 4.0, per file in /usr/share/doc/<package>/copyright), `mate-backgrounds`
+  (nature/ photos; GPL-2+) and `plasma-workspace-wallpapers` (KDE; GPL-2+). `apt-get install
+  lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers` first; missing
+  packages are skipped and said so. Only photographs are taken (the lists below, picked by looking at every
+  image: the packages also hold paintings, renders and abstract art).
 * scikit-image's bundled colour photos (astronaut, coffee, chelsea, rocket, the two motorcycle views; public
   domain / CC0 as listed in skimage.data's docstrings).
 * with ../shared/testdata present (benchmarks only, never tests): its photos/ and exif/ camera files
@@ -49,16 +50,19 @@ DEBIAN_PHOTOS = {
         "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Wine_by_Jakkub_Mede.jpg",
         "aitzgorri_by_Aitzol_Berasategi.jpg", "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg",
         "greentock_by_Peter_Nerlich.jpg", "life_by_Aitzol_Berasategi.jpg", "picosdeeuropa_by_Aitzol_Berasategi.jpg",
-        "seeding_by_Clements_Engelhardt.jpg", "sunset_by_Aitzol_Berasategi.jpg", "umang_by_Abhishek_Mudgal.jpg",
+        "seeding_by_Clements_Engelhardt.jpg", "sunset_by_Aitzol_Berasategi.jpg",
     ],
-    "lomiri-wallpapers-20.04": ["Fossa_by_Jasper_Roks.jpg", "Kleiber_by_Lukas_Baubkus.jpg"],
+    "lomiri-wallpapers-20.04": ["Kleiber_by_Lukas_Baubkus.jpg"],
     "mate-backgrounds": [
         "mate/nature/Aqua.jpg", "mate/nature/Blinds.jpg", "mate/nature/Dune.jpg", "mate/nature/FreshFlower.jpg",
         "mate/nature/Garden.jpg", "mate/nature/GreenMeadow.jpg", "mate/nature/LadyBird.jpg",
         "mate/nature/RainDrops.jpg", "mate/nature/Storm.jpg", "mate/nature/TwoWings.jpg", "mate/nature/Wood.jpg",
-        "mate/nature/YellowFlower.jpg", "mate/abstract/Elephants_3840x2160.jpg",
+        "mate/nature/YellowFlower.jpg",
     ],
 }  # fmt: skip
+# plasma-workspace-wallpapers (GPL-2+): the photographs among KDE's wallpapers, largest JPEG of each.
+PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+                 "OneStandsOut", "Path", "summer_1am")  # fmt: skip
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle")
 SHARED = Path(os.environ.get("HLEKKR_TESTDATA") or ROOT.parent / "shared" / "testdata")
 PLATFORMS = {"feed": (2048, 85, False), "square": (1080, 80, True), "chat": (1600, 70, False)}
@@ -88,6 +92,15 @@ def camera_sources(use_shared: bool) -> tuple[list[tuple[str, Any]], list[str]]:
             notes.append(f"Debian package {package} not installed: its {len(names)} photos skipped")
         for path in found:
             photos.append((f"debian/{path.stem}", np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))))
+    plasma = [Path("/usr/share/wallpapers") / name / "contents" / "images" for name in PLASMA_PHOTOS]
+    plasma = [folder for folder in plasma if folder.is_dir()]
+    if not plasma:
+        notes.append(
+            f"Debian package plasma-workspace-wallpapers not installed: its {len(PLASMA_PHOTOS)} photos skipped"
+        )
+    for folder in plasma:
+        largest = max(folder.glob("*.jpg"), key=lambda p: p.stat().st_size)
+        photos.append((f"debian/{folder.parent.parent.name}", np.asarray(Image.open(largest).convert("RGB"))))
     for name in SKIMAGE_PHOTOS:
         value = getattr(data, name)()
         for index, array in enumerate(value if isinstance(value, tuple) else (value,)):
