@@ -200,6 +200,24 @@ class BankedHash(models.Model):
         return f"{self.pdq_hash[:12]}… in {self.bank_id}"
 
 
+class BankedVideo(models.Model):
+    """A known video's signature: one PDQ hash per second (analysis/video_signature.py)."""
+
+    bank = models.ForeignKey(HashBank, on_delete=models.CASCADE, related_name="videos")
+    label = models.CharField(max_length=200, blank=True)
+    duration_seconds = models.FloatField(default=0)
+    frame_count = models.PositiveIntegerField(default=0)
+    frames = models.JSONField(default=list)  # [[seconds, pdq hex, quality], ...]
+    signature_sha256 = models.CharField(max_length=64)  # of the frame list: the same signature is banked once
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bank", "signature_sha256"], name="bank_unique_video_signature")]
+
+    def __str__(self) -> str:
+        return f"video {self.label or self.pk} ({self.frame_count} frames) in {self.bank_id}"
+
+
 class BedrockCall(models.Model):
     """One Bedrock Converse call: tokens, cost, latency and outcome (ok, malformed, ThrottlingException, ...).
 

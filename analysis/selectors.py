@@ -97,3 +97,32 @@ def hash_bank_entries() -> list[HashBankEntry]:
     with _bank_cache_lock:
         _bank_cache.update(signature=signature, loaded_at=now, entries=entries)
     return list(entries)
+
+
+_video_cache: dict[str, Any] = {}
+
+
+def video_bank_index() -> Any:
+    """The active banks' videos as one analysis.video_signature.VideoIndex, kept per process like the hashes
+    above and rebuilt when the banked videos change."""
+    from analysis.models import BankedVideo
+    from analysis.video_signature import BankedVideoEntry, FrameHash, VideoIndex
+
+    active = BankedVideo.objects.filter(bank__is_active=True)
+    totals = active.aggregate(n=Count("id"), last=Max("id"), ids=Sum("id"), newest=Max("created_at"))
+    signature = (tuple(totals.values()), tuple(active.order_by().values_list("bank_id", flat=True).distinct()))
+    now = time.monotonic()
+    with _bank_cache_lock:
+        if (
+            _video_cache.get("signature") == signature
+            and now - _video_cache.get("loaded_at", -math.inf) < BANK_CACHE_TTL_S
+        ):
+            return _video_cache["index"]
+    rows = active.values_list("pk", "bank__name", "bank__kind", "label", "frames")
+    index = VideoIndex.build(
+        BankedVideoEntry(pk, bank, kind, label, [FrameHash(float(t), str(h), int(q)) for t, h, q in frames])
+        for pk, bank, kind, label, frames in rows.iterator()
+    )
+    with _bank_cache_lock:
+        _video_cache.update(signature=signature, loaded_at=now, index=index)
+    return index

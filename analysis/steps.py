@@ -42,7 +42,7 @@ def _local_detectors() -> list[Detector]:
 
 
 def _local_context() -> DetectorContext:
-    return DetectorContext(hash_banks=selectors.hash_bank_entries())
+    return DetectorContext(hash_banks=selectors.hash_bank_entries(), video_bank=selectors.video_bank_index())
 
 
 def _bedrock_applies(media: MediaItem) -> bool:

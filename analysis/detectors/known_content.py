@@ -35,6 +35,10 @@ three extra hashes cost about 4 ms (from a 256 px copy). Ties go to the dihedral
 rotated copy still reports its rotation.
 
 ``pdq_hash`` and ``hamming`` are pure helpers shared with the hash-bank import command.
+
+Videos. A video is matched by its frame-level PDQ sequence (one hash per second) against the banked videos'
+sequences, with the time-consistency rule of analysis/video_signature.py; a match names the offending segment's
+time range in the submitted video (``segment``) and in the banked one.
 """
 
 from __future__ import annotations
@@ -229,8 +233,8 @@ class KnownContentDetector(Detector):
 
     name: ClassVar[str] = "known_content"
     version: ClassVar[str] = "1.2"
-    kinds: ClassVar[frozenset[str]] = frozenset({"image"})
-    time_budget_s: ClassVar[float] = 5.0
+    kinds: ClassVar[frozenset[str]] = frozenset({"image", "video"})
+    time_budget_s: ClassVar[float] = 20.0
 
     def __init__(self, *, max_distance: int = 31, min_quality: int = 50) -> None:
         self.max_distance = max_distance
@@ -241,6 +245,8 @@ class KnownContentDetector(Detector):
         return cls(max_distance=config.pdq_max_distance, min_quality=config.pdq_min_quality)
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+        if media.kind == "video":
+            return run_video(media, context, max_distance=self.max_distance, min_quality=self.min_quality)
         try:
             variants, quality = query_hashes(_prepare_luma(media.decoded.luma))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -319,3 +325,68 @@ def _orientation(match: dict[str, Any]) -> str:
     if variant.startswith(("centre_crop_", "uncropped_")):
         return f", {variant.replace('_', ' ')} %"
     return f", as {variant.replace('_', ' ')}"
+
+
+def run_video(media: MediaInput, context: DetectorContext, *, max_distance: int, min_quality: int) -> DetectorOutput:
+    """Known videos: the frame-level PDQ sequence of the upload against the banked videos' sequences."""
+    import av.error
+
+    from analysis.video_signature import compute_signature
+
+    try:
+        frames = compute_signature(media.path)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The video could not be decoded.", error=str(exc))
+    usable = [f for f in frames if f.quality >= min_quality]
+    if not usable:
+        return DetectorOutput.abstain(
+            AbstainCode.LOW_QUALITY if frames else AbstainCode.NO_FRAMES,
+            "No frame of the video is detailed enough for a reliable PDQ hash." if frames else "No video frames.",
+            frames=len(frames),
+        )
+    index = context.video_bank
+    matches = index.match(frames, max_distance=max_distance, min_quality=min_quality) if index is not None else []
+    evidence: dict[str, Any] = {
+        "signature": {"every_s": 1.0, "frames": len(frames), "usable_frames": len(usable)},
+        "matches": [m.as_evidence() for m in matches[:MAX_MATCHES_IN_EVIDENCE]],
+        "match_count": len(matches),
+        "banked_videos": len(index) if index is not None else 0,
+        "max_distance": max_distance,
+    }
+    fakes = [m for m in matches if m.bank_kind == "known_fake"]
+    originals = [m for m in matches if m.bank_kind == "known_authentic"]
+    if fakes:
+        best = fakes[0]
+        return DetectorOutput(
+            status="ok",
+            probability=PROBABILITY_KNOWN_FAKE,
+            reasons=[
+                Reason(
+                    "known_fake_video_match",
+                    f"Seconds {best.query_start:g}-{best.query_end:g} match a known fake video in bank "
+                    f"{best.bank!r} ({best.label or 'unlabelled'}, its seconds {best.bank_start:g}-{best.bank_end:g}; "
+                    f"{best.matched_frames} frames agree).",
+                    Category.MANIPULATED,
+                )
+            ],
+            evidence=evidence,
+            decisive=[Decisive.KNOWN_FAKE],
+        )
+    if originals:
+        best = originals[0]
+        return DetectorOutput(
+            status="ok",
+            probability=PROBABILITY_KNOWN_AUTHENTIC_EXACT,
+            reasons=[
+                Reason(
+                    "known_authentic_video_match",
+                    f"Seconds {best.query_start:g}-{best.query_end:g} match a known original video in bank "
+                    f"{best.bank!r} ({best.matched_frames} frames agree).",
+                    Category.AUTHENTIC,
+                )
+            ],
+            evidence=evidence,
+            decisive=[Decisive.KNOWN_AUTHENTIC],
+        )
+    text = "No banked video matches this one." if evidence["banked_videos"] else "No videos are banked."
+    return DetectorOutput(status="ok", probability=None, reasons=[Reason("no_known_match", text)], evidence=evidence)

@@ -1,13 +1,19 @@
-"""manage.py import_hashes <bank> <csv>: load PDQ hashes into a hash bank.
+"""manage.py import_hashes <bank> <file>...: load PDQ hashes, or video signatures, into a hash bank.
 
 CSV columns: pdq_hash[,quality,label] (a header row naming pdq_hash is optional). Hashes are 64 hex
 characters (256 bits); malformed rows are reported and skipped, hashes already in the bank (or repeated in the
 file) are skipped as duplicates. A missing bank is created only when --kind is given.
+
+Video signature files (`--video`, or files ending in .json/.vpdq): Hlekkr's own (`manage.py video_signature`) or
+vPDQ's text output; each file is one video (`--label` or the file's own label, else the file name). A signature
+already in the bank is skipped; a malformed file is reported and skipped.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from analysis.models import BankedHash, BankKind, HashBank
+from analysis.models import BankedHash, BankedVideo, BankKind, HashBank
+from analysis.video_signature import SignatureFileError, read_signature_file
 from hlekkr.audit.services import audit_record
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -27,20 +34,62 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("bank", help="hash bank name (slug)")
-        parser.add_argument("csv_path", help="CSV file with pdq_hash[,quality,label] rows")
+        parser.add_argument("paths", nargs="+", help="CSV of pdq_hash[,quality,label] rows, or video signature files")
         parser.add_argument("--kind", choices=BankKind.values, help="create the bank with this kind if missing")
+        parser.add_argument("--video", action="store_true", help="the files are video signatures")
+        parser.add_argument("--label", default="", help="label for imported videos (default: the file's)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["csv_path"])
-        if not path.is_file():
-            raise CommandError(f"{path} is not a readable file")
+        paths = [Path(p) for p in options["paths"]]
+        for path in paths:
+            if not path.is_file():
+                raise CommandError(f"{path} is not a readable file")
+        bank = self._bank(options)
+        for path in paths:
+            if options["video"] or path.suffix.lower() in (".json", ".vpdq"):
+                self._import_video(bank, path, options["label"])
+            else:
+                self._import_csv(bank, path)
+
+    def _import_video(self, bank: HashBank, path: Path, label: str) -> None:
+        try:
+            frames, own_label = read_signature_file(path)
+        except (SignatureFileError, UnicodeDecodeError) as exc:
+            self.stderr.write(f"{path.name}: {exc}")
+            self.stdout.write(f"bank {bank.name}: imported 0 videos from {path.name}, 1 invalid")
+            return
+        rows = [[f.t, f.hash_hex, f.quality] for f in frames]
+        digest = hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+        if not frames or BankedVideo.objects.filter(bank=bank, signature_sha256=digest).exists():
+            self.stdout.write(f"bank {bank.name}: {path.name} skipped ({'empty' if not frames else 'duplicate'})")
+            return
+        with transaction.atomic():
+            video = BankedVideo.objects.create(
+                bank=bank,
+                label=(label or own_label or path.stem)[:200],
+                duration_seconds=frames[-1].t + 1.0,
+                frame_count=len(frames),
+                frames=rows,
+                signature_sha256=digest,
+            )
+            audit_record(
+                actor=None,
+                action="hash_bank.video_imported",
+                target=bank,
+                payload={"video_id": video.pk, "frames": len(frames), "file": path.name},
+            )
+        self.stdout.write(f"bank {bank.name}: imported video {video.label!r} ({len(frames)} frames)")
+
+    def _bank(self, options: dict[str, Any]) -> HashBank:
         bank = HashBank.objects.filter(name=options["bank"]).first()
         if bank is None:
             if not options["kind"]:
                 raise CommandError(f"no hash bank {options['bank']!r}; pass --kind to create it")
             bank = HashBank.objects.create(name=options["bank"], kind=options["kind"])
             audit_record(actor=None, action="hash_bank.created", target=bank, payload={"kind": bank.kind})
+        return bank
 
+    def _import_csv(self, bank: HashBank, path: Path) -> None:
         existing = set(BankedHash.objects.filter(bank=bank).values_list("pdq_hash", flat=True))
         counts = {"imported": 0, "duplicates": 0, "invalid": 0}
         problems: list[str] = []

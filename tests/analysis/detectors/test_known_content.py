@@ -255,9 +255,12 @@ def test_a_hundred_thousand_hash_bank_is_searched_quickly(
     assert elapsed < 2.0
 
 
-def test_video_is_left_to_the_video_detector(tmp_path: Path) -> None:
-    media = MediaInput(path=tmp_path / "v.mp4", kind="video", mime="video/mp4", size=10)
+def test_a_video_is_matched_by_its_frame_sequence_and_an_unreadable_one_abstains(tmp_path: Path) -> None:
+    # Known videos (tests/analysis/test_known_videos.py): the detector applies to videos now.
+    path = tmp_path / "v.mp4"
+    path.write_bytes(b"not a video at all")
+    media = MediaInput(path=path, kind="video", mime="video/mp4", size=18)
 
-    refusal = detector.applies(media)
-
-    assert refusal is not None and refusal.abstain_code == AbstainCode.UNSUPPORTED_KIND
+    assert detector.applies(media) is None
+    output = detector.run(media, DetectorContext())
+    assert output.status == "abstained" and output.reasons[0].code == AbstainCode.UNREADABLE
