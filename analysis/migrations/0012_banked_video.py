@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analysis', '0010_scoring_policy_evaluation'),
+        ('analysis', '0011_analysis_lease'),
     ]
 
     operations = [
