@@ -221,21 +221,38 @@ def _declarations(
     return found
 
 
+_MANIFEST_IN_URL = re.compile(r"/c2pa/([^/]+)")
+
+
+def _ingredient_deltas(results: Any) -> dict[str, tuple[set[str], set[str]]]:
+    """Ingredient manifest label -> (success, failure) codes the reader found that differ from the ingest record.
+    Each code's URL names the manifest it is about (`self#jumbf=/c2pa/<label>/...`)."""
+    found: dict[str, tuple[set[str], set[str]]] = {}
+    entries = results.get("ingredientDeltas") if isinstance(results, dict) else None
+    for delta in entries or []:
+        changes = delta.get("validationDeltas") if isinstance(delta, dict) else None
+        if not isinstance(changes, dict):
+            continue
+        for index, kind in ((0, "success"), (1, "failure")):
+            for entry in changes.get(kind) or []:
+                match = _MANIFEST_IN_URL.search(str(entry.get("url", ""))) if isinstance(entry, dict) else None
+                if match and "code" in entry:
+                    found.setdefault(match.group(1), (set(), set()))[index].add(str(entry["code"]))
+    return found
+
+
 def walk_ingredient_graph(store: dict[str, Any], active_label: Any, active_trust: str) -> dict[str, Any]:
     """Every manifest reachable from the active one through ingredients, with the AI declarations each makes.
 
-    An ingredient's own validation (recorded when it was ingested, corrected by the reader's
-    `ingredientDeltas`) decides whether its claims stand: a declaration counts as intact when the ingredient's
-    claim signature validated and no integrity check failed. Its signer's trust comes from the same record.
+    An ingredient's own validation (recorded when it was ingested) corrected by the reader's `ingredientDeltas`
+    (c2pa-rs re-validates every ingredient manifest against today's anchors and reports what differs, e.g.
+    `signingCredential.trusted` for a signer the ingesting tool did not trust) decides whether its claims stand:
+    a declaration counts as intact when the ingredient's claim signature validated and no integrity check
+    failed, and its signer's trust is the corrected one.
     """
     raw_manifests = store.get("manifests")
     manifests: dict[str, Any] = raw_manifests if isinstance(raw_manifests, dict) else {}
-    deltas: dict[str, list[str]] = {}
-    results = store.get("validation_results") or {}
-    for delta in results.get("ingredientDeltas") or [] if isinstance(results, dict) else []:
-        if isinstance(delta, dict):
-            failure = _codes((delta.get("validationDeltas") or {}).get("failure"))
-            deltas.setdefault(str(delta.get("ingredientAssertionURI", "")), []).extend(failure)
+    deltas = _ingredient_deltas(store.get("validation_results"))
 
     visited: list[str] = []
     declarations: list[dict[str, Any]] = []
@@ -252,10 +269,12 @@ def walk_ingredient_graph(store: dict[str, Any], active_label: Any, active_trust
         for ingredient in manifest.get("ingredients") or []:
             if not isinstance(ingredient, dict) or not isinstance(ingredient.get("active_manifest"), str):
                 continue
-            success, _, failure = _validation(ingredient.get("validation_results"), ingredient.get("validation_status"))
-            failure = sorted(set(failure) | {c for uri, codes in deltas.items() if label in uri for c in codes})
-            child_intact = intact and _integrity_holds(success, failure)
             child = ingredient["active_manifest"]
+            success, _, failure = _validation(ingredient.get("validation_results"), ingredient.get("validation_status"))
+            delta_success, delta_failure = deltas.get(child, (set(), set()))
+            success = sorted(set(success) | delta_success)
+            failure = sorted((set(failure) | delta_failure) - ({_UNTRUSTED} if _TRUSTED in delta_success else set()))
+            child_intact = intact and _integrity_holds(success, failure)
             title = str(ingredient.get("title") or "untitled")
             relationship = str(ingredient.get("relationship") or "componentOf")
             edges.append({"from": label, "to": child, "title": title, "relationship": relationship})

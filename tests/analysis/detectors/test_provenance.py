@@ -355,7 +355,22 @@ def test_a_trusted_capture_whose_parent_declares_ai_is_not_trusted_authentic(
 
     assert output.evidence["state"] == "trusted"
     assert Decisive.TRUSTED_AUTHENTIC not in output.decisive
-    assert output.decisive == [Decisive.AI_DECLARED_UNTRUSTED]  # the parent's signer was judged when ingested
+    assert output.decisive == [Decisive.AI_DECLARED_TRUSTED]
+
+
+def test_a_parent_declaration_by_a_trusted_generator_is_trusted_under_an_untrusted_app(
+    tmp_path: Path, ca: SigningCA, photo: bytes, ai_signed: bytes
+) -> None:
+    # The generator (ca) is on the trust list, the app that re-saved the file is not. c2pa-rs re-judges the
+    # ingredient against today's anchors (ingredientDeltas), so the declaration is the trusted generator's.
+    app = make_test_ca("Hlekkr Test Untrusted App")
+    published = sign_bytes(photo, app, manifest_definition(opened_actions()), parent=ai_signed)
+
+    _, output = analyse(tmp_path, published, anchors=ca.root_pem)
+
+    assert output.evidence["state"] == "untrusted"
+    assert output.evidence["declarations"][0]["signer_trust"] == "trusted"
+    assert output.decisive == [Decisive.AI_DECLARED_TRUSTED]
 
 
 def test_an_expired_untrusted_credential_with_intact_integrity_still_declares_ai(
