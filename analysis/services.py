@@ -747,9 +747,14 @@ def _resend_step(analysis_id: Any, step_name: str) -> bool:
 
 # --- scoring policies ----------------------------------------------------------------------------------------
 def scoring_policy_activate(*, policy: ScoringPolicy, actor: User | None) -> ScoringPolicy:
-    """Make `policy` the one active policy (atomic flip; the partial unique index guards the invariant)."""
+    """Make `policy` the one active policy (atomic flip; the partial unique index guards the invariant).
+
+    Every policy row is locked, in primary-key order: concurrent activations then run one after the other, and
+    each sees the current rows (locking only "active or target" let a waiting activation read the active row
+    as it was before its wait, so it recorded no predecessor and could collide with a third on the index).
+    There are a few dozen versions at most."""
     with transaction.atomic():
-        locked = list(ScoringPolicy.objects.select_for_update().filter(Q(is_active=True) | Q(pk=policy.pk)))
+        locked = list(ScoringPolicy.objects.select_for_update().order_by("pk"))
         target = next((p for p in locked if p.pk == policy.pk), None)
         if target is None:
             raise NotFound("No such scoring policy.")
