@@ -76,5 +76,11 @@ def step_named(name: str) -> Step:
     raise KeyError(f"no pipeline step named {name!r}")
 
 
+def unavailable_detectors() -> dict[str, str]:
+    """The required local detectors this process cannot load, name -> error (imports them all the first time)."""
+    optional = conf.optional_detectors()
+    return {s.name: s.error for s in registry.load_states() if not s.loaded and s.name not in optional}
+
+
 def steps_after(step: Step) -> tuple[Step, ...]:
     return PIPELINE[PIPELINE.index(step) + 1 :]

@@ -261,29 +261,60 @@ def check_bedrock_config() -> ComponentStatus:
     return _timed("bedrock", False, probe)
 
 
-def check_detectors() -> ComponentStatus:
-    """Every registered detector's load state. A required detector that cannot be loaded makes the node not
-    ready: the analyses it would run could not be scored honestly (analysis/detectors/registry.py)."""
+def check_detectors(*, local: bool | None = None) -> ComponentStatus:
+    """Whether every required detector can be loaded (analysis/detectors/registry.py); one that cannot is an
+    error, not a smaller score. `local`: this process's own load states (a worker, `doctor`), importing the
+    detectors if need be. Otherwise - by default in a process that has not loaded them, i.e. a web process, which
+    never runs detectors and should not pay ~100 MB and seconds to import OpenCV, PyAV and c2pa for a probe - what
+    the analysis workers report with their heartbeats."""
 
     def probe() -> tuple[str, str, dict[str, Any]]:
-        from analysis import conf
         from analysis.detectors import registry
 
-        optional = conf.optional_detectors()
-        states = registry.load_states()
-        data = {
-            s.name: {"loaded": s.loaded, "required": s.name not in optional, **({"error": s.error} if s.error else {})}
-            for s in states
-        }
-        broken = [s.name for s in states if not s.loaded and s.name not in optional]
-        skipped = [s.name for s in states if not s.loaded and s.name in optional]
-        if broken:
-            return DOWN, f"required detector(s) not loaded: {', '.join(broken)}", {"detectors": data}
-        if skipped:
-            return DEGRADED, f"optional detector(s) not loaded: {', '.join(skipped)}", {"detectors": data}
-        return OK, f"all {len(states)} detectors loaded", {"detectors": data}
+        use_local = local if local is not None else registry.load_states.cache_info().currsize > 0
+        return _detectors_here() if use_local else _detectors_on_workers()
 
     return _timed("detectors", True, probe)
+
+
+def _detectors_here() -> tuple[str, str, dict[str, Any]]:
+    from analysis import conf
+    from analysis.detectors import registry
+
+    optional = conf.optional_detectors()
+    states = registry.load_states()
+    data = {
+        s.name: {"loaded": s.loaded, "required": s.name not in optional, **({"error": s.error} if s.error else {})}
+        for s in states
+    }
+    broken = [s.name for s in states if not s.loaded and s.name not in optional]
+    skipped = [s.name for s in states if not s.loaded and s.name in optional]
+    if broken:
+        return DOWN, f"required detector(s) not loaded: {', '.join(broken)}", {"detectors": data}
+    if skipped:
+        return DEGRADED, f"optional detector(s) not loaded: {', '.join(skipped)}", {"detectors": data}
+    return OK, f"all {len(states)} detectors loaded", {"detectors": data}
+
+
+def _detectors_on_workers() -> tuple[str, str, dict[str, Any]]:
+    from analysis.models import AnalysisQueue
+    from hlekkr.ops.models import WorkerHeartbeat
+
+    rows = WorkerHeartbeat.objects.filter(
+        queue__in=AnalysisQueue.values,
+        last_seen__gte=timezone.now() - HEARTBEAT_STALE_AFTER,
+        detector_errors__isnull=False,
+    ).values_list("hostname", "detector_errors")
+    reports: dict[str, dict[str, str]] = {}
+    for hostname, errors in rows:
+        reports.setdefault(hostname, {}).update(errors or {})
+    broken = {hostname: errors for hostname, errors in reports.items() if errors}
+    if broken:
+        names = "; ".join(f"{hostname}: {', '.join(sorted(errors))}" for hostname, errors in sorted(broken.items()))
+        return DOWN, f"analysis worker(s) cannot load required detectors: {names}", {"workers": broken}
+    if not reports:
+        return OK, "no analysis worker has reported its detectors yet", {}
+    return OK, f"{len(reports)} analysis worker(s) loaded every required detector", {}
 
 
 READINESS_CHECKS: tuple[Callable[[], ComponentStatus], ...] = (

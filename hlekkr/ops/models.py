@@ -20,6 +20,9 @@ class WorkerHeartbeat(models.Model):
     hostname = models.CharField(max_length=255)
     queue = models.CharField(max_length=32)
     last_seen = models.DateTimeField(db_index=True)
+    # On the analysis queues: the required detectors this worker could not load, name -> error ({} = all loaded;
+    # null = not reported). Readiness on web nodes reads it instead of importing the detectors itself.
+    detector_errors = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["hostname", "queue"], name="one_heartbeat_per_worker_queue")]

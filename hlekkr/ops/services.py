@@ -27,11 +27,17 @@ logger = logging.getLogger(__name__)
 MAX_NOTIFY_ATTEMPTS = 3
 
 
-def heartbeat_record(*, hostname: str, queues: list[str], at: datetime | None = None) -> int:
-    """Mark `hostname` alive on each queue (one row per worker and queue, updated in place)."""
+def heartbeat_record(
+    *, hostname: str, queues: list[str], at: datetime | None = None, detector_errors: dict[str, str] | None = None
+) -> int:
+    """Mark `hostname` alive on each queue (one row per worker and queue, updated in place), with the required
+    detectors it could not load when it reports them."""
     at = at or timezone.now()
+    defaults: dict[str, Any] = {"last_seen": at}
+    if detector_errors is not None:
+        defaults["detector_errors"] = detector_errors
     for queue in queues:
-        WorkerHeartbeat.objects.update_or_create(hostname=hostname[:255], queue=queue[:32], defaults={"last_seen": at})
+        WorkerHeartbeat.objects.update_or_create(hostname=hostname[:255], queue=queue[:32], defaults=defaults)
     return len(queues)
 
 

@@ -8,15 +8,22 @@ from typing import Any
 
 from celery import shared_task, signals
 
+from analysis import steps
+from analysis.models import AnalysisQueue
 from hlekkr.ops import services
 
 logger = logging.getLogger(__name__)
+ANALYSIS_QUEUES = frozenset(AnalysisQueue.values)
 
 
 @shared_task(name="ops.heartbeat", bind=True, acks_late=True, ignore_result=True)
 def heartbeat_task(self: Any, queue: str) -> None:
-    """Proves that some worker consumes `queue` (beat sends one per queue every 30 s)."""
-    services.heartbeat_record(hostname=self.request.hostname or socket.gethostname(), queues=[queue])
+    """Proves that some worker consumes `queue` (beat sends one per queue every 30 s). On the analysis queues it
+    also reports the required detectors this worker process could not load (docs/operations.md, readiness)."""
+    errors = steps.unavailable_detectors() if queue in ANALYSIS_QUEUES else None
+    services.heartbeat_record(
+        hostname=self.request.hostname or socket.gethostname(), queues=[queue], detector_errors=errors
+    )
 
 
 @shared_task(name="ops.sample_queue_depth", acks_late=True, ignore_result=True)

@@ -15,6 +15,8 @@ from analysis.detectors import registry
 from analysis.detectors.base import DetectorConfig
 from analysis.models import AnalysisStatus
 from hlekkr.exceptions import TransientError
+from hlekkr.ops.models import WorkerHeartbeat
+from hlekkr.ops.tasks import heartbeat_task
 
 BROKEN = registry.DetectorSpec("copy_move", "analysis.detectors.no_such_module", "CopyMoveDetector")
 
@@ -66,7 +68,10 @@ def test_an_analysis_is_not_scored_without_a_required_detector(
     assert "copy_move" in analysis.failure_reason and not analysis.detector_results.exists()
 
 
-def test_readiness_fails_and_names_the_detector_that_did_not_load(copy_move_broken: None, client: Any) -> None:
+def test_readiness_in_a_process_that_loaded_the_detectors_fails_and_names_the_missing_one(
+    copy_move_broken: None, client: Any
+) -> None:
+    registry.load_states()  # as in a worker: the detectors are loaded here
     response = client.get("/health/ready")
     assert response.status_code == 503
     detectors = response.json()["components"]["detectors"]
@@ -79,8 +84,34 @@ def test_an_optional_detector_that_did_not_load_only_degrades_readiness(
     copy_move_broken: None, client: Any, settings: Any
 ) -> None:
     settings.HLEKKR_OPTIONAL_DETECTORS = ["copy_move"]
+    registry.load_states()
     detectors = client.get("/health/ready").json()["components"]["detectors"]
     assert detectors["status"] == "degraded" and detectors["required"] is True
+
+
+def test_a_web_process_reads_the_workers_reports_instead_of_importing_the_detectors(
+    copy_move_broken: None, client: Any, db: Any
+) -> None:
+    # The fixture cleared this process's load states: like a web process, it has not imported any detector.
+    heartbeat_task.apply(args=["interactive"])  # a worker whose install lacks copy_move reports it
+    assert registry.load_states.cache_info().currsize == 1  # the heartbeat (the worker side) loaded them
+    registry.load_states.cache_clear()
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    detectors = response.json()["components"]["detectors"]
+    assert detectors["status"] == "down" and "copy_move" in detectors["detail"]
+    assert registry.load_states.cache_info().currsize == 0  # readiness imported nothing
+    heartbeat_task.apply(args=["webhooks"])  # other queues report nothing about detectors
+    assert WorkerHeartbeat.objects.get(queue="webhooks").detector_errors is None
+
+
+def test_a_web_process_is_ready_when_the_workers_load_every_detector(client: Any, db: Any) -> None:
+    registry.load_states.cache_clear()
+    assert client.get("/health/ready").json()["components"]["detectors"]["status"] == "ok"  # nobody reported yet
+    heartbeat_task.apply(args=["batch"])
+    registry.load_states.cache_clear()
+    detectors = client.get("/health/ready").json()["components"]["detectors"]
+    assert detectors["status"] == "ok" and "1 analysis worker(s) loaded every required detector" in detectors["detail"]
 
 
 def test_doctor_fails_on_a_missing_required_detector(copy_move_broken: None, db: Any) -> None:

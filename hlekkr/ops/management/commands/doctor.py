@@ -149,15 +149,15 @@ class Doctor:
         return Finding("libmagic", OK, "libmagic types uploads by their bytes")
 
     def detectors(self) -> Finding:
-        result = checks.check_detectors()
-        if result.status == checks.DEGRADED:
-            return Finding(
-                "detectors", WARN, result.detail, "fix the install (see the worker log for the import error)"
-            )
-        return _component(
-            result,
-            "fix the install (the worker log has the import error), or list the detector in HLEKKR_OPTIONAL_DETECTORS",
-        )
+        """This host's install (the detectors are imported here) and what the analysis workers report."""
+        here, workers = checks.check_detectors(local=True), checks.check_detectors(local=False)
+        fix = "fix the install (the worker log has the import error)"
+        for result in (here, workers):
+            if result.status == checks.DEGRADED:
+                return Finding("detectors", WARN, result.detail, fix)
+            if result.status != checks.OK:
+                return _component(result, f"{fix}, or list the detector in HLEKKR_OPTIONAL_DETECTORS")
+        return Finding("detectors", OK, f"this host: {here.detail}; {workers.detail}")
 
     def bedrock(self) -> Finding:
         models = checks.bedrock_models()
