@@ -439,6 +439,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # At DEBUG, Django logs each failed template variable lookup with the whole template context in the
+        # exception; in admin that context holds the user's password hash (tests/security/test_no_secrets_leak.py).
+        "django.template": {"level": "INFO"},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },

@@ -25,7 +25,8 @@ from django.core import signing
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-PART_TOKEN_SALT = "hlekkr.media.part"  # noqa: S105 - a signing salt, not a secret
+# A signing salt, not a secret (the secret is SECRET_KEY).
+PART_TOKEN_SALT = "hlekkr.media.part"  # noqa: S105  # nosec B105
 COPY_CHUNK = 1024 * 1024
 
 

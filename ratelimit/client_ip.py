@@ -59,7 +59,8 @@ def client_ip(request: Any) -> str:
     meta = request.META
     remote = parse_address(meta.get("REMOTE_ADDR", "") or "")
     if remote is None:
-        return "0.0.0.0"  # noqa: S104 - a key, not a bind address: all unusable peers share one bucket
+        # A rate-limit key, not a bind address: all unusable peers share one bucket.
+        return "0.0.0.0"  # noqa: S104  # nosec B104
     networks = trusted_networks()
     if not networks or not in_networks(remote, networks):
         return str(remote)

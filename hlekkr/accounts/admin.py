@@ -61,10 +61,12 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
 
 # Django's and simplejwt's own admins, re-registered on the audited base (tests/hlekkr/test_admin_audit.py).
-for _model, _admin_class in ((Group, GroupAdmin), (OutstandingToken, OutstandingTokenAdmin),
-                             (BlacklistedToken, BlacklistedTokenAdmin)):  # fmt: skip
+# simplejwt's outstanding-token page shows each refresh token whole, which is a credential: only its jti here.
+_TOKEN_FIELDS = {"fields": ("jti", "user", "created_at", "expires_at")}
+for _model, _admin_class, _attrs in ((Group, GroupAdmin, {}), (OutstandingToken, OutstandingTokenAdmin, _TOKEN_FIELDS),
+                                     (BlacklistedToken, BlacklistedTokenAdmin, {})):  # fmt: skip
     admin.site.unregister(_model)
-    admin.site.register(_model, type(_admin_class.__name__, (AuditedAdminMixin, _admin_class), {}))
+    admin.site.register(_model, type(_admin_class.__name__, (AuditedAdminMixin, _admin_class), _attrs))
 
 
 @admin.register(ApiKey)
@@ -82,7 +84,8 @@ class ApiKeyAdmin(AuditedModelAdmin):
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "user__username")
     form = ApiKeyForm
-    readonly_fields = ("prefix", "secret_hash", "created_at", "revoked_at", "last_used_at")
+    # Never the secret's hash: it is not reversible, but it is what a stolen key is checked against.
+    readonly_fields = ("prefix", "created_at", "revoked_at", "last_used_at")
     fields = ("user", "name", "scopes", "expires_at", *readonly_fields)
     actions = ["revoke_keys"]
 

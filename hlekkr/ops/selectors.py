@@ -178,7 +178,7 @@ def hourly_series(hours: int = 24) -> dict[str, list[tuple[datetime, float]]]:
     )
     finished: dict[datetime, int] = dict(rows)
 
-    requests: dict[datetime, tuple[int, int]] = {}
+    per_hour: dict[datetime, tuple[int, int]] = {}
     rows2 = (
         RequestMinute.objects.filter(minute__gte=start)
         .annotate(hour=TruncHour("minute"))
@@ -186,7 +186,7 @@ def hourly_series(hours: int = 24) -> dict[str, list[tuple[datetime, float]]]:
         .values_list("hour")
         .annotate(n=Sum("count"), e=Sum("count_5xx"))
     )
-    requests = {hour: (n or 0, e or 0) for hour, n, e in rows2}
+    per_hour = {hour: (n or 0, e or 0) for hour, n, e in rows2}
 
     def mean(values: list[int] | None) -> float:
         return sum(values) / len(values) if values else 0.0
@@ -195,8 +195,8 @@ def hourly_series(hours: int = 24) -> dict[str, list[tuple[datetime, float]]]:
         "queue_depth": [(slot, mean(depth.get(slot))) for slot in slots],
         "analyses_finished": [(slot, float(finished.get(slot, 0))) for slot in slots],
         "error_rate_pct": [
-            (slot, 100.0 * requests[slot][1] / requests[slot][0] if requests.get(slot, (0, 0))[0] else 0.0)
+            (slot, 100.0 * per_hour[slot][1] / per_hour[slot][0] if per_hour.get(slot, (0, 0))[0] else 0.0)
             for slot in slots
         ],
-        "requests": [(slot, float(requests.get(slot, (0, 0))[0])) for slot in slots],
+        "requests": [(slot, float(per_hour.get(slot, (0, 0))[0])) for slot in slots],
     }
