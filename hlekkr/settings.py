@@ -171,6 +171,11 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hlekkr"}}
+# The media detail read without a database query (media/detail_cache.py) trusts generation tokens that the
+# process changing an item bumps in the cache. That holds only when every process (web workers, Celery workers)
+# shares the cache: with the embedded run's per-process memory cache a worker's outcome would stay invisible to
+# the web processes for the cache lifetime. So it is on with Redis, off with the local cache, unless set.
+HLEKKR_DETAIL_CACHE_SHARED = env_bool("HLEKKR_DETAIL_CACHE_SHARED", bool(REDIS_URL))
 
 # --- storage --------------------------------------------------------------------------------------------
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")

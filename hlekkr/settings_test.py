@@ -20,6 +20,9 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Each test process has its own memory cache, and every writer and reader of a test runs in that process, so the
+# detail cache's no-query read is sound here (it is off for the embedded run's per-process cache).
+HLEKKR_DETAIL_CACHE_SHARED = True
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://"

@@ -37,6 +37,13 @@ logger = logging.getLogger(__name__)
 ALL_ITEMS = "*"
 
 
+def enabled() -> bool:
+    """Only with a cache every process shares (HLEKKR_DETAIL_CACHE_SHARED, on with Redis): see settings.py."""
+    from django.conf import settings
+
+    return bool(getattr(settings, "HLEKKR_DETAIL_CACHE_SHARED", False))
+
+
 def gen_key(item_id: Any) -> str:
     return f"media:detail:gen:{item_id}"
 
@@ -52,6 +59,8 @@ def _gen_ttl() -> int:
 
 def lookup(item_id: Any, *, owner_id: Any, include_details: bool) -> tuple[dict[str, Any] | None, str | None]:
     """(entry, current generation). The entry is None unless it is current and the caller's."""
+    if not enabled():
+        return None, None
     gkey, akey, ekey = gen_key(item_id), gen_key(ALL_ITEMS), entry_key(item_id, include_details)
     try:
         found = cache.get_many([gkey, akey, ekey])
@@ -76,6 +85,8 @@ def store(
     storage_key: str = "",
 ) -> None:
     """Remember a body rendered from a row read after `gen` was read (or a fresh generation when none was)."""
+    if not enabled():
+        return
     try:
         if gen is None:
             tokens = [_ensure_token(gen_key(item_id)), _ensure_token(gen_key(ALL_ITEMS))]

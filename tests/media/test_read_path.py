@@ -259,3 +259,19 @@ def test_on_redis_a_cached_detail_read_is_two_round_trips(
     finally:
         cache.clear()
     assert during == ["EVALSHA", "MGET"]  # the limiter's one Lua call; the body and its generation
+
+
+def test_without_a_shared_cache_every_read_sees_the_database(
+    settings: Any, api_as: Any, client_a: User, upload: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded run: another process (the worker) changes the item and bumps only its own memory cache."""
+    settings.HLEKKR_DETAIL_CACHE_SHARED = False
+    item_id = upload(client_a, "a.jpg", jpeg_bytes(131), "image/jpeg").json()["id"]
+    assert api_as(client_a).get(f"/api/v1/media/{item_id}/").json()["analysis_status"] == ""
+    with monkeypatch.context() as patch:
+        patch.setattr(detail_cache, "item_changed", lambda item_id: None)  # the bump lands in another process
+        MediaItem.objects.filter(pk=item_id).update(analysis_status="completed", trust_score=81)
+
+    body = api_as(client_a).get(f"/api/v1/media/{item_id}/").json()
+
+    assert (body["analysis_status"], body["trust_score"]) == ("completed", 81)
