@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import QueryDict
 from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -16,6 +17,16 @@ class StrictSerializerMixin:
     the schema says string (DRF's CharField would turn `0` into `"0"`)."""
 
     def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, QueryDict):
+            # In a query string or form, DRF takes a field sent empty (`?status=`) as absent and applies its
+            # default; the schema says a present field holds one of its values, so empty is refused instead.
+            blank = sorted(
+                name
+                for name, field in self.fields.items()  # type: ignore[attr-defined]
+                if data.get(name) == "" and not getattr(field, "allow_blank", False)
+            )
+            if blank:
+                raise serializers.ValidationError({name: ["Must not be blank."] for name in blank})
         if isinstance(data, dict):
             fields = self.fields  # type: ignore[attr-defined]
             unknown = sorted(set(data) - set(fields))

@@ -20,14 +20,6 @@ class DirectUploadInput(StrictSerializerMixin, serializers.Serializer):
     review_requested = StrictBooleanField(default=False)
     priority = serializers.ChoiceField(choices=PRIORITIES, default="normal")
 
-    def to_internal_value(self, data: Any) -> Any:
-        # A form field sent empty is "absent" to DRF (its default applies); the schema says a present
-        # `priority` is one of its values, so an empty one is refused like any other wrong value.
-        blank = [name for name in ("review_requested", "priority") if name in data and data.get(name) == ""]
-        if blank:
-            raise serializers.ValidationError({name: ["Must not be blank."] for name in blank})
-        return super().to_internal_value(data)
-
 
 class FromUrlInput(StrictSerializerMixin, serializers.Serializer):
     url = serializers.CharField(max_length=2048, trim_whitespace=True)

@@ -131,3 +131,46 @@ def test_unknown_ids_in_canonical_form_are_404_in_the_error_shape(moderator: Use
     response = api_as(moderator).get(f"/api/v1/review/items/{uuid.uuid4()}/")
     assert response.status_code == 404
     assert set(response.json()) == {"code", "message", "details"}
+
+
+# --- inputs as strict as the schema (schemathesis found each of these accepted) ---------------------------------
+def test_a_query_parameter_sent_empty_is_refused_not_taken_as_absent(moderator: User, api_as: Any) -> None:
+    response = api_as(moderator).get("/api/v1/review/queue/", {"status": ""})
+    assert response.status_code == 400
+    assert response.json()["details"]["fields"]["status"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"filename": "a.mp4", "size": 20 << 20, "content_type": "video/mp4", "review_requested": 0},
+        {"filename": "a.mp4", "size": 20 << 20, "content_type": "video/mp4", "review_requested": "yes"},
+        {"filename": 0, "size": 20 << 20, "content_type": "video/mp4"},
+        {"filename": "a.mp4", "size": 20 << 20, "content_type": "video/mp4", "colour": "blue"},
+    ],
+)
+def test_json_inputs_refuse_what_the_schema_refuses(body: dict[str, Any], client_a: User, api_as: Any) -> None:
+    response = api_as(client_a).post("/api/v1/media/uploads/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "validation_error"
+
+
+def test_a_form_boolean_is_true_or_false_only(client_a: User, api_as: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    png = SimpleUploadedFile("a.png", b"\x89PNG\r\n\x1a\n", content_type="image/png")
+    response = api_as(client_a).post("/api/v1/media/", {"file": png, "review_requested": "1"}, format="multipart")
+    assert response.status_code == 400
+    assert "review_requested" in response.json()["details"]["fields"]
+
+
+def test_the_schema_documents_pages_and_errors() -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    media_list = schema["paths"]["/api/v1/media/"]["get"]["responses"]
+    page = media_list["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][page]["properties"]) == {"next", "previous", "results"}
+    for status in ("400", "401", "403", "429"):
+        assert media_list[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert schema["components"]["schemas"]["MultipartStartInputRequest"]["additionalProperties"] is False
