@@ -201,7 +201,7 @@ class BankedHash(models.Model):
 
 
 class BankedVideo(models.Model):
-    """A known video's signature: one PDQ hash per second (analysis/video_signature.py)."""
+    """A known video's signature: one PDQ hash per second (analysis/detectors/video_signature.py)."""
 
     bank = models.ForeignKey(HashBank, on_delete=models.CASCADE, related_name="videos")
     label = models.CharField(max_length=200, blank=True)

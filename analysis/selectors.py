@@ -13,7 +13,8 @@ from django.db.models import Count, Max, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
 from analysis.detectors.base import HashBankEntry
-from analysis.models import Analysis, BankedHash, BedrockCall, DetectorResult, HashBank
+from analysis.detectors.video_signature import BankedVideoEntry, FrameHash, VideoIndex
+from analysis.models import Analysis, BankedHash, BankedVideo, BedrockCall, DetectorResult, HashBank
 from hlekkr.accounts.models import User
 from hlekkr.exceptions import NotFound
 from media.models import MediaItem
@@ -103,11 +104,8 @@ _video_cache: dict[str, Any] = {}
 
 
 def video_bank_index() -> Any:
-    """The active banks' videos as one analysis.video_signature.VideoIndex, kept per process like the hashes
+    """The active banks' videos as one analysis.detectors.video_signature.VideoIndex, kept per process like the hashes
     above and rebuilt when the banked videos change."""
-    from analysis.models import BankedVideo
-    from analysis.video_signature import BankedVideoEntry, FrameHash, VideoIndex
-
     active = BankedVideo.objects.filter(bank__is_active=True)
     totals = active.aggregate(n=Count("id"), last=Max("id"), ids=Sum("id"), newest=Max("created_at"))
     signature = (tuple(totals.values()), tuple(active.order_by().values_list("bank_id", flat=True).distinct()))

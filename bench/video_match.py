@@ -31,7 +31,7 @@ django.setup()
 
 from video_samples import make_video  # noqa: E402
 
-from analysis.video_signature import BankedVideoEntry, FrameHash, VideoIndex, compute_signature  # noqa: E402
+from analysis.detectors.video_signature import BankedVideoEntry, FrameHash, VideoIndex, compute_signature  # noqa: E402
 
 
 def random_signature(rng: random.Random, frames: int) -> list[FrameHash]:

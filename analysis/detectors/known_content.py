@@ -37,8 +37,8 @@ rotated copy still reports its rotation.
 ``pdq_hash`` and ``hamming`` are pure helpers shared with the hash-bank import command.
 
 Videos. A video is matched by its frame-level PDQ sequence (one hash per second) against the banked videos'
-sequences, with the time-consistency rule of analysis/video_signature.py; a match names the offending segment's
-time range in the submitted video (``segment``) and in the banked one.
+sequences, with the time-consistency rule of video_signature.py (beside this module); a match names the offending
+segment's time range in the submitted video (``segment``) and in the banked one.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from analysis.detectors.base import (
     MediaInput,
     Reason,
 )
+from analysis.detectors.video_signature import compute_signature
 
 # PDQ reduces every image to 64x64 through a box filter, so hashing a 512 px thumbnail gives the same bits
 # within a few units of distance while decoding and filtering far fewer pixels.
@@ -330,8 +331,6 @@ def _orientation(match: dict[str, Any]) -> str:
 def run_video(media: MediaInput, context: DetectorContext, *, max_distance: int, min_quality: int) -> DetectorOutput:
     """Known videos: the frame-level PDQ sequence of the upload against the banked videos' sequences."""
     import av.error
-
-    from analysis.video_signature import compute_signature
 
     try:
         frames = compute_signature(media.path)

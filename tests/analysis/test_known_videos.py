@@ -14,9 +14,7 @@ from video_samples import make_video
 
 from analysis.detectors.base import DetectorContext, MediaInput
 from analysis.detectors.known_content import KnownContentDetector
-from analysis.models import BankedVideo, HashBank
-from analysis.selectors import video_bank_index
-from analysis.video_signature import (
+from analysis.detectors.video_signature import (
     BankedVideoEntry,
     FrameHash,
     SignatureFileError,
@@ -24,6 +22,8 @@ from analysis.video_signature import (
     compute_signature,
     read_signature_file,
 )
+from analysis.models import BankedVideo, HashBank
+from analysis.selectors import video_bank_index
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from analysis.detectors.video_signature import SignatureFileError, read_signature_file
 from analysis.models import BankedHash, BankedVideo, BankKind, HashBank
-from analysis.video_signature import SignatureFileError, read_signature_file
 from hlekkr.audit.services import audit_record
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -1,5 +1,5 @@
 """manage.py video_signature <video> [-o FILE] [--label L]: the frame-level PDQ signature of a video, as a file
-`import_hashes --video` banks (analysis/video_signature.py)."""
+`import_hashes --video` banks (analysis/detectors/video_signature.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from analysis.video_signature import compute_signature, signature_document
+from analysis.detectors.video_signature import compute_signature, signature_document
 
 
 class Command(BaseCommand):

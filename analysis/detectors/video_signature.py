@@ -55,6 +55,7 @@ def compute_signature(
     """One PDQ hash per `every_s` seconds of the first video stream (empty when there is none)."""
     import av
 
+    # Imported here: known_content imports this module at its top (its video matching), and pdq_hash is its own.
     from analysis.detectors.known_content import pdq_hash
 
     frames: list[FrameHash] = []
