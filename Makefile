@@ -8,7 +8,7 @@ WEB_CONCURRENCY ?= 2
 WORKER_CONCURRENCY ?= 2
 HLEKKR_VAR_DIR ?= var
 
-.PHONY: run test lint typecheck check conformance venv migrate worker web bench clean
+.PHONY: run test reliability lint typecheck check conformance venv migrate worker web bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,12 @@ run: venv
 	wait
 
 test: venv
-	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not reliability" $(PYTEST_ARGS)
+
+# Fault injection against real processes (tests/reliability, README "Reliability"): bounded counts here,
+# `python scripts/fault_trials.py` for 100 trials. Alone, so its timings are not the suite's CPU contention.
+reliability: venv
+	$(PY) -m pytest -q -m reliability tests/reliability $(PYTEST_ARGS)
 
 conformance: venv
 	$(PY) -m pytest -q -m conformance tests/conformance $(PYTEST_ARGS)
