@@ -136,7 +136,7 @@ def run_kill_trials(stack: Stack, receiver: WebhookReceiver, *, fault: str, tria
     report = KillReport(fault=fault, trials=trials)
     started = time.monotonic()
     media_ids: list[str] = []
-    interrupted_at: dict[str, float] = {}  # analysis id -> when a worker was available again after its fault
+    interrupted_at: dict[str, float] = {}  # analysis id -> when a worker was available after its last fault
     seed_base = rng.randrange(1_000_000_000)
     workers = stack.worker_names()
     ready_needed = {name: _ready_count(stack, name) for name in workers}
@@ -161,9 +161,11 @@ def run_kill_trials(stack: Stack, receiver: WebhookReceiver, *, fault: str, tria
         available_at = time.time()
         if fault in ("worker", "term"):
             ready_needed[worker] = _ready_count(stack, worker) + 1
+        # Measured from the last fault that hit an analysis: with overlapping faults the worker that took over an
+        # interrupted analysis may itself be the next one killed.
+        report.interrupted += len(running - set(interrupted_at))
         for analysis_id in running:
-            interrupted_at.setdefault(analysis_id, available_at)
-        report.interrupted += len(running)
+            interrupted_at[analysis_id] = available_at
     report.faults_done_s = time.monotonic() - started
     _settle(stack, receiver, media_ids, report, interrupted_at)
     report.seconds = time.monotonic() - started
