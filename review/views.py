@@ -130,13 +130,27 @@ def _plain_facts(evidence: Any) -> list[tuple[str, str]]:
     return facts[:12]
 
 
+# Localising detectors' maps that can be laid over the image (same size and aspect as it, see
+# analysis/detectors/heatmaps.py); every detector that attaches one gets a toggle on the item page.
+OVERLAY_LABELS = {
+    "ela": "ELA heatmap",
+    "copy_move": "copy-move mask",
+    "jpeg_local": "JPEG local misfit",
+    "noise_residual": "noise residual",
+}
+
+
+def is_overlay(name: str) -> bool:
+    return name.endswith(("_heatmap.png", "_mask.png"))
+
+
 def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
     from media.storage import download_url
 
     me = _me(request)
     results = list(item.analysis.detector_results.all())
     detectors = []
-    heatmap_url = None
+    overlays = []
     for row in results:
         artifacts = []
         for artifact in row.artifacts or []:
@@ -145,8 +159,10 @@ def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
                 continue
             url = download_url(key, expires=600)
             artifacts.append({"name": artifact.get("name"), "url": url})
-            if artifact.get("name") == "ela_heatmap.png":
-                heatmap_url = url
+            if is_overlay(str(artifact.get("name") or "")):
+                overlays.append(
+                    {"detector": row.detector, "url": url, "label": OVERLAY_LABELS.get(row.detector, row.detector)}
+                )
         detectors.append(
             {
                 "name": row.detector,
@@ -165,7 +181,7 @@ def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
         "item": item,
         "media": item.media,
         "media_url": download_url(item.media.storage_key, expires=600) if item.media.storage_key else None,
-        "heatmap_url": heatmap_url,
+        "overlays": overlays,
         "detectors": [d for d in detectors if not d["is_provenance"]],
         "provenance": [d for d in detectors if d["is_provenance"]],
         "breakdown": item.analysis.breakdown or {},

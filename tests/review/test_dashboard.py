@@ -172,3 +172,28 @@ def test_the_item_page_says_nothing_found_is_not_proof(senior, item_factory) -> 
     ReviewItem.objects.filter(pk=item.pk).update(machine_verdict="no_manipulation_found")
     page = logged_in(senior).get(f"/dashboard/items/{item.pk}/").content.decode()
     assert "no_manipulation_found" in page and "not proof of authenticity" in page
+
+
+def test_every_localising_detectors_map_can_be_overlaid_on_the_image(senior, item_factory) -> None:
+    from analysis.models import DetectorResult
+
+    item = item_factory(probability=0.9)
+    for detector, name in (
+        ("ela", "ela_heatmap.png"),
+        ("copy_move", "copy_move_mask.png"),
+        ("jpeg_local", "jpeg_local_heatmap.png"),
+    ):
+        DetectorResult.objects.create(
+            analysis=item.analysis,
+            detector=detector,
+            detector_version="1",
+            status="ok",
+            score=0.7,
+            artifacts=[{"name": name, "content_type": "image/png", "storage_key": f"{item.media.storage_key}-{name}"}],
+        )
+    page = logged_in(senior).get(f"/dashboard/items/{item.pk}/").content.decode()
+    for detector in ("ela", "copy_move", "jpeg_local"):
+        assert f'id="overlay-{detector}"' in page
+        assert f'aria-controls="overlay-{detector}"' in page
+    assert "Show copy-move mask" in page
+    assert not INLINE_SCRIPT.search(page) and not INLINE_HANDLER.search(page)

@@ -13,13 +13,34 @@
     if (button) { button.textContent = on ? "Hide media" : "Reveal media"; }
   }
 
-  function toggleHeatmap() {
-    var overlay = document.getElementById("ela-overlay");
-    if (!overlay) { return; }
-    overlay.hidden = !overlay.hidden;
-    var button = document.getElementById("ela-toggle");
-    setPressed(button, !overlay.hidden);
-    if (button) { button.textContent = overlay.hidden ? "Show ELA heatmap overlay" : "Hide ELA heatmap overlay"; }
+  // One overlay at a time: showing a detector's map hides the others. `h` cycles none -> each map -> none.
+  function showOverlay(id) {
+    var buttons = document.querySelectorAll(".overlay-toggle");
+    for (var i = 0; i < buttons.length; i++) {
+      var button = buttons[i];
+      var target = document.getElementById(button.getAttribute("aria-controls"));
+      var on = target !== null && target.id === id;
+      if (target) { target.hidden = !on; }
+      setPressed(button, on);
+      button.textContent = (on ? "Hide " : "Show ") + button.getAttribute("data-label");
+    }
+  }
+
+  function toggleOverlay(button) {
+    var id = button.getAttribute("aria-controls");
+    showOverlay(button.getAttribute("aria-pressed") === "true" ? null : id);
+  }
+
+  function cycleOverlays() {
+    var buttons = document.querySelectorAll(".overlay-toggle");
+    if (!buttons.length) { return; }
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].getAttribute("aria-pressed") === "true") {
+        showOverlay(i + 1 < buttons.length ? buttons[i + 1].getAttribute("aria-controls") : null);
+        return;
+      }
+    }
+    showOverlay(buttons[0].getAttribute("aria-controls"));
   }
 
   function typing(target) {
@@ -64,7 +85,7 @@
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
     if (document.documentElement.getAttribute("data-shortcuts") === "off") { return; }
     if (event.key === "r") { toggleReveal(); return; }
-    if (event.key === "h") { toggleHeatmap(); return; }
+    if (event.key === "h") { cycleOverlays(); return; }
     if (!form) { return; }
     var verdicts = { a: "authentic", m: "manipulated", i: "inconclusive" };
     if (verdicts[event.key]) { event.preventDefault(); pickVerdict(verdicts[event.key]); return; }
@@ -87,8 +108,8 @@
       if (target.tagName === "VIDEO" && target.closest(".revealed")) { return; }
       event.preventDefault();
       toggleReveal();
-    } else if (target.closest("#ela-toggle")) {
-      toggleHeatmap();
+    } else if (target.closest(".overlay-toggle")) {
+      toggleOverlay(target.closest(".overlay-toggle"));
     }
   });
   document.addEventListener("keydown", onKey);

@@ -1,0 +1,226 @@
+"""Local JPEG compression model: blocks that do not fit the image's own JPEG quantisation (pastes, local edits).
+
+A photo that went through JPEG keeps, in every 8x8 block on its grid, DCT coefficients that sit on multiples of
+the quantisation step of each frequency - also after it is decoded and saved as PNG. A piece pasted from another
+picture breaks that: its blocks straddle the host grid (63 of 64 offsets), came from another quality, were never
+compressed, or were resampled. So:
+
+1. The grid offset is estimated from the image (the column and row phase, mod 8, where pixel differences jump).
+2. Every block on that grid is transformed (DCT-II), and for each of the 20 lowest AC frequencies the largest
+   step q (2..``max_step``) on which the whole image's non-zero coefficients sit is estimated (periodicity:
+   the mean of cos(2 pi c / q) must stay high; multiples of the true step fail it, its divisors are not preferred).
+3. Each block's misfit is the mean of 1 - cos(2 pi c / q) over its informative coefficients (|c| >= q / 2 at
+   frequencies with q >= 3): ~0 for host blocks, ~1 for a pasted block. Blocks with fewer than two such
+   coefficients (flat) are left out.
+4. Misfit is averaged over 32 px cells; the score is the robust z of the most misfitting compact region (3x3
+   cells). ``jpeg_local_heatmap.png`` shows the per-cell misfit.
+
+When no frequency shows a step (never-compressed images, images resized or filtered after their last JPEG) the
+detector abstains ``unsupported_format`` ("no JPEG trace"). Misses: a donor whose quantisation steps are
+multiples of the host's and that landed on the host grid; a final JPEG save coarser than the original (it
+re-quantises everything onto one new table - then only a double-compression analysis would see the paste);
+pastes smaller than ~3 cells. Strong local edits that keep the grid (a brightness change) shift coefficients
+off their steps too, which is what we want.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from analysis.detectors.base import (
+    AbstainCode,
+    Artifact,
+    Category,
+    Detector,
+    DetectorContext,
+    DetectorOutput,
+    MediaInput,
+    Reason,
+)
+from analysis.detectors.heatmaps import heatmap_png, region_strength, robust_z
+
+# Zig-zag order of the 8x8 DCT frequencies after DC (row, column).
+_ZIGZAG = sorted(
+    ((r, c) for r in range(8) for c in range(8)),
+    key=lambda rc: (rc[0] + rc[1], rc[1] if (rc[0] + rc[1]) % 2 else rc[0]),
+)[1:]
+
+
+@dataclass(frozen=True)
+class JpegLocalConfig:
+    max_side: int = 1024  # centre crop on the grid for larger images (no resampling: it would erase the steps)
+    frequencies: int = 20
+    max_step: int = 40
+    min_periodicity: float = 0.55  # mean cos(2 pi c / q) for a step to be accepted
+    cell_blocks: int = 4  # 4x4 blocks = 32 px cells
+    min_cells: int = 16
+    z_floor: float = 0.08
+    z_midpoint: float = 4.0  # set on the corpus tune split
+    z_slope: float = 1.0
+    p_min: float = 0.03
+    p_max: float = 0.92
+
+
+class JpegLocalDetector(Detector):
+    """Per-block fit to the image's own estimated JPEG quantisation, on its own 8x8 grid."""
+
+    name = "jpeg_local"
+    version = "1.0.0"
+    time_budget_s = 6.0
+
+    def __init__(self, config: JpegLocalConfig | None = None) -> None:
+        self.config = config or JpegLocalConfig()
+
+    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+        cfg = self.config
+        try:
+            luma = media.decoded.luma
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
+        h, w = luma.shape
+        side = 8 * cfg.cell_blocks * 4
+        if min(h, w) < side:
+            return DetectorOutput.abstain(AbstainCode.TOO_SMALL, f"Needs at least {side} px a side.", width=w, height=h)
+        top, left = max(0, (h - cfg.max_side) // 2) // 8 * 8, max(0, (w - cfg.max_side) // 2) // 8 * 8
+        g = luma[top : top + cfg.max_side, left : left + cfg.max_side].astype(np.float32)
+        oy, ox = _grid_offset(g, axis=0), _grid_offset(g, axis=1)
+        coefficients = _block_dct(g[oy:, ox:])  # (by, bx, 8, 8)
+        picks = np.array(_ZIGZAG[: cfg.frequencies])
+        values = coefficients[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
+        steps = np.array([_step(values[..., i].ravel(), cfg) for i in range(values.shape[2])])
+        informative = steps >= 3
+        if int(informative.sum()) < 2:
+            return DetectorOutput.abstain(
+                AbstainCode.UNSUPPORTED_FORMAT,
+                "No trace of JPEG compression: the local compression model does not apply.",
+                steps=steps.tolist(),
+            )
+        misfit, weight = _block_misfit(values[..., informative], steps[informative])
+        # Blocks with clipped pixels (0 or 255) were rounded into range after the IDCT: their coefficients leave the
+        # steps without any edit, so they are left out.
+        clipped = _clipped_blocks(g[oy:, ox:])
+        if media.decoded.format != "JPEG":
+            # Outside JPEG the luma was computed from RGB, and a colour channel clipped in RGB (a saturated red)
+            # moves it off the steps too, with the luma itself far from 0 or 255.
+            clipped |= _clipped_colour_blocks(media, (left + ox, top + oy), clipped.shape)
+        weight[clipped[: weight.shape[0], : weight.shape[1]]] = 0
+        cell_misfit, cell_valid = _cells(misfit, weight, cfg.cell_blocks)
+        if int(cell_valid.sum()) < cfg.min_cells:
+            return DetectorOutput.abstain(
+                AbstainCode.LOW_QUALITY,
+                "Too few textured blocks to test against the compression model.",
+                cells=int(cell_valid.sum()),
+            )
+        z = robust_z(cell_misfit, cell_valid, cfg.z_floor)
+        strength, (cx, cy) = region_strength(z, cell_valid)
+        p = min(cfg.p_max, max(cfg.p_min, 1 / (1 + math.exp(-(strength - cfg.z_midpoint) * cfg.z_slope))))
+        cell_px = 8 * cfg.cell_blocks
+        evidence: dict[str, Any] = {
+            "crop": [int(left), int(top), int(g.shape[1]), int(g.shape[0])],
+            "grid_offset": [int(ox), int(oy)],
+            "estimated_steps": [int(s) for s in steps],
+            "median_misfit": round(float(np.median(cell_misfit[cell_valid])), 4),
+            "region_z": round(strength, 3),
+            "region_px": [int(left + ox + (cx + 1) * cell_px), int(top + oy + (cy + 1) * cell_px)],
+        }
+        if p >= 0.5:
+            x, y = evidence["region_px"]
+            reasons = [
+                Reason(
+                    "jpeg_local_misfit",
+                    f"Blocks around ({x}, {y}) px do not fit the JPEG compression of the rest of the image (robust "
+                    f"z = {strength:.1f}), as a piece pasted from another picture would.",
+                    Category.MANIPULATED,
+                )
+            ]
+        else:
+            reasons = [
+                Reason("jpeg_local_consistent", "Every region fits the image's JPEG compression.", Category.INFO)
+            ]
+        heat = np.zeros((h // cell_px + 1, w // cell_px + 1), np.float32)
+        y0, x0 = (top + oy) // cell_px, (left + ox) // cell_px
+        hh, ww = min(z.shape[0], heat.shape[0] - y0), min(z.shape[1], heat.shape[1] - x0)
+        heat[y0 : y0 + hh, x0 : x0 + ww] = np.where(cell_valid, z, 0)[:hh, :ww]
+        artifact = Artifact("jpeg_local_heatmap.png", "image/png", heatmap_png(heat, w, h, lo=0.0, hi=8.0))
+        return DetectorOutput(status="ok", probability=p, reasons=reasons, evidence=evidence, artifacts=[artifact])
+
+
+def _grid_offset(g: np.ndarray, axis: int) -> int:
+    """The phase (mod 8) where differences across `axis` jump: JPEG block borders."""
+    d = np.abs(np.diff(g, axis=1 - axis if axis == 0 else 1)) if axis == 1 else np.abs(np.diff(g, axis=0))
+    profile = np.median(d, axis=0) if axis == 1 else np.median(d, axis=1)
+    profile = profile + np.mean(d, axis=0 if axis == 1 else 1)  # the median is 0 on smooth photos; add the mean
+    n = len(profile) // 8 * 8
+    energy = profile[:n].reshape(-1, 8).mean(axis=0)
+    # A difference at index i is between pixels i and i+1: a border before pixel 8k+o shows at i = 8k+o-1.
+    return int((int(np.argmax(energy)) + 1) % 8)
+
+
+def _clipped_blocks(g: np.ndarray) -> np.ndarray:
+    by, bx = g.shape[0] // 8, g.shape[1] // 8
+    blocks = g[: by * 8, : bx * 8].reshape(by, 8, bx, 8)
+    return np.asarray(((blocks <= 1) | (blocks >= 254)).any(axis=(1, 3)), bool)
+
+
+def _clipped_colour_blocks(media: MediaInput, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    x, y = origin
+    try:
+        with media.open_image() as image:
+            rgb = np.asarray(image.crop((x, y, x + shape[1] * 8, y + shape[0] * 8)).convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return np.zeros(shape, bool)
+    hit = np.asarray(((rgb <= 1) | (rgb >= 254)).any(axis=2), bool)
+    by, bx = min(shape[0], hit.shape[0] // 8), min(shape[1], hit.shape[1] // 8)
+    out = np.zeros(shape, bool)
+    out[:by, :bx] = hit[: by * 8, : bx * 8].reshape(by, 8, bx, 8).any(axis=(1, 3))
+    return out
+
+
+def _dct_matrix() -> np.ndarray:
+    k = np.arange(8)[:, None]
+    i = np.arange(8)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / 16) * np.sqrt(2 / 8)
+    m[0] /= np.sqrt(2)
+    return m.astype(np.float32)
+
+
+_DCT = _dct_matrix()
+
+
+def _block_dct(g: np.ndarray) -> np.ndarray:
+    by, bx = g.shape[0] // 8, g.shape[1] // 8
+    blocks = (g[: by * 8, : bx * 8] - 128.0).reshape(by, 8, bx, 8).transpose(0, 2, 1, 3)
+    return np.einsum("ij,abjk,lk->abil", _DCT, blocks, _DCT, optimize=True)
+
+
+def _step(c: np.ndarray, cfg: JpegLocalConfig) -> int:
+    """The largest step q on which the coefficients sit (1 when none does)."""
+    best = 1
+    for q in range(2, cfg.max_step + 1):
+        big = c[np.abs(c) >= q / 2]
+        if big.size < 50:
+            break
+        if float(np.cos(2 * np.pi * big / q).mean()) >= cfg.min_periodicity:
+            best = q
+    return best
+
+
+def _block_misfit(values: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: mean (1 - cos(2 pi c / q)) over its non-zero coefficients, and how many there were."""
+    informative = np.abs(values) >= steps / 2
+    miss = (1 - np.cos(2 * np.pi * values / steps)) * informative
+    count = informative.sum(axis=2)
+    return miss.sum(axis=2) / np.maximum(count, 1), count.astype(np.float32)
+
+
+def _cells(misfit: np.ndarray, count: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    by, bx = misfit.shape[0] // k * k, misfit.shape[1] // k * k
+    weight = np.where(count >= 2, count, 0.0)[:by, :bx]
+    num = (misfit[:by, :bx] * weight).reshape(by // k, k, bx // k, k).sum(axis=(1, 3))
+    den = weight.reshape(by // k, k, bx // k, k).sum(axis=(1, 3))
+    return num / np.maximum(den, 1e-6), den >= 2 * k

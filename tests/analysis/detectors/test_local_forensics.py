@@ -1,0 +1,114 @@
+"""The splice and generated-image detectors (jpeg_local, noise_residual, generated) on images the tests make."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from analysis.detectors.base import AbstainCode, Category, Detector, DetectorContext, DetectorOutput, MediaInput
+from analysis.detectors.generated import GeneratedDetector
+from analysis.detectors.jpeg_local import JpegLocalDetector
+from analysis.detectors.noise_residual import NoiseResidualDetector
+from bench.forgery_corpus import upsample_generated
+
+DETECTORS = [JpegLocalDetector, NoiseResidualDetector, GeneratedDetector]
+
+
+def run(detector: Detector, path: Path) -> DetectorOutput:
+    out = detector.run(MediaInput(path=path, kind="image", mime="", size=path.stat().st_size), DetectorContext())
+    json.dumps(out.evidence)
+    return out
+
+
+def jpeg_decoded(arr: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def save(tmp_path: Path, arr: np.ndarray, name: str, quality: int = 90) -> Path:
+    path = tmp_path / name
+    Image.fromarray(arr).save(path, quality=quality) if name.endswith(".jpg") else Image.fromarray(arr).save(path)
+    return path
+
+
+def spliced() -> np.ndarray:
+    """Astronaut as a q75 JPEG with a 160 px piece of the coffee photo (a q92 JPEG) pasted off the 8x8 grid."""
+    host = jpeg_decoded(data.astronaut(), 75)
+    donor = jpeg_decoded(data.coffee(), 92)
+    out = host.copy()
+    out[203:363, 285:445] = donor[100:260, 200:360]
+    return out
+
+
+def test_a_paste_into_a_jpeg_saved_as_png_is_located(tmp_path: Path) -> None:
+    out = run(JpegLocalDetector(), save(tmp_path, spliced(), "splice.png"))
+    assert out.probability is not None and out.probability > 0.5
+    assert any(r.code == "jpeg_local_misfit" and r.category == Category.MANIPULATED for r in out.reasons)
+    x, y = out.evidence["region_px"]
+    assert 260 <= x <= 470 and 180 <= y <= 390
+    (artifact,) = out.artifacts
+    assert artifact.name == "jpeg_local_heatmap.png"
+    assert Image.open(io.BytesIO(artifact.data)).size == (512, 512)
+
+
+def test_an_untouched_jpeg_origin_photo_fits_its_own_compression(tmp_path: Path) -> None:
+    out = run(JpegLocalDetector(), save(tmp_path, jpeg_decoded(data.astronaut(), 75), "photo.png"))
+    assert out.probability is not None and out.probability < 0.5
+
+
+def test_a_never_compressed_image_is_the_wrong_kind_for_the_jpeg_model(tmp_path: Path) -> None:
+    out = run(JpegLocalDetector(), save(tmp_path, data.astronaut(), "raw.png"))
+    assert out.abstain_code == AbstainCode.UNSUPPORTED_FORMAT
+
+
+def test_a_region_with_foreign_noise_stands_out_in_the_noise_map(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    photo = data.astronaut().astype(np.float32)
+    photo[256:448, 256:448] += rng.normal(0, 10, (192, 192, 1))
+    out = run(NoiseResidualDetector(), save(tmp_path, np.clip(photo, 0, 255).astype(np.uint8), "noisy.png"))
+    assert out.status == "ok"
+    x, y = out.evidence["region_px"]
+    assert 224 <= x <= 480 and 224 <= y <= 480
+    assert out.artifacts[0].name == "noise_residual_heatmap.png"
+
+
+def test_a_generator_like_upsampled_image_is_called_generated(tmp_path: Path) -> None:
+    fake, _ = upsample_generated(jpeg_decoded(data.astronaut(), 90), np.random.default_rng(4))
+    out = run(GeneratedDetector(), save(tmp_path, fake, "fake.png"))
+    assert out.probability is not None and out.probability > 0.5
+    assert out.reasons[0].category == Category.GENERATED
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_camera_like_photos_are_not_called_generated(tmp_path: Path, name: str) -> None:
+    out = run(GeneratedDetector(), save(tmp_path, getattr(data, name)(), "photo.jpg", quality=88))
+    assert out.probability is not None and out.probability < 0.5
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_a_tiny_image_is_too_small(tmp_path: Path, detector: type[Detector]) -> None:
+    assert (
+        run(detector(), save(tmp_path, np.zeros((40, 40, 3), np.uint8), "tiny.png")).abstain_code
+        == AbstainCode.TOO_SMALL
+    )
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_a_flat_image_abstains(tmp_path: Path, detector: type[Detector]) -> None:
+    out = run(detector(), save(tmp_path, np.full((512, 512, 3), 90, np.uint8), "flat.png"))
+    assert out.status == "abstained"
+    assert out.abstain_code in {AbstainCode.LOW_QUALITY, AbstainCode.UNSUPPORTED_FORMAT}
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_a_truncated_file_is_unreadable(tmp_path: Path, detector: type[Detector]) -> None:
+    path = save(tmp_path, data.coffee(), "cut.jpg")
+    path.write_bytes(path.read_bytes()[:2000])
+    assert run(detector(), path).abstain_code == AbstainCode.UNREADABLE
