@@ -60,7 +60,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "ela": 0.35,
     "jpeg": 0.3,
     "spectral": 0.35,
-    "copy_move": 0.6,
+    "copy_move": 0.5,
     "jpeg_local": 0.3,
     "noise_residual": 0.0,  # at chance on the forgery corpus (docs/analysis.md): shown, not weighted
     "generated": 0.5,
