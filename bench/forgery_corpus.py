@@ -5,15 +5,18 @@
 Sources (why these): real camera JPEGs are what forgeries are made of, and splices between *different cameras*
 need several cameras. ``--photos`` points at a folder of camera JPEGs; the default is the shared test data's
 exif-samples set (34 photos from ~25 cameras, CC BY-SA 4.0, see its LICENSE), used by benchmarks only - the test
-suite never reads it. scikit-image's bundled colour photos (public domain / CC0, shipped with the package we
-already install) are added as further sources. Every source is used as it came from the camera (no resize): a
+suite never reads it. The photographs of the Debian packages ``lomiri-wallpapers-16.04``/``-20.04`` (CC BY 4.0 /
+CC BY-SA 4.0) and ``mate-backgrounds`` (GPL-2+) that bench/trust_targets.py lists are added when installed
+(``apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds``): larger, sharper photos
+from other cameras. scikit-image's bundled colour photos (shipped with a package we already install) complete the
+set. Every source is used as it came from the camera (no resize): a
 crop of at most ``SIDE`` px, taken on the 8x8 grid so the camera's JPEG traces stay where they were.
 
 What is made, per source photo (every edit starts from the decoded camera JPEG, with a feathered, object-shaped
 mask, never a square block):
 
     authentic/camera     the camera file itself, unchanged
-    authentic/resaved    the crop saved through the same save chain as one of the forgeries (JPEG q, PNG, or
+    authentic/resaved    the crop saved twice through the same save chains as the forgeries (JPEG q, PNG, or
                          JPEG-then-PNG): controls must share the format, or a detector could learn the format
     manipulated/copy_move  an object-shaped region cloned elsewhere in the same photo, rotated (-30..30 deg) and
                          scaled (0.8..1.25), feathered edges
@@ -43,6 +46,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `bench` importable
 
 SIDE = 1024
 MIN_SIDE = 256
@@ -77,6 +82,10 @@ def load_sources(photos: Path | None) -> list[Source]:
             if min(rgb.shape[:2]) < MIN_SIDE:
                 continue
             sources.append(Source(path.stem, _crop(rgb), data, 0))
+    for path in debian_photos():
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        sources.append(Source(f"debian_{path.stem}", _crop(rgb), None, 0))
     from skimage import data as skdata
 
     for i, name in enumerate(SKIMAGE_PHOTOS):
@@ -90,6 +99,14 @@ def load_sources(photos: Path | None) -> list[Source]:
         quality = (92, 85, 95, 88, 90, 80)[i % 6]
         sources.append(Source(f"skimage_{name}", _crop(decode(jpeg(rgb, quality))), None, quality))
     return sources
+
+
+def debian_photos() -> list[Path]:
+    """The photographs of the Debian wallpaper packages bench/trust_targets.py names (installed ones only)."""
+    from bench.trust_targets import DEBIAN_PHOTOS
+
+    folder = Path("/usr/share/backgrounds")
+    return [folder / name for names in DEBIAN_PHOTOS.values() for name in names if (folder / name).is_file()]
 
 
 def _crop(rgb: np.ndarray) -> np.ndarray:
@@ -296,8 +313,9 @@ def build(out: Path, photos: Path | None, seed: int = 13) -> list[Row]:
             data, ext = save(rgb, how, int(rng.integers(70, 96)))
             return data, ext, how
 
-        data, ext, how = saved(base)
-        write(data, f"{source.name}-{how}.{ext}", "authentic", "resaved", source)
+        for k in range(2):  # controls through the same save chains as the forgeries, two per photo
+            data, ext, how = saved(base)
+            write(data, f"{source.name}-{k}-{how}.{ext}", "authentic", "resaved", source)
         for k in range(2):
             data, ext, how = saved(copy_move(base, rng))
             write(data, f"{source.name}-{k}-{how}.{ext}", "manipulated", "copy_move", source)
