@@ -11,10 +11,11 @@ Two complementary searches on the luminance at a working scale (long side ``work
    least ``min_inliers`` pairs is then checked densely: the zero-mean correlation between the image and the
    image warped by the transform must be high over a compact region around the inliers. That region and its
    image under the transform form the mask.
-2. **Dense blocks** (after Fridrich et al. 2003) for small or weakly textured copies that yield too few
-   keypoints: overlapping blocks of a small version of the image are described by their low DCT coefficients,
-   sorted lexicographically, and neighbours in that order that are alike vote for their spatial shift. A shift
-   backed by many blocks that are also adjacent to one another is a translated copy.
+2. **Dense blocks** (after Fridrich et al. 2003) for weakly textured images that yield few keypoints (fewer than
+   ``dense_below_keypoints``; on textured images the search costs more than everything else together): 8x8
+   blocks of a small version of the image are described by their 3x3 lowest DCT coefficients; each block's
+   nearest blocks in that feature space (a k-d tree - lexicographic sorting breaks as soon as JPEG noise moves a
+   coefficient across a step) vote for their spatial shift, and the winning shift is verified pixel by pixel.
 
 The probability grows with the verified area and the number of agreeing pairs; ``copy_move_mask.png`` (grey: both
 regions 255, the rest 0 - which one is the original cannot be told from pixels) is attached when anything is found.
@@ -63,13 +64,14 @@ class CopyMoveConfig:
     ransac_px: float = 3.0
     correlation: float = 0.6  # zero-mean correlation a pixel needs to belong to the verified region
     min_area: float = 0.002  # verified region, share of the image, for a keypoint finding to count
-    dense_side: int = 320
+    dense_side: int = 256
+    dense_below_keypoints: int = 800  # the dense path runs on low-texture images, where keypoints are scarce
     dense_block: int = 8
     dense_min_std: float = 4.0  # grey levels: flatter blocks match everything and are left out
     dense_min_blocks: int = 40
     dense_tolerance: float = 6.0  # Euclidean distance of DCT features for two blocks to count as alike
     dense_relative_tolerance: float = 0.2
-    dense_neighbours: int = 12
+    dense_neighbours: int = 8
     dense_correlation: float = 0.9
     dense_min_area: float = 0.003
     dense_min_shift: int = 24  # px at dense scale (straight edges match themselves a little further along)
@@ -106,7 +108,10 @@ class CopyMoveDetector(Detector):
         scale = full_w / g.shape[1]  # working px -> original px
 
         found = _keypoint_regions(g, cfg)
-        dense = _dense_regions(luma, cfg)
+        if found["keypoints"] < cfg.dense_below_keypoints:
+            dense = _dense_regions(luma, cfg)
+        else:  # textured enough for keypoints; the k-d tree search would cost more than the rest together
+            dense = {"skipped": "enough keypoints", "blocks": 0, "shift": None, "support": 0, "area": 0.0, "mask": None}
         mask = np.zeros(g.shape, np.uint8)
         for region in found["regions"]:
             mask |= region.pop("mask")
@@ -304,7 +309,7 @@ def _dense_regions(luma: np.ndarray, cfg: CopyMoveConfig) -> dict[str, Any]:
     f = np.ascontiguousarray(feats[ys, xs])
     index = cv2.flann_Index(f, {"algorithm": 1, "trees": 4})  # type: ignore[attr-defined]
     k = min(cfg.dense_neighbours, len(f))
-    nidx, ndist = index.knnSearch(f, k, params={"checks": 48})
+    nidx, ndist = index.knnSearch(f, k, params={"checks": 24})
     i = np.repeat(np.arange(len(f)), k)
     j, d = nidx.ravel(), np.sqrt(np.maximum(ndist.ravel(), 0))
     dy, dx = ys[j] - ys[i], xs[j] - xs[i]

@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data
 
 from analysis.detectors.base import AbstainCode, Category, DetectorContext, DetectorOutput, MediaInput
-from analysis.detectors.copy_move import CopyMoveDetector
+from analysis.detectors.copy_move import CopyMoveConfig, CopyMoveDetector
 
 PHOTOS = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee()}
 
@@ -170,14 +170,17 @@ def test_a_copy_saved_as_jpeg_then_png_is_found(tmp_path: Path) -> None:
     assert out.probability is not None and out.probability > 0.6
 
 
-def test_the_dense_path_reports_a_repeated_patch_without_calling_it_a_forgery(tmp_path: Path) -> None:
-    # A synthetic texture tiled twice is what walls and foliage look like to block matching: evidence, not a verdict.
+def test_the_dense_path_finds_the_shift_of_a_translated_patch(tmp_path: Path) -> None:
+    # A smooth synthetic texture placed twice: the block search must vote for the shift between the two.
     rng = np.random.default_rng(5)
     tile = (rng.random((40, 40)) * 60 + 100).astype(np.uint8)
     tile = np.asarray(Image.fromarray(tile).resize((160, 160), Image.Resampling.BICUBIC))
     canvas = np.full((400, 400), 128, np.uint8)
     canvas[40:200, 40:200] = tile
     canvas[220:380, 220:380] = tile
-    out = run(save(tmp_path, np.dstack([canvas] * 3), "tiles.png"))
+    path = save(tmp_path, np.dstack([canvas] * 3), "tiles.png")
+    detector = CopyMoveDetector(CopyMoveConfig(dense_below_keypoints=10**9))  # run the dense path whatever the texture
+    out = detector.run(MediaInput(path=path, kind="image", mime="", size=path.stat().st_size), DetectorContext())
     assert out.status == "ok"
     assert out.evidence["dense"]["support"] > 0
+    assert out.evidence["dense"]["shift"] is not None
