@@ -31,6 +31,6 @@ def remove_weights(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("analysis", "0010_scoring_policy_evaluation")]
+    dependencies = [("analysis", "0012_banked_video")]
 
     operations = [migrations.RunPython(add_weights, remove_weights)]
