@@ -6,10 +6,11 @@ from typing import Any
 
 from batches.models import Batch, BatchItem
 from batches.services import batch_counts
+from hlekkr.accounts.models import User
 from hlekkr.exceptions import NotFound
 
 
-def batch_get_owned(*, owner: Any, batch_id: Any) -> Batch:
+def batch_get_owned(*, owner: User, batch_id: Any) -> Batch:
     batch = Batch.objects.filter(pk=batch_id, owner=owner).first()
     if batch is None:
         raise NotFound("No such batch.", code="not_found")

@@ -25,6 +25,7 @@ from django.utils import timezone
 from analysis.services import analysis_request_rerun
 from batches.models import ITEM_OPEN_STATES, Batch, BatchItem, BatchItemState, BatchStatus
 from hlekkr import events
+from hlekkr.accounts.models import User
 from hlekkr.audit.services import audit_record
 from hlekkr.exceptions import Conflict, HlekkrError, ValidationFailed
 from media import fetch
@@ -88,7 +89,7 @@ def _parse_entries(entries: list[Any]) -> tuple[list[tuple[int, uuid.UUID | None
     return parsed, problems
 
 
-def batch_create(*, owner: Any, entries: list[Any]) -> Batch:
+def batch_create(*, owner: User, entries: list[Any]) -> Batch:
     """Check every entry, then record the batch with its items `waiting` and dispatch after commit.
 
     Refusals are one 400 naming every offending entry (`details.entries`: index, code, message): `invalid_entry`,

@@ -119,7 +119,7 @@ def detail_etag(item: MediaItem, *, include_details: bool) -> str:
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 
 
-def media_item_detail(*, owner: Any, media_id: Any, include_details: bool) -> tuple[dict[str, Any], str]:
+def media_item_detail(*, owner: User, media_id: Any, include_details: bool) -> tuple[dict[str, Any], str]:
     """(body, ETag) of an owner's item. From the detail cache when it holds the item's current body for this
     owner (no database query; media/detail_cache.py); otherwise read, checked for ownership, rendered and
     remembered. Another owner's, a deleted or an unknown item is NotFound either way."""
@@ -194,7 +194,7 @@ def media_item_sources(item: MediaItem) -> dict[str, Any]:
     }
 
 
-def duplicate_fetch_target(*, owner: Any, media_id: Any) -> MediaItem | None:
+def duplicate_fetch_target(*, owner: User, media_id: Any) -> MediaItem | None:
     """For a placeholder whose fetch resolved to an item the owner already had: that item (still visible)."""
     job = (
         UrlFetch.objects.select_related("resolved_media")

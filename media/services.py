@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from hlekkr.accounts.models import User
 from hlekkr.audit.services import audit_record
 from hlekkr.events import MEDIA_DELETED, MEDIA_FETCH_FINISHED, MEDIA_STORED, publish
 from hlekkr.exceptions import (
@@ -60,7 +61,7 @@ class UploadTicket:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
-def _audit_rejection(*, owner: Any, error: HlekkrError, filename: str, size: int, declared: str, **extra: Any) -> None:
+def _audit_rejection(*, owner: User, error: HlekkrError, filename: str, size: int, declared: str, **extra: Any) -> None:
     audit_record(
         actor=owner,
         action="media.upload_rejected",
@@ -89,7 +90,7 @@ def _sha256_of(fh: Any) -> str:
     return digest.hexdigest()
 
 
-def _live_duplicate(owner: Any, sha256: str) -> MediaItem | None:
+def _live_duplicate(owner: User, sha256: str) -> MediaItem | None:
     return MediaItem.objects.filter(owner=owner, sha256=sha256, status=MediaStatus.STORED).first()
 
 
@@ -118,7 +119,7 @@ def _storage_unavailable(exc: BaseException) -> ServiceUnavailable:
     return ServiceUnavailable("Storage is not available; nothing was stored. Try again shortly.")
 
 
-def _audit_duplicate(*, owner: Any, existing: MediaItem, filename: str, via: str) -> None:
+def _audit_duplicate(*, owner: User, existing: MediaItem, filename: str, via: str) -> None:
     audit_record(
         actor=owner,
         action="media.upload_duplicate",
@@ -130,7 +131,7 @@ def _audit_duplicate(*, owner: Any, existing: MediaItem, filename: str, via: str
 # --- direct upload -----------------------------------------------------------------------------------------
 def media_item_create_from_upload(
     *,
-    owner: Any,
+    owner: User,
     uploaded_file: UploadedFile,
     filename: str | None = None,
     declared_content_type: str | None = None,
@@ -157,7 +158,7 @@ def media_item_create_from_upload(
                 code="payload_too_large",
                 details={"size": size, "max_bytes": limit},
             )
-        facts = validate_media(uploaded_file, size=size, declared_content_type=declared)  # type: ignore[arg-type]
+        facts = validate_media(uploaded_file, size=size, declared_content_type=declared)
     except HlekkrError as error:
         _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
         raise
@@ -246,7 +247,7 @@ def _part_urls(upload: MultipartUpload, numbers: list[int]) -> list[dict[str, An
 
 def multipart_upload_start(
     *,
-    owner: Any,
+    owner: User,
     filename: str,
     size: int,
     content_type: str,
@@ -321,7 +322,7 @@ def multipart_upload_start(
     return UploadTicket(upload, parts)
 
 
-def upload_get_owned(*, owner: Any, upload_id: Any) -> MultipartUpload:
+def upload_get_owned(*, owner: User, upload_id: Any) -> MultipartUpload:
     upload = MultipartUpload.objects.select_related("media").filter(pk=upload_id, owner=owner).first()
     if upload is None:
         raise NotFound("No such upload.", code="not_found")
@@ -334,7 +335,7 @@ def _stored_parts(upload: MultipartUpload) -> dict[int, multipart.StoredPart]:
     return multipart.fs_list_parts(upload.id)
 
 
-def multipart_upload_status(*, owner: Any, upload_id: Any) -> dict[str, Any]:
+def multipart_upload_status(*, owner: User, upload_id: Any) -> dict[str, Any]:
     """What storage holds so far, and fresh URLs for the parts still missing (resume)."""
     upload = upload_get_owned(owner=owner, upload_id=upload_id)
     received: dict[int, multipart.StoredPart] = {}
@@ -412,7 +413,7 @@ def _discard_upload_bytes(upload: MultipartUpload) -> None:
     _delete_object(key)
 
 
-def _reject_upload(upload: MultipartUpload, error: HlekkrError, *, actor: Any) -> None:
+def _reject_upload(upload: MultipartUpload, error: HlekkrError, *, actor: User) -> None:
     _discard_upload_bytes(upload)
     with transaction.atomic():
         MultipartUpload.objects.filter(pk=upload.pk).update(
@@ -430,7 +431,7 @@ def _reject_upload(upload: MultipartUpload, error: HlekkrError, *, actor: Any) -
         )
 
 
-def multipart_upload_complete(*, owner: Any, upload_id: Any, parts: list[dict[str, Any]]) -> UploadResult:
+def multipart_upload_complete(*, owner: User, upload_id: Any, parts: list[dict[str, Any]]) -> UploadResult:
     """Finish an upload: check the part list against what storage holds, complete it, then check the stored
     object's size and bytes exactly like a direct upload before the item becomes `stored`.
 
@@ -529,7 +530,7 @@ def multipart_upload_complete(*, owner: Any, upload_id: Any, parts: list[dict[st
     return UploadResult(existing, duplicate=True)
 
 
-def multipart_upload_abort(*, upload: MultipartUpload, actor: Any, reason: str = "client") -> MultipartUpload:
+def multipart_upload_abort(*, upload: MultipartUpload, actor: User | None, reason: str = "client") -> MultipartUpload:
     """Abort an active (or stuck completing) upload: storage drops the parts, the placeholder item is deleted."""
     with transaction.atomic():
         # A stuck `completing` claim (its process died) is only released by the stale sweep.
@@ -610,7 +611,7 @@ def media_storage_sweep_orphans(*, grace_seconds: int | None = None, batch_size:
 
 
 # --- deletion and outcomes ---------------------------------------------------------------------------------
-def media_item_delete(*, owner: Any, media_id: Any) -> MediaItem:
+def media_item_delete(*, owner: User, media_id: Any) -> MediaItem:
     """Delete an owner's item: status `deleted`, its original and every artifact removed from storage,
     `media.deleted` published. Another owner's or an already deleted item is 404."""
     with transaction.atomic():
@@ -688,7 +689,7 @@ def _filename_from_url(url: str) -> str:
 
 def url_fetch_start(
     *,
-    owner: Any,
+    owner: User,
     url: str,
     queue: str = "interactive",
     review_requested: bool = False,

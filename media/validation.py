@@ -429,7 +429,7 @@ def check_audio_video(fh: IO[bytes], size: int, mime: str, kind: str) -> MediaFa
         _check_wav_length(fh, size)
     fh.seek(0)
     try:
-        container = av.open(fh, mode="r")  # type: ignore[call-overload]
+        container = av.open(fh, mode="r")
     except Exception as exc:
         raise _corrupt("The audio or video container cannot be read.", exc) from None
     try:

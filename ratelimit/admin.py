@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from hlekkr.accounts.authentication import request_user
 from hlekkr.audit.admin import AuditedModelAdmin
 from ratelimit import selectors
 from ratelimit.models import RateLimitHit, RateLimitPolicy
@@ -28,14 +29,14 @@ class RateLimitPolicyAdmin(AuditedModelAdmin):
     # The form's full_clean runs the rate and multiplier validators and the unique window check, so bad
     # input is a form error; the service validates again, audits, and tells every process to reload.
     def save_model(self, request: HttpRequest, obj: RateLimitPolicy, form: Any, change: bool) -> None:
-        ratelimit_policy_save(actor=request.user, policy=obj)
+        ratelimit_policy_save(actor=request_user(request), policy=obj)
 
     def delete_model(self, request: HttpRequest, obj: RateLimitPolicy) -> None:
-        ratelimit_policy_delete(actor=request.user, policy=obj)
+        ratelimit_policy_delete(actor=request_user(request), policy=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RateLimitPolicy]) -> None:
         for policy in queryset:
-            ratelimit_policy_delete(actor=request.user, policy=policy)
+            ratelimit_policy_delete(actor=request_user(request), policy=policy)
 
 
 @admin.register(RateLimitHit)

@@ -23,17 +23,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache, caches
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, get_usage
 
+from hlekkr.accounts.models import ApiKey, User
 from hlekkr.exceptions import RateLimited
 from ratelimit import metrics, monitor
 from ratelimit.client_ip import client_ip, rate_limit_address
 from ratelimit.policies import Window, windows_for
+
+# Who a limited request comes from: a signed-in user, an anonymous one, or nobody known yet.
+Caller = User | AnonymousUser | None
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +112,11 @@ def group_for(view: Any, method: str | None) -> str:
     return "read" if (method or "GET").upper() in SAFE_METHODS else "upload"
 
 
-def _authenticated(user: Any) -> bool:
-    return bool(user is not None and getattr(user, "is_authenticated", False))
+def _authenticated(user: Caller) -> TypeGuard[User]:
+    return isinstance(user, User) and user.is_authenticated
 
 
-def _key(key_type: str, request: Any, user: Any, api_key: Any) -> str:
+def _key(key_type: str, request: Any, user: Caller, api_key: ApiKey | None) -> str:
     """Never contains a secret: API keys appear by their public prefix."""
     if key_type == "api_key" and api_key is not None:
         return f"key:{api_key.prefix}"
@@ -120,12 +125,12 @@ def _key(key_type: str, request: Any, user: Any, api_key: Any) -> str:
     return f"ip:{rate_limit_address(client_ip(request))}"
 
 
-def key_for(window: Window, request: Any, user: Any, api_key: Any) -> str:
+def key_for(window: Window, request: Any, user: Caller, api_key: ApiKey | None) -> str:
     """What the window counts by."""
     return _key(window.key_type, request, user, api_key)
 
 
-def monitor_key(request: Any, user: Any, api_key: Any) -> str:
+def monitor_key(request: Any, user: Caller, api_key: ApiKey | None) -> str:
     """Who the monitor counts: the most specific identity the request has (API key, then user, then IP)."""
     return _key("api_key", request, user, api_key)
 
@@ -163,7 +168,7 @@ def _counted_in_one_round_trip(plan: list[Any]) -> Iterator[None]:
         yield
 
 
-def check(request: Any, *, group: str, user: Any = None, api_key: Any = None) -> Decision:
+def check(request: Any, *, group: str, user: Caller = None, api_key: ApiKey | None = None) -> Decision:
     """Count this request in every enabled window of `group` and decide. Never raises for cache trouble."""
     decision = Decision(group=group, refund_on_success=(group == "auth"))
     windows = windows_for(group)
@@ -228,7 +233,7 @@ def refund(decision: Decision) -> None:
             return
 
 
-def enforce(request: Any, *, group: str, user: Any = None, api_key: Any = None) -> Decision:
+def enforce(request: Any, *, group: str, user: Caller = None, api_key: ApiKey | None = None) -> Decision:
     """check() and stash the decision on the Django request for the headers middleware; raise on refusal."""
     decision = check(request, group=group, user=user, api_key=api_key)
     request.ratelimit_decision = decision

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.forms.models import model_to_dict
 
+from hlekkr.accounts.models import User
 from hlekkr.audit.services import audit_record
 from ratelimit import monitor
 from ratelimit.models import RateLimitHit, RateLimitPolicy
@@ -24,7 +25,7 @@ def _snapshot(policy: RateLimitPolicy) -> dict[str, Any]:
     return model_to_dict(policy, fields=_AUDITED_FIELDS)
 
 
-def ratelimit_policy_save(*, actor: Any, policy: RateLimitPolicy) -> RateLimitPolicy:
+def ratelimit_policy_save(*, actor: User | None, policy: RateLimitPolicy) -> RateLimitPolicy:
     """Validate and save a new or edited policy, audit the change (before and after), and bump the shared
     policy version after commit so every web process reloads within its TTL."""
     policy.full_clean()
@@ -44,7 +45,7 @@ def ratelimit_policy_save(*, actor: Any, policy: RateLimitPolicy) -> RateLimitPo
     return policy
 
 
-def ratelimit_policy_delete(*, actor: Any, policy: RateLimitPolicy) -> None:
+def ratelimit_policy_delete(*, actor: User | None, policy: RateLimitPolicy) -> None:
     """Delete a policy window, audited. A group left with no rows at all falls back to the built-in defaults."""
     with transaction.atomic():
         snapshot = _snapshot(policy)

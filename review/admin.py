@@ -24,7 +24,7 @@ class AssignmentInline(admin.TabularInline):
     readonly_fields = ("moderator", "status", "source", "assigned_by", "lease_expires_at", "created_at", "ended_at")
     can_delete = False
 
-    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request):
         return super().get_queryset(request).select_related("moderator", "assigned_by")
 
 
@@ -34,7 +34,7 @@ class DecisionInline(admin.TabularInline):
     readonly_fields = ("moderator", "verdict", "confidence", "notes", "overrides_machine", "created_at")
     can_delete = False
 
-    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request):
         return super().get_queryset(request).select_related("moderator")
 
 
@@ -46,11 +46,11 @@ class ReviewItemAdmin(AuditedModelAdmin):
     list_filter = ("status", "priority", "qa_sample", "disagreement", "inconsistency")
     inlines = (AssignmentInline, DecisionInline)
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request, obj=None):
         return False

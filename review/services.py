@@ -77,7 +77,7 @@ def moderator_profile_ensure(*, user: User) -> ModeratorProfile:
     if not user.is_moderator:
         raise PermissionDenied("Only moderators have a review profile.", code="not_a_moderator")
     try:
-        return user.moderator_profile  # type: ignore[attr-defined,no-any-return]
+        return user.moderator_profile
     except ModeratorProfile.DoesNotExist:
         pass
     is_lead = user.role in (Role.LEAD, Role.ADMIN)

@@ -34,7 +34,7 @@ def assignment_run_schedule() -> bool:
     soft_time_limit=60,
     time_limit=90,
 )
-def review_assignment_run_task(self) -> int:  # type: ignore[no-untyped-def]
+def review_assignment_run_task(self) -> int:
     from review.services import review_assignment_run
 
     # Clear the "scheduled" mark first, so a trigger arriving during this run schedules the next one.
@@ -51,7 +51,7 @@ def review_assignment_run_task(self) -> int:  # type: ignore[no-untyped-def]
 @shared_task(
     bind=True, acks_late=True, autoretry_for=(TransientError,), max_retries=3, soft_time_limit=60, time_limit=90
 )
-def review_leases_expire_task(self) -> int:  # type: ignore[no-untyped-def]
+def review_leases_expire_task(self) -> int:
     from review.services import review_leases_expire
 
     return review_leases_expire()

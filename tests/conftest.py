@@ -84,7 +84,7 @@ def api() -> APIClient:
 
 
 @pytest.fixture
-def api_as(db: Any):  # type: ignore[no-untyped-def]
+def api_as(db: Any):
     """api_as(user) -> an APIClient authenticated with a real JWT access token for `user`."""
     from rest_framework_simplejwt.tokens import RefreshToken
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import factory
 from django.utils import timezone
@@ -161,13 +161,14 @@ class RateLimitHitFactory(DjangoModelFactory):
 
 # --- short forms -------------------------------------------------------------------------------------------
 def make_media(owner: User, *, kind: str = "image", **fields: Any) -> MediaItem:
-    return MediaItemFactory(owner=owner, kind=kind, **fields)
+    return cast(MediaItem, MediaItemFactory(owner=owner, kind=kind, **fields))
 
 
 def make_analysis(owner: User, *, probability: float = 0.8, confidence: float = 0.7, kind: str = "image") -> Analysis:
-    return AnalysisFactory(
+    analysis = AnalysisFactory(
         media=make_media(owner, kind=kind), manipulation_probability=probability, confidence=confidence
     )
+    return cast(Analysis, analysis)
 
 
 def make_item(
@@ -180,13 +181,14 @@ def make_item(
     due_in: dt.timedelta = dt.timedelta(hours=8),
     expertise: list[str] | None = None,
 ) -> ReviewItem:
-    return ReviewItemFactory(
+    item = ReviewItemFactory(
         analysis=make_analysis(owner, probability=probability, confidence=confidence),
         priority=priority,
         reviewers_required=reviewers,
         due_in=due_in,
         required_expertise=expertise if expertise is not None else ["image"],
     )
+    return cast(ReviewItem, item)
 
 
 def payload_for(analysis: Analysis, **overrides: Any) -> dict[str, Any]:

@@ -188,7 +188,7 @@ def test_function_level_imports_break_a_real_cycle() -> None:
                     while name and name not in modules:
                         name = name.rpartition(".")[0]
                     if name and name != module and not _reaches(graph, name, module):
-                        needless.append(f"{module}:{node.lineno} imports {name} inside a function")
+                        needless.append(f"{module}:{getattr(node, 'lineno', 0)} imports {name} inside a function")
     assert sorted(set(needless)) == []
 
 

@@ -12,6 +12,7 @@ from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from hlekkr.accounts import auth_cache
+from hlekkr.accounts.authentication import request_user
 from hlekkr.accounts.models import ApiKey, User
 from hlekkr.accounts.services import (
     api_key_check_new,
@@ -95,14 +96,14 @@ class ApiKeyAdmin(AuditedModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
-            api_key_update(api_key=obj, name=obj.name, expires_at=obj.expires_at, actor=request.user)
+            api_key_update(api_key=obj, name=obj.name, expires_at=obj.expires_at, actor=request_user(request))
             return
         issued = api_key_create(
             user=obj.user,
             name=obj.name,
             scopes=list(obj.scopes or []),
             expires_at=obj.expires_at,
-            actor=request.user,
+            actor=request_user(request),
         )
         obj.pk = issued.api_key.pk
         obj.prefix, obj.secret_hash = issued.api_key.prefix, issued.api_key.secret_hash
@@ -111,4 +112,4 @@ class ApiKeyAdmin(AuditedModelAdmin):
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset.filter(revoked_at__isnull=True):
-            api_key_revoke(api_key=key, actor=request.user)
+            api_key_revoke(api_key=key, actor=request_user(request))

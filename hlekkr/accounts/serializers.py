@@ -47,9 +47,9 @@ class StrictBooleanField(serializers.BooleanField):
     """true or false only: JSON booleans, or the words in a form or query string — not the 1, 0, "yes", "on" ...
     DRF's BooleanField also takes, which the OpenAPI schema (type: boolean) does not allow."""
 
-    TRUE_VALUES = {True, "true", "True", "TRUE"}  # type: ignore[assignment]
-    FALSE_VALUES = {False, "false", "False", "FALSE"}  # type: ignore[assignment]
-    NULL_VALUES: set = set()  # type: ignore[assignment,type-arg]
+    TRUE_VALUES = {True, "true", "True", "TRUE"}
+    FALSE_VALUES = {False, "false", "False", "FALSE"}
+    NULL_VALUES: set = set()
 
     def to_internal_value(self, data: Any) -> bool:
         # `1 == True` and `0 == False` in Python, so set membership alone would let the integers through.

@@ -59,7 +59,7 @@ def api_key_check_new(*, scopes: Any, expires_at: datetime | None) -> None:
         raise ValidationFailed("The expiry must be in the future.", code="invalid_expiry")
 
 
-def api_key_update(*, api_key: ApiKey, name: str, expires_at: datetime | None, actor: Any = None) -> ApiKey:
+def api_key_update(*, api_key: ApiKey, name: str, expires_at: datetime | None, actor: User | None = None) -> ApiKey:
     """Rename a key or change its expiry (its user and scopes are fixed at creation). Audited."""
     with transaction.atomic():
         locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
@@ -86,7 +86,7 @@ def api_key_create(
     name: str,
     scopes: list[str],
     expires_at: datetime | None = None,
-    actor: Any = None,
+    actor: User | None = None,
 ) -> IssuedKey:
     """Issue a key; the plaintext is returned once and only its secret's SHA-256 is stored. Audited."""
     api_key_check_new(scopes=scopes, expires_at=expires_at)
@@ -110,7 +110,7 @@ def api_key_create(
     return IssuedKey(key, f"{settings.HLEKKR_API_KEY_PREFIX}{prefix}.{secret}")
 
 
-def api_key_revoke(*, api_key: ApiKey, actor: Any = None) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
     with transaction.atomic():
         updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if not updated:
@@ -166,7 +166,7 @@ def refresh_tokens_revoke_all(*, user: User, reason: str) -> int:
     return count
 
 
-def user_create(*, username: str, password: str | None, role: str, email: str = "", actor: Any = None) -> User:
+def user_create(*, username: str, password: str | None, role: str, email: str = "", actor: User | None = None) -> User:
     with transaction.atomic():
         user = User(username=username, email=email, role=role)
         if password:

@@ -30,7 +30,7 @@ class StrictTokenObtainSerializer(StrictSerializerMixin, TokenObtainPairSerializ
 class TokenObtainView(jwt_views.TokenObtainPairView):
     """POST {username, password} -> {access, refresh}."""
 
-    serializer_class = StrictTokenObtainSerializer  # type: ignore[assignment]
+    serializer_class = StrictTokenObtainSerializer
     throttle_scope = "auth"
     ratelimit_group = "auth"
 
@@ -38,7 +38,7 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
 class TokenRefreshView(jwt_views.TokenRefreshView):
     """POST {refresh} -> a new {access, refresh}; the old refresh token is blacklisted."""
 
-    serializer_class = RotatingRefreshSerializer  # type: ignore[assignment]
+    serializer_class = RotatingRefreshSerializer
     ratelimit_group = "auth"
 
 

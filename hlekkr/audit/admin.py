@@ -46,10 +46,10 @@ class AuditedAdminMixin:
         self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
     ) -> HttpResponse | None:
         with transaction.atomic():
-            return super().response_action(request, queryset, *args, **kwargs)  # type: ignore[misc,no-any-return]
+            return super().response_action(request, queryset, *args, **kwargs)  # type: ignore[misc]
 
 
-class AuditedModelAdmin(AuditedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class AuditedModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """admin.ModelAdmin with every write audited (see AuditedAdminMixin)."""
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from hlekkr.audit.chain import GENESIS, jsonable, row_hash
 from hlekkr.audit.models import AuditEvent
+
+if TYPE_CHECKING:  # the audit log names actors; accounts' services write to the log
+    from django.contrib.auth.models import AnonymousUser
+
+    from hlekkr.accounts.models import User
 
 # Any constant works; it names the one advisory lock that serialises appends on PostgreSQL.
 _CHAIN_LOCK_KEY = 0x484C4B52  # "HLKR"
@@ -27,7 +32,7 @@ def _lock_chain_head() -> None:
 
 def audit_record(
     *,
-    actor: Any | None,
+    actor: User | AnonymousUser | None,
     action: str,
     target: models.Model | None = None,
     object_type: str = "",
@@ -61,7 +66,9 @@ def audit_record(
         return AuditEvent.objects.create(hash=row_hash(**fields), **fields)
 
 
-def audit_admin_write(*, actor: Any, verb: str, target: models.Model, change_message: Any) -> AuditEvent:
+def audit_admin_write(
+    *, actor: User | AnonymousUser, verb: str, target: models.Model, change_message: Any
+) -> AuditEvent:
     """One admin write (`verb`: added, changed, deleted), from Django admin's own change message: which fields
     changed and which inline rows were added, changed or deleted, by name. Values are never recorded."""
     return audit_record(

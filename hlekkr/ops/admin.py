@@ -3,6 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from hlekkr.accounts.authentication import request_user
 from hlekkr.audit.admin import AuditedModelAdmin
 from hlekkr.ops.models import Alert, AlertRule, QueueDepthSample, WorkerHeartbeat
 from hlekkr.ops.services import alert_rule_save
@@ -22,7 +23,7 @@ class AlertRuleAdmin(AuditedModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: AlertRule, form: Any, change: bool) -> None:
-        alert_rule_save(rule=obj, actor=request.user)  # list_editable saves come through here too
+        alert_rule_save(rule=obj, actor=request_user(request))  # list_editable saves come through here too
 
 
 @admin.register(Alert)

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from hlekkr.accounts.models import User
 from hlekkr.audit.services import audit_record
 from hlekkr.ops import alerts as alert_rules
 from hlekkr.ops import notify, selectors
@@ -55,7 +56,7 @@ def queue_depth_sample_record(*, at: datetime | None = None) -> QueueDepthSample
 _RULE_FIELDS = ("enabled", "comparison", "threshold", "window_minutes", "periods", "min_count", "description")
 
 
-def alert_rule_save(*, rule: AlertRule, actor: Any) -> AlertRule:
+def alert_rule_save(*, rule: AlertRule, actor: User | None) -> AlertRule:
     """Save an admin's edit of a rule's threshold or window, audited with its values before and after."""
     with transaction.atomic():
         old = AlertRule.objects.select_for_update().filter(pk=rule.pk).first() if rule.pk else None

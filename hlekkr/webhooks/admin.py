@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from hlekkr.accounts.authentication import request_user
 from hlekkr.audit.admin import AuditedModelAdmin
 from hlekkr.exceptions import HlekkrError
 from hlekkr.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -27,17 +28,17 @@ class WebhookEndpointAdmin(AuditedModelAdmin):
 
     # Deleting goes through the service, which audits it like the API's DELETE.
     def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
-        webhook_endpoint_delete(endpoint=obj, actor=request.user)
+        webhook_endpoint_delete(endpoint=obj, actor=request_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
-            webhook_endpoint_delete(endpoint=endpoint, actor=request.user)
+            webhook_endpoint_delete(endpoint=endpoint, actor=request_user(request))
 
     @admin.action(description="Enable the selected endpoints again")
     def enable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
             try:
-                webhook_endpoint_enable(endpoint=endpoint, actor=request.user)
+                webhook_endpoint_enable(endpoint=endpoint, actor=request_user(request))
             except HlekkrError as exc:
                 self.message_user(request, f"{endpoint.url}: {exc.message}", messages.ERROR)
 
@@ -79,7 +80,7 @@ class WebhookDeliveryAdmin(AuditedModelAdmin):
         done = []
         for delivery in queryset.select_related("endpoint"):
             try:
-                done.append(webhook_delivery_redeliver(delivery=delivery, actor=request.user).pk)
+                done.append(webhook_delivery_redeliver(delivery=delivery, actor=request_user(request)).pk)
             except HlekkrError as exc:
                 self.message_user(request, f"{delivery.pk}: {exc.message}", messages.ERROR)
         if done:

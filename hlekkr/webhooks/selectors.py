@@ -8,14 +8,15 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from hlekkr.accounts.models import User
 from hlekkr.webhooks.models import DUE_STATUSES, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 
-def endpoints_of(owner: Any) -> QuerySet[WebhookEndpoint]:
+def endpoints_of(owner: User) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(owner=owner)
 
 
-def endpoint_of(owner: Any, endpoint_id: Any) -> WebhookEndpoint | None:
+def endpoint_of(owner: User, endpoint_id: Any) -> WebhookEndpoint | None:
     """The owner's endpoint, or None (for another owner's id as for a missing one: the API answers 404)."""
     try:
         return endpoints_of(owner).get(pk=endpoint_id)

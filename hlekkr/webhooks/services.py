@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
+from hlekkr.accounts.models import User
 from hlekkr.audit.services import audit_record
 from hlekkr.exceptions import Conflict, ValidationFailed
 from hlekkr.webhooks import signing, ssrf
@@ -54,7 +55,7 @@ def _check_destination(url: str) -> None:
         ) from None
 
 
-def webhook_endpoint_create(*, owner: Any, url: str, events: list[str]) -> tuple[WebhookEndpoint, str]:
+def webhook_endpoint_create(*, owner: User, url: str, events: list[str]) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint after the SSRF check; returns it and its signing secret (shown to the client once)."""
     _check_destination(url)
     secret = signing.new_secret()
@@ -78,7 +79,7 @@ def webhook_endpoint_create(*, owner: Any, url: str, events: list[str]) -> tuple
     return endpoint, secret
 
 
-def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Any) -> None:
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: User | None) -> None:
     """Remove an endpoint and its delivery history (pending deliveries are dropped with it)."""
     with transaction.atomic():
         audit_record(
@@ -90,7 +91,7 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Any) -> None:
         endpoint.delete()
 
 
-def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor: Any) -> WebhookEndpoint:
+def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor: User | None) -> WebhookEndpoint:
     """Turn a disabled endpoint back on (its owner fixed the receiver). The URL is checked again."""
     _check_destination(endpoint.url)
     with transaction.atomic():
@@ -271,7 +272,7 @@ def _disable(endpoint: WebhookEndpoint, *, now: datetime, last_error: str) -> No
     logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, endpoint.disabled_reason)
 
 
-def webhook_delivery_redeliver(*, delivery: WebhookDelivery, actor: Any) -> WebhookDelivery:
+def webhook_delivery_redeliver(*, delivery: WebhookDelivery, actor: User | None) -> WebhookDelivery:
     """Queue a delivery again now, with a fresh 24 h retry window (admin action; same event id and body)."""
     with transaction.atomic():
         locked = WebhookDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)

@@ -98,6 +98,7 @@ def test_a_proposal_is_created_inactive_and_shadow_evaluated_against_the_active_
     policy, evaluation = scoring_policy_propose()
 
     assert not policy.is_active and ScoringPolicy.objects.get(is_active=True).version == 1
+    assert evaluation.baseline is not None
     assert evaluation.policy == policy and evaluation.baseline.version == 1 and evaluation.items == 40
     for side in ("active", "proposed"):
         assert set(evaluation.metrics[side]) >= {"log_loss", "auc", "escalation_rate", "reliability"}

@@ -4,6 +4,7 @@ frame has a distinct, stable PDQ hash, encoded with PyAV."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -35,7 +36,7 @@ def make_video(
     """`seconds` seconds of scenes `start_second`.. of `seed`'s sequence (a trimmed copy starts later)."""
     width, height = size
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream = cast(av.VideoStream, container.add_stream(codec, rate=fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "mpeg4":
             stream.options = {"qscale": str(quality)}

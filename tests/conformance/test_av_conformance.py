@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -57,12 +58,12 @@ class SizeRecorder(Detector):
         return DetectorOutput(status="ok", probability=0.2)
 
 
-def media(path: Path, kind: str) -> MediaInput:
+def media(path: Path, kind: Literal["image", "video", "audio"]) -> MediaInput:
     return MediaInput(
         path=path,
         kind=kind,
         mime="application/octet-stream",
-        size=path.stat().st_size,  # type: ignore[arg-type]
+        size=path.stat().st_size,
         filename=path.name,
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
+from django.db.models import Model
 from django.test import Client
 
 from analysis.models import BankedHash, HashBank, ScoringPolicy
@@ -97,7 +98,7 @@ def staff(admin_user: User) -> Client:
     return client
 
 
-def _events(action: str, model: type) -> list[AuditEvent]:
+def _events(action: str, model: type[Model]) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action=action, object_type=model._meta.label_lower).order_by("sequence"))
 
 

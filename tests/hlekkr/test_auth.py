@@ -109,7 +109,7 @@ def test_tokens_signed_with_another_algorithm_are_refused(api, client_a, algorit
     if algorithm == "none":
         forged = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}."
     else:
-        forged = jwt.encode(payload, settings.SIMPLE_JWT["SIGNING_KEY"], algorithm=algorithm)
+        forged = jwt.encode(payload, str(settings.SIMPLE_JWT["SIGNING_KEY"]), algorithm=algorithm)
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
     response = api.get("/api/v1/auth/me/")
     assert response.status_code == 401

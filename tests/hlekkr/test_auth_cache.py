@@ -142,7 +142,7 @@ def test_a_wrong_secret_for_a_cached_prefix_is_still_refused(api: Any, client_a:
 def test_callers_get_their_own_copy_of_a_cached_user(api_as: Any, client_a: User, clock: FakeClock) -> None:
     loaded = auth_cache.users.get_or_load(client_a.pk, lambda: User.objects.get(pk=client_a.pk))
     loaded.role = Role.ADMIN  # a request scribbling on its user must not change the next request's
-    again = auth_cache.users.get_or_load(client_a.pk, lambda: pytest.fail("must come from the cache"))
+    again: User = auth_cache.users.get_or_load(client_a.pk, lambda: pytest.fail("must come from the cache"))
     assert again.role == Role.CLIENT and again is not loaded
 
 

@@ -95,7 +95,7 @@ def test_health_answers_without_auth(client):
 
 
 # --- the database away ---------------------------------------------------------------------------------------
-def _database_refuses():  # type: ignore[no-untyped-def]
+def _database_refuses():
     from unittest import mock
 
     from django.db import OperationalError, connection

@@ -22,7 +22,7 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _wait(predicate, timeout: float = 30):  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float = 30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

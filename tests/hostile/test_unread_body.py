@@ -16,7 +16,7 @@ class FakeGunicornRequest:
         self.closed = True
 
 
-def refusing_app(read: int):  # type: ignore[no-untyped-def]
+def refusing_app(read: int):
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         environ["wsgi.input"].read(read)
         start_response("413 Payload Too Large", [("Content-Type", "application/json")])

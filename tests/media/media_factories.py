@@ -68,8 +68,8 @@ def av_bytes(fmt: str, codec: str, *, audio: bool, seed: int = 4, rate: int = 44
         stream = container.add_stream(codec, rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for _ in range(5):
-            frame = av.VideoFrame.from_ndarray((rng.random((48, 64, 3)) * 255).astype("uint8"), format="rgb24")
-            for packet in stream.encode(frame):
+            picture = av.VideoFrame.from_ndarray((rng.random((48, 64, 3)) * 255).astype("uint8"), format="rgb24")
+            for packet in stream.encode(picture):
                 container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)

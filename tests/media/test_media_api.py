@@ -173,7 +173,7 @@ def test_the_download_url_serves_the_bytes_and_forged_tokens_are_404(client_a: A
     url = urlsplit(api_as(client_a).get(f"/api/v1/media/{created['id']}/").json()["download_url"]).path
     response = Client().get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
-    assert b"".join(response.streaming_content) == data
+    assert b"".join(response.streaming_content) == data  # type: ignore[attr-defined]
     forged = Client().get(url[:-2] + "x/")
     assert forged.status_code == 404 and forged.json()["code"] == "not_found"
 

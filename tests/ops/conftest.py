@@ -34,7 +34,7 @@ def _clean_request_stats() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_analysis(client_a: Any):  # type: ignore[no-untyped-def]
+def make_analysis(client_a: Any):
     """make_analysis(status=..., started_at=..., finished_at=...) -> Analysis of a fresh stored image."""
     from tests.factories import AnalysisFactory, make_media
 
@@ -61,7 +61,7 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(url, received bodies): an HTTP server on 127.0.0.1 in a thread; alerts POST here in tests."""
-    handler = type("Receiver", (_Receiver,), {"received": []})
+    handler: type[_Receiver] = type("Receiver", (_Receiver,), {"received": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -59,7 +59,7 @@ def test_parallel_requests_admit_at_most_the_limit_in_one_window(
         request = RequestFactory().post("/api/v1/probe/upload/")
         barrier.wait()
         # Django gives each thread its own cache object, so each thread talks to Redis on its own connection.
-        refused = limiter.check(request, group="upload", user=user).refused
+        refused = limiter.check(request, group="upload", user=user).refused  # type: ignore[arg-type]
         with lock:
             decisions.append(refused)
 
@@ -82,7 +82,7 @@ def test_the_monitor_counts_in_redis_and_drains_each_count_once(on_redis: None, 
     assert ratelimit_monitor_flush() == 0
     read = RateLimitHit.objects.get(group="read")
     assert (read.key, read.requests, read.refused) == ("user:1", 3, 1)
-    client = caches["default"]._cache.get_client(write=True)
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
     members = {int(m) for m in client.smembers(monitor._minutes_key())}
     assert monitor.now_minute() - 10 not in members  # closed minutes leave the index once drained
 
@@ -101,20 +101,20 @@ def test_limits_and_headers_work_end_to_end_on_redis(
 
 def test_the_redis_backend_reuses_its_client_and_increments_atomically(on_redis: None) -> None:
     backend = caches["default"]
-    assert backend._cache.get_client(write=True) is backend._cache.get_client(write=True)
+    assert backend._cache.get_client(write=True) is backend._cache.get_client(write=True)  # type: ignore[attr-defined]
     with pytest.raises(ValueError):
         backend.incr("ratelimit-test-missing")
     backend.set("ratelimit-test-counter", 1, timeout=30)
     assert backend.incr("ratelimit-test-counter") == 2
     assert backend.decr("ratelimit-test-counter") == 1
-    assert 0 < backend._cache.get_client().ttl(backend.make_key("ratelimit-test-counter")) <= 30
+    assert 0 < backend._cache.get_client().ttl(backend.make_key("ratelimit-test-counter")) <= 30  # type: ignore[attr-defined]
 
 
 def test_a_quiet_process_still_pushes_its_last_counts(on_redis: None, db: Any) -> None:
     minute = monitor.now_minute()
     monitor.record(group="read", key="user:5", refused=False, minute=minute)  # pushed at once (first push)
     monitor.record(group="read", key="user:5", refused=True, minute=minute)  # batched: a timer pushes it later
-    client = caches["default"]._cache.get_client(write=True)
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
     field = "read|user:5|x"
     deadline = time.time() + 5
     while time.time() < deadline and not client.hget(monitor._hash_key(minute), field):

@@ -35,7 +35,7 @@ def junior(db: Any) -> User:
 
 
 @pytest.fixture
-def item_factory(client_a: User, policy: EscalationPolicy):  # type: ignore[no-untyped-def]
+def item_factory(client_a: User, policy: EscalationPolicy):
     def make(**kwargs: Any) -> ReviewItem:
         return make_item(client_a, **kwargs)
 

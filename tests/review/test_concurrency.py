@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.db import connection
@@ -48,7 +49,7 @@ def seed_items(owner: User, count: int) -> None:
                 priority=priorities[i % 4],
                 priority_rank=i % 4,
                 required_expertise=["image"],
-                due_at=now + timezone.timedelta(minutes=i),
+                due_at=now + dt.timedelta(minutes=i),
                 kind="image",
                 machine_probability=0.8,
                 machine_trust_score=20,
@@ -128,7 +129,8 @@ def _at_once(work: list[Any]) -> list[BaseException]:
 
 
 def _moderators(count: int, seniority: str = "senior") -> list[User]:
-    return [ModeratorProfileFactory(user__username=f"m{n}", seniority=seniority).user for n in range(count)]
+    profiles = [ModeratorProfileFactory(user__username=f"m{n}", seniority=seniority) for n in range(count)]
+    return [cast(ModeratorProfile, p).user for p in profiles]
 
 
 def _no_push() -> None:
@@ -211,9 +213,9 @@ def test_a_lease_renewed_while_it_expires_is_either_renewed_or_returned_never_bo
         # Claimed 5 s ago: the expiry task runs with a clock just past that lease, the holder's heartbeat with the
         # real clock, so a renewal lands past the expiry's clock and the two are exclusive.
         assignment = ReviewAssignment.objects.get(item=item, status=AssignmentStatus.ACTIVE)
-        assignment.lease_expires_at -= timezone.timedelta(seconds=5)
+        assignment.lease_expires_at -= dt.timedelta(seconds=5)
         assignment.save(update_fields=["lease_expires_at"])
-        later = assignment.lease_expires_at + timezone.timedelta(seconds=1)
+        later = assignment.lease_expires_at + dt.timedelta(seconds=1)
         renewed: list[Any] = []
 
         def expire(now: Any = later) -> None:

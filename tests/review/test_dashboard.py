@@ -15,7 +15,7 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
 INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.I)
 
 
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
+def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
@@ -167,7 +167,7 @@ def test_the_item_page_keeps_its_query_count_and_only_leads_get_the_assign_form(
     assert 'name="moderator"' in lead_page and "junior (moderator)" in lead_page
 
 
-def test_the_item_page_says_nothing_found_is_not_proof(senior, item_factory) -> None:  # type: ignore[no-untyped-def]
+def test_the_item_page_says_nothing_found_is_not_proof(senior, item_factory) -> None:
     item = item_factory()
     ReviewItem.objects.filter(pk=item.pk).update(machine_verdict="no_manipulation_found")
     page = logged_in(senior).get(f"/dashboard/items/{item.pk}/").content.decode()

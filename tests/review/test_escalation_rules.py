@@ -7,7 +7,7 @@ from review.escalation import Thresholds, evaluate, human_trust, is_inconsistent
 T = Thresholds()
 
 
-def payload(**kw):  # type: ignore[no-untyped-def]
+def payload(**kw):
     base = {
         "analysis_id": "a1",
         "trust_score": 90,
@@ -40,13 +40,13 @@ def test_priority_follows_probability_and_decisive_evidence() -> None:
     assert evaluate(payload(trust_score=5, manipulation_probability=0.95), T).priority == "critical"  # type: ignore[union-attr]
     assert evaluate(payload(trust_score=20, manipulation_probability=0.8), T).priority == "high"  # type: ignore[union-attr]
     assert (
-        evaluate(payload(trust_score=45, manipulation_probability=0.55, decisive=["known_fake"]), T).priority
+        evaluate(payload(trust_score=45, manipulation_probability=0.55, decisive=["known_fake"]), T).priority  # type: ignore[union-attr]
         == "critical"
-    )  # type: ignore[union-attr]
+    )
     assert (
-        evaluate(payload(trust_score=60, manipulation_probability=0.4, decisive=["ai_declared_trusted"]), T).priority
+        evaluate(payload(trust_score=60, manipulation_probability=0.4, decisive=["ai_declared_trusted"]), T).priority  # type: ignore[union-attr]
         == "high"
-    )  # type: ignore[union-attr]
+    )
 
 
 def test_client_urgency_bumps_priority_and_client_requests_escalate() -> None:

@@ -224,7 +224,7 @@ def test_the_batch_run_does_not_push_an_item_escalated_after_it_planned_to_a_non
     item = item_factory(priority="low", expertise=[])
     plan = services.algo.assign
 
-    def plan_then_escalate(items, moderators):  # type: ignore[no-untyped-def]
+    def plan_then_escalate(items, moderators):
         pairs = plan(items, moderators)
         assert pairs == [(str(item.pk), str(junior.pk))]
         # A reviewer escalates between the snapshot and the apply step.

@@ -141,7 +141,7 @@ def test_a_redirect_to_metadata_is_recorded_and_never_connected(
     receiver.reply(302, {"Location": "http://169.254.169.254/latest/meta-data/iam/"})
     opened: list[str] = []
     real_open = ssrf.open_socket
-    monkeypatch.setattr(ssrf, "open_socket", lambda t, timeout: opened.append(t.address) or real_open(t, timeout))
+    monkeypatch.setattr(ssrf, "open_socket", lambda t, timeout: opened.append(t.address) or real_open(t, timeout))  # type: ignore[func-returns-value]
     publish("analysis.completed", _completed(client_a))
     delivery = services.webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.get().pk)
     assert delivery is not None and delivery.status == "failed"

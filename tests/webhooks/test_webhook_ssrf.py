@@ -121,7 +121,7 @@ def test_a_redirect_to_metadata_is_refused_before_any_connection(
     receiver.reply(302, {"Location": "http://169.254.169.254/latest/meta-data/"})
     opened: list[str] = []
     real_open = ssrf.open_socket
-    monkeypatch.setattr(ssrf, "open_socket", lambda t, timeout: opened.append(t.address) or real_open(t, timeout))
+    monkeypatch.setattr(ssrf, "open_socket", lambda t, timeout: opened.append(t.address) or real_open(t, timeout))  # type: ignore[func-returns-value]
     with pytest.raises(ssrf.DestinationRefused, match="metadata"):
         ssrf.post(receiver.url, b"{}", {})
     assert opened == ["127.0.0.1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def jpeg_roundtrip(arr: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
-def save(tmp_path: Path, arr: np.ndarray, name: str, **params: int) -> Path:
+def save(tmp_path: Path, arr: np.ndarray, name: str, **params: Any) -> Path:
     path = tmp_path / name
     Image.fromarray(arr).save(path, **params)
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def run(path: Path) -> DetectorOutput:
     return out
 
 
-def save(tmp_path: Path, im: Image.Image, name: str, **params: int) -> Path:
+def save(tmp_path: Path, im: Image.Image, name: str, **params: Any) -> Path:
     path = tmp_path / name
     im.save(path, **params)
     return path
