@@ -149,10 +149,10 @@ def object_mask(size: int, rng: np.random.Generator, feather: float) -> np.ndarr
     radii = rng.uniform(0.55, 1.0, n) * (size / 2 - 2 - 2 * feather)
     centre = size / 2
     pts = np.stack([centre + radii * np.cos(angles), centre + radii * np.sin(angles)], axis=1)
-    mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
-    soft = mask.astype(np.float32) / 255.0
+    polygon = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(polygon, [np.round(pts).astype(np.int32)], 255)
+    closed = cv2.morphologyEx(polygon, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    soft: np.ndarray = closed.astype(np.float32) / 255.0
     if feather > 0:
         soft = cv2.GaussianBlur(soft, (0, 0), feather)
     return soft

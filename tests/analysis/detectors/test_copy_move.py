@@ -142,11 +142,11 @@ def rotated_blob_copy(photo: np.ndarray, angle: float, scale: float) -> np.ndarr
 
     out = photo.astype(np.float32)
     m = cv2.getRotationMatrix2D((250.0, 130.0), angle, scale)
-    m[:, 2] += (100.0, 230.0)  # source centre (250, 130) -> target centre (350, 360)
+    m[:, 2] += np.array([100.0, 230.0])  # source centre (250, 130) -> target centre (350, 360)
     moved = cv2.warpAffine(photo, m, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_LINEAR)
-    mask = np.zeros(photo.shape[:2], np.float32)
-    cv2.ellipse(mask, (350, 360), (55, 40), 20, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), 3)[..., None]
+    ellipse = np.zeros(photo.shape[:2], np.float32)
+    cv2.ellipse(ellipse, (350, 360), (55, 40), 20, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(ellipse, (0, 0), 3)[..., None]
     return np.clip(mask * moved + (1 - mask) * out, 0, 255).astype(np.uint8)
 
 
