@@ -61,6 +61,18 @@ def locked() -> dict[str, str]:
     return pins
 
 
+def stale_pins() -> list[str]:
+    """Pins of requirements*.txt the lock does not hold (a requirement changed, the lock did not)."""
+    lock, problems = locked(), []
+    for requirements in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / requirements).read_text().splitlines():
+            match = PIN.match(line.strip())
+            pinned = lock.get(canonical(match.group(1))) if match else None
+            if match and pinned != match.group(2):
+                problems.append(f"{requirements} pins {match.group(0)}; the lock has {pinned}")
+    return problems
+
+
 def check() -> int:
     lock = locked()
     freeze = subprocess.run(
@@ -72,16 +84,12 @@ def check() -> int:
         for name, version in sorted(lock.items())
         if installed.get(name) != version
     ]
-    for requirements in ("requirements.txt", "requirements-dev.txt"):
-        for line in (ROOT / requirements).read_text().splitlines():
-            match = PIN.match(line.strip())
-            if match and lock.get(canonical(match.group(1))) != match.group(2):
-                problems.append(
-                    f"{requirements} pins {match.group(0)}; the lock has {lock.get(canonical(match.group(1)))}"
-                )
+    problems += stale_pins()
     for problem in problems:
         print(f"lock mismatch: {problem}")
     print(f"requirements.lock: {len(lock)} distributions, {len(problems)} mismatches")
+    if problems:
+        print("after changing a requirement, regenerate the lock: python scripts/lock_requirements.py")
     return 1 if problems else 0
 
 
