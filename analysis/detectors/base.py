@@ -124,9 +124,7 @@ class DetectorContext:
 
     hash_banks: list[HashBankEntry] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
-    video_bank: Any = (
-        None  # analysis.detectors.video_signature.VideoIndex of the active banks' videos (None: none loaded)
-    )
+    video_bank: Any = None  # video_signature.VideoIndex of the active banks' videos (None: none loaded)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,15 @@ MAX_FRAMES = 3600  # an hour at one frame per second
 THUMBNAIL_SIDE = 256  # PDQ filters to 64x64 anyway
 
 
+def frame_pdq(rgb: np.ndarray) -> tuple[str, int]:
+    """PDQ of one RGB frame in the reference hex form (bit 0 most significant, as known_content's bits_to_hex).
+    Done here rather than through known_content so that importing this module loads no OpenCV."""
+    import pdqhash
+
+    bits, quality = pdqhash.compute(np.ascontiguousarray(rgb, dtype=np.uint8))
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex(), int(quality)
+
+
 @dataclass(frozen=True)
 class FrameHash:
     t: float  # seconds from the start
@@ -54,9 +63,6 @@ def compute_signature(
 ) -> list[FrameHash]:
     """One PDQ hash per `every_s` seconds of the first video stream (empty when there is none)."""
     import av
-
-    # Imported here: known_content imports this module at its top (its video matching), and pdq_hash is its own.
-    from analysis.detectors.known_content import pdq_hash
 
     frames: list[FrameHash] = []
     with av.open(str(path)) as container:
@@ -76,7 +82,7 @@ def compute_signature(
             image = frame.reformat(
                 width=max(1, int(frame.width * scale)), height=max(1, int(frame.height * scale)), format="rgb24"
             ).to_ndarray()
-            hash_hex, quality = pdq_hash(image)
+            hash_hex, quality = frame_pdq(image)
             frames.append(FrameHash(round(t, 3), hash_hex, quality))
             next_t = (int(t / every_s) + 1) * every_s
             if len(frames) >= max_frames:
