@@ -27,6 +27,7 @@ def _add_consumer_steps(celery_app: Celery) -> None:
 _add_consumer_steps(app)
 
 BEAT_MODULES = (
+    "hlekkr.audit.beat",
     "hlekkr.ops.beat",
     "media.beat",
     "analysis.beat",

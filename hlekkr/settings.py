@@ -356,6 +356,8 @@ HLEKKR_ANALYSIS_REQUEUE_AFTER = env_int("HLEKKR_ANALYSIS_REQUEUE_AFTER", 60, min
 # A running analysis's claim lapses this long after its worker last renewed it (a killed worker stops renewing).
 HLEKKR_ANALYSIS_LEASE_SECONDS = env_int("HLEKKR_ANALYSIS_LEASE_SECONDS", 30, minimum=6, maximum=3600)
 HLEKKR_BEDROCK_MODELS = env_str("HLEKKR_BEDROCK_MODELS")  # JSON list; empty: Bedrock step off
+# An audit event left unsealed longer than this fails verify_audit and doctor (docs/audit.md: the sequencer).
+HLEKKR_AUDIT_UNSEALED_BOUND_SECONDS = env_int("HLEKKR_AUDIT_UNSEALED_BOUND_SECONDS", 120, minimum=1)
 HLEKKR_BEDROCK_DAILY_BUDGET_USD = env_float("HLEKKR_BEDROCK_DAILY_BUDGET_USD", 25.0, minimum=0)
 HLEKKR_BEDROCK_ENSEMBLE_SIZE = env_int("HLEKKR_BEDROCK_ENSEMBLE_SIZE", 0, minimum=0, maximum=20)
 HLEKKR_BEDROCK_REGION = env_str("HLEKKR_BEDROCK_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))

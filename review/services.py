@@ -134,7 +134,7 @@ def review_item_create_for_analysis(*, payload: dict[str, Any]) -> ReviewItem | 
         stale.escalation_note = f"Superseded by analysis {analysis_id}."
         stale.save(update_fields=["status", "open_slots", "escalation_note", "updated_at"])
 
-    def audit_superseded() -> None:  # after every write of this function: the audit chain lock lasts to commit
+    def audit_superseded() -> None:
         for stale in superseded:
             audit_record(actor=None, action="review.item_superseded", target=stale, payload={"by": analysis_id})
 
@@ -198,7 +198,7 @@ def review_items_cancel_for_media(*, media_id: Any) -> int:
             item.status = ItemStatus.CANCELLED
             item.open_slots = 0
             item.save(update_fields=["status", "open_slots", "updated_at"])
-        for item in items:  # after the writes: the audit chain lock is held until commit
+        for item in items:
             audit_record(actor=None, action="review.item_cancelled", target=item, payload={"media_id": str(media_id)})
     return len(items)
 
@@ -254,8 +254,7 @@ def _take_slot(
     opened: bool = False,
 ) -> ReviewAssignment:
     """Give `user` a slot of the locked `item` (callers checked eligibility, duplicates and capacity).
-    Writes only: the caller audits with `_audit_slot` after its last write, so the audit chain lock is held
-    for the shortest time."""
+    Writes only; the caller audits with `_audit_slot` (an outbox insert, in any order: docs/audit.md)."""
     assignment = ReviewAssignment.objects.create(
         item=item,
         moderator=user,
@@ -619,7 +618,6 @@ def review_decision_submit(
         except IntegrityError:
             raise Conflict("You have already decided this item.", code="already_decided")
         ReviewAssignment.objects.filter(pk=mine.pk).update(status=AssignmentStatus.COMPLETED, ended_at=now)
-        # Every write first, the audit records last: the first audit_record takes the chain lock until commit.
         decided_by: list[ReviewDecision] | None = None
         disagreeing: list[ReviewDecision] | None = None
         if item.status == ItemStatus.ESCALATED:

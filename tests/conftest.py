@@ -48,6 +48,13 @@ def _fresh_auth_cache() -> None:
     auth_cache.clear()
 
 
+def domain_callbacks(callbacks: list[Any]) -> list[Any]:
+    """On-commit callbacks other than the audit sequencer's drain (every audited transaction registers one)."""
+    from hlekkr.audit.services import audit_seal_after_commit
+
+    return [callback for callback in callbacks if callback is not audit_seal_after_commit]
+
+
 @pytest.fixture
 def client_a(db: Any) -> User:
     return _user("client_a", Role.CLIENT)

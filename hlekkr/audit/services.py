@@ -1,7 +1,8 @@
-"""audit_record: the one way to append to the audit chain."""
+"""audit_record, the one way to append to the audit chain, and the sequencer that seals what it appended."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models, transaction
@@ -15,19 +16,11 @@ if TYPE_CHECKING:  # the audit log names actors; accounts' services write to the
 
     from hlekkr.accounts.models import User
 
-# Any constant works; it names the one advisory lock that serialises appends on PostgreSQL.
-_CHAIN_LOCK_KEY = 0x484C4B52  # "HLKR"
+logger = logging.getLogger(__name__)
 
-
-def _lock_chain_head() -> None:
-    """Serialise appends so concurrent writers cannot fork the chain.
-
-    PostgreSQL: a transaction-scoped advisory lock, released at commit. SQLite: the database runs write
-    transactions one at a time already (transaction_mode IMMEDIATE in settings).
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+# Any constant works; it names the one advisory lock the sequencer holds while it seals (never a writer).
+_SEQUENCER_LOCK_KEY = 0x484C4B52  # "HLKR"
+SEAL_BATCH = 500
 
 
 def audit_record(
@@ -39,31 +32,82 @@ def audit_record(
     object_id: str = "",
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Call it inside the service's transaction so the event commits with the change."""
+    """Append one event: a plain INSERT in the caller's transaction (the outbox), so the event exists exactly
+    when the change committed, and no writer waits for another. Its place in the chain (sequence, prev_hash,
+    hash) is given after commit by the sequencer, `audit_seal_pending` (docs/audit.md: the guarantee and the
+    window)."""
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or str(target.pk)
     actor_id = getattr(actor, "pk", None) if actor is not None and getattr(actor, "is_authenticated", False) else None
     actor_repr = str(getattr(actor, "username", "") or ("system" if actor is None else actor))[:150]
-    clean_payload = jsonable(payload or {})
+    event = AuditEvent.objects.create(
+        created_at=timezone.now(),
+        actor_id=actor_id,
+        actor_repr=actor_repr,
+        action=action,
+        object_type=object_type[:64],
+        object_id=str(object_id)[:64],
+        payload=jsonable(payload or {}),
+    )
+    if not any(entry[1] is audit_seal_after_commit for entry in connection.run_on_commit):
+        transaction.on_commit(audit_seal_after_commit, robust=True)  # once per transaction, however many events
+    return event
+
+
+def _sequencer_lock() -> bool:
+    """Only one sequencer at a time. PostgreSQL: a transaction-scoped advisory lock, tried, not waited for
+    (a sequencer already running will seal our rows too, or the next drain will). SQLite runs write
+    transactions one at a time already (transaction_mode IMMEDIATE)."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_SEQUENCER_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
+def audit_seal_pending(*, limit: int = SEAL_BATCH) -> int | None:
+    """The sequencer: give committed, unsealed events (oldest id first) the next sequence numbers and their
+    hashes, in one short transaction of its own. Returns how many it sealed, or None when another sequencer
+    holds the lock. Idempotent and resumable: a crash leaves rows unsealed, and the next run seals them."""
     with transaction.atomic():
-        _lock_chain_head()
-        last = AuditEvent.objects.order_by("-sequence").values("sequence", "hash").first()
-        sequence = (last["sequence"] + 1) if last else 1
-        prev_hash = last["hash"] if last else GENESIS
-        created_at = timezone.now()
-        fields = {
-            "sequence": sequence,
-            "created_at": created_at,
-            "actor_id": actor_id,
-            "actor_repr": actor_repr,
-            "action": action,
-            "object_type": object_type[:64],
-            "object_id": str(object_id)[:64],
-            "payload": clean_payload,
-            "prev_hash": prev_hash,
-        }
-        return AuditEvent.objects.create(hash=row_hash(**fields), **fields)
+        if not _sequencer_lock():
+            return None
+        sealed = AuditEvent.objects.filter(sequence__isnull=False)
+        head = sealed.order_by("-sequence").values("sequence", "hash").first()
+        sequence = int(head["sequence"] or 0) if head else 0
+        prev_hash = str(head["hash"]) if head else GENESIS
+        pending = list(AuditEvent.objects.filter(sequence__isnull=True).order_by("id")[:limit])
+        for event in pending:
+            sequence += 1
+            event.sequence, event.prev_hash = sequence, prev_hash
+            event.hash = row_hash(
+                sequence=sequence,
+                created_at=event.created_at,
+                actor_id=event.actor_id,
+                actor_repr=event.actor_repr,
+                action=event.action,
+                object_type=event.object_type,
+                object_id=event.object_id,
+                payload=event.payload,
+                prev_hash=prev_hash,
+            )
+            prev_hash = event.hash
+        if pending:
+            AuditEvent.objects.bulk_update(pending, ["sequence", "prev_hash", "hash"])
+    return len(pending)
+
+
+def audit_seal_after_commit() -> None:
+    """The on-commit drain: seal until a pass finds nothing or another sequencer holds the lock. That one
+    makes one more pass after each pass that sealed something, so a row committed while it ran is normally
+    sealed by it; the one that slips between its last empty pass and its commit waits for the next audited
+    commit or the periodic run (`audit_seal_task`, every 10 s). Never raises into the request."""
+    try:
+        while audit_seal_pending():
+            pass
+    except Exception:
+        logger.exception("audit sequencer failed; the periodic run will seal the pending events")
 
 
 def audit_admin_write(

@@ -7,7 +7,7 @@ import pytest
 from hlekkr.audit.chain import GENESIS, row_hash
 from hlekkr.audit.models import AuditEvent
 from hlekkr.audit.selectors import audit_chain_verify
-from hlekkr.audit.services import audit_record
+from hlekkr.audit.services import audit_record, audit_seal_pending
 
 pytestmark = pytest.mark.django_db
 
@@ -15,6 +15,10 @@ pytestmark = pytest.mark.django_db
 def test_events_form_one_linked_chain(client_a):
     first = audit_record(actor=client_a, action="thing.created", target=client_a, payload={"n": 1})
     second = audit_record(actor=None, action="thing.changed", object_type="thing", object_id="7", payload={"n": 2})
+    assert first.sequence is None and first.hash is None  # written in the outbox, sealed after commit
+    assert audit_seal_pending() == 2
+    first.refresh_from_db()
+    second.refresh_from_db()
     events = list(AuditEvent.objects.order_by("sequence"))
     assert events[0].prev_hash == GENESIS
     assert second.prev_hash == first.hash
@@ -25,6 +29,7 @@ def test_events_form_one_linked_chain(client_a):
 
 def test_the_hash_covers_the_canonical_content(client_a):
     event = audit_record(actor=client_a, action="x", payload={"b": 2, "a": [1, "é"]})
+    audit_seal_pending()
     event.refresh_from_db()
     assert event.hash == row_hash(
         sequence=event.sequence,
@@ -37,6 +42,15 @@ def test_the_hash_covers_the_canonical_content(client_a):
         payload=event.payload,
         prev_hash=event.prev_hash,
     )
+
+
+def test_the_sequencer_seals_in_commit_order_of_ids_and_is_idempotent(client_a):
+    events = [audit_record(actor=None, action="x", object_id=str(n)) for n in range(3)]
+    assert audit_seal_pending(limit=2) == 2
+    assert audit_seal_pending() == 1
+    assert audit_seal_pending() == 0
+    assert [e.sequence for e in AuditEvent.objects.filter(pk__in=[e.pk for e in events]).order_by("id")] == [1, 2, 3]
+    assert audit_chain_verify() == (3, None)
 
 
 # Tampering (edits, deletions, reordering), the PostgreSQL trigger and parallel writers: tests/ops/test_audit_verification.py

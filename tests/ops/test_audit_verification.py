@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from io import StringIO
 from typing import Any
 
@@ -10,10 +11,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
+from django.utils import timezone
 
 from hlekkr.audit.models import AuditEvent
 from hlekkr.audit.selectors import audit_chain_verify
-from hlekkr.audit.services import audit_record
+from hlekkr.audit.services import audit_record, audit_seal_pending
 from tests.ops.conftest import audit_tampering
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +23,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def chain() -> list[AuditEvent]:
-    return [audit_record(actor=None, action="test.event", object_id=str(n), payload={"n": n}) for n in range(1, 6)]
+    events = [audit_record(actor=None, action="test.event", object_id=str(n), payload={"n": n}) for n in range(1, 6)]
+    audit_seal_pending()  # what the on-commit drain does once the test's transaction would commit
+    return events
 
 
 def verify_audit() -> str:
@@ -135,6 +139,91 @@ def test_parallel_writers_on_postgres_keep_the_chain_linear(require_postgres: An
         thread.join()
     assert errors == []
     assert connection.vendor == "postgresql"
+    audit_seal_pending()  # the periodic run: a row committed between a drain's last pass and its commit
     sequences = list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True))
     assert sequences == list(range(1, writers * per_writer + 1))
     assert audit_chain_verify() == (writers * per_writer, None)
+
+
+# --- the outbox: written with the change, sealed after commit ------------------------------------------------
+def test_events_wait_unsealed_within_the_bound_and_are_reported_beyond_it(settings: Any) -> None:
+    audit_record(actor=None, action="test.pending")
+    assert "awaiting the sequencer" in verify_audit()
+    settings.HLEKKR_AUDIT_UNSEALED_BOUND_SECONDS = 0
+    with pytest.raises(CommandError, match="not sealed"):
+        verify_audit()
+    audit_seal_pending()
+    assert "1 rows verified" in verify_audit()
+
+
+def test_an_event_of_a_rolled_back_change_never_enters_the_chain() -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_record(actor=None, action="test.rolled_back")
+        raise RuntimeError("the business change failed")
+    audit_seal_pending()
+    assert not AuditEvent.objects.filter(action="test.rolled_back").exists()
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_editing_an_unsealed_row_and_resealing_a_sealed_one() -> None:
+    event = audit_record(actor=None, action="test.outbox", payload={"n": 1})
+    with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(payload={"n": 2})
+    audit_seal_pending()
+    with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(sequence=99)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_open_audited_transaction_does_not_hold_up_another_writer(require_postgres: Any) -> None:
+    inside, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                audit_record(actor=None, action="test.slow")
+                inside.set()
+                release.wait(10)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    assert inside.wait(10)
+    started = time.monotonic()
+    with transaction.atomic():
+        audit_record(actor=None, action="test.fast")  # used to queue behind the slow writer's chain lock
+    waited = time.monotonic() - started
+    release.set()
+    thread.join()
+    assert errors == [] and waited < 2
+    audit_seal_pending()
+    assert audit_chain_verify() == (2, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sequencers_never_fork_the_chain(require_postgres: Any) -> None:
+    for n in range(200):
+        AuditEvent.objects.create(created_at=timezone.now(), action="test.bulk", object_id=str(n), payload={})
+    barrier = threading.Barrier(4)
+
+    def seal() -> None:
+        try:
+            barrier.wait()
+            while audit_seal_pending(limit=20) != 0:
+                pass
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=seal) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    audit_seal_pending()
+    assert audit_chain_verify() == (200, None)

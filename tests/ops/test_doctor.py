@@ -105,15 +105,26 @@ def test_unapplied_migrations_fail() -> None:
 
 def test_a_broken_audit_chain_fails() -> None:
     from hlekkr.audit.models import AuditEvent
-    from hlekkr.audit.services import audit_record
+    from hlekkr.audit.services import audit_record, audit_seal_pending
 
     for n in range(3):
         audit_record(actor=None, action="test.event", payload={"n": n})
+    audit_seal_pending()
     with audit_tampering():
         AuditEvent.objects.filter(sequence=2).update(payload={"n": 99})
     code, out = doctor("--json")
     assert code == 1
     assert "row #2" in findings(out)["audit_chain"]["detail"]
+
+
+def test_events_left_unsealed_beyond_the_bound_fail(settings: Any) -> None:
+    from hlekkr.audit.services import audit_record
+
+    audit_record(actor=None, action="test.event")
+    settings.HLEKKR_AUDIT_UNSEALED_BOUND_SECONDS = 0
+    code, out = doctor("--json")
+    assert code == 1
+    assert "unsealed" in findings(out)["audit_chain"]["detail"]
 
 
 def test_stuck_analyses_and_open_alerts_warn(make_analysis: Any) -> None:

@@ -307,7 +307,7 @@ class Doctor:
         return Finding("webhooks", OK, "no failed deliveries in the last hour")
 
     def audit_chain(self) -> Finding:
-        from hlekkr.audit.selectors import audit_chain_verify
+        from hlekkr.audit.selectors import audit_chain_verify, audit_unsealed_overdue, unsealed_bound_seconds
 
         checked, broken = audit_chain_verify()
         if broken is not None:
@@ -316,6 +316,14 @@ class Doctor:
                 FAIL,
                 f"broken at {broken} after {checked} rows",
                 "treat as a security incident: preserve the database, compare with backups",
+            )
+        _, overdue = audit_unsealed_overdue()
+        if overdue:
+            return Finding(
+                "audit_chain",
+                FAIL,
+                f"{overdue} events unsealed for over {unsealed_bound_seconds()} s ({checked} sealed rows verified)",
+                "start celery beat and a maintenance worker (audit-seal), or run the sequencer by hand",
             )
         return Finding("audit_chain", OK, f"{checked} rows verified")
 
