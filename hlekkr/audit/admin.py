@@ -58,7 +58,7 @@ class AuditEventAdmin(AuditedModelAdmin):
     list_display = ("sequence", "created_at", "actor_repr", "action", "object_type", "object_id")
     list_filter = ("action", "object_type")
     search_fields = ("object_id", "actor_repr", "action")
-    ordering = ("-sequence",)
+    ordering = ("-sequence", "-id")
 
     # Insert-only: admin can read the log, never change it.
     def has_add_permission(self, request: HttpRequest) -> bool:

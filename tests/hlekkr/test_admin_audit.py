@@ -99,7 +99,7 @@ def staff(admin_user: User) -> Client:
 
 
 def _events(action: str, model: type[Model]) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action=action, object_type=model._meta.label_lower).order_by("sequence"))
+    return list(AuditEvent.objects.filter(action=action, object_type=model._meta.label_lower).order_by("id"))
 
 
 def _changed_fields(event: AuditEvent) -> set[str]:

@@ -60,7 +60,7 @@ def test_policy_edits_and_deletes_are_audited(db: Any, admin_user: User) -> None
     policy.rate = "10/m"
     ratelimit_policy_save(actor=admin_user, policy=policy)
     ratelimit_policy_delete(actor=admin_user, policy=policy)
-    events = list(AuditEvent.objects.filter(action__startswith="ratelimit.policy.").order_by("sequence"))
+    events = list(AuditEvent.objects.filter(action__startswith="ratelimit.policy.").order_by("id"))
     assert [e.action for e in events] == [
         "ratelimit.policy.created",
         "ratelimit.policy.updated",
