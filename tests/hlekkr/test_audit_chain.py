@@ -22,7 +22,7 @@ def test_events_form_one_linked_chain(client_a):
     events = list(AuditEvent.objects.order_by("sequence"))
     assert events[0].prev_hash == GENESIS
     assert second.prev_hash == first.hash
-    assert second.sequence == first.sequence + 1
+    assert first.sequence is not None and second.sequence == first.sequence + 1
     assert first.actor_id == client_a.pk and second.actor_repr == "system"
     assert audit_chain_verify() == (len(events), None)
 
@@ -31,6 +31,7 @@ def test_the_hash_covers_the_canonical_content(client_a):
     event = audit_record(actor=client_a, action="x", payload={"b": 2, "a": [1, "é"]})
     audit_seal_pending()
     event.refresh_from_db()
+    assert event.sequence is not None and event.prev_hash is not None
     assert event.hash == row_hash(
         sequence=event.sequence,
         created_at=event.created_at,

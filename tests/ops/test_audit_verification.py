@@ -53,6 +53,7 @@ def test_an_edit_that_recomputes_the_rows_own_hash_is_caught_at_the_next_row(cha
         f: getattr(row, f)
         for f in ("sequence", "created_at", "actor_id", "actor_repr", "action", "object_type", "object_id")
     }
+    assert row.prev_hash is not None
     forged = row_hash(**fields, payload={"n": 333}, prev_hash=row.prev_hash)
     with audit_tampering():
         AuditEvent.objects.filter(pk=row.pk).update(payload={"n": 333}, hash=forged)
