@@ -249,6 +249,19 @@ def analysis_claim(*, analysis_id: Any) -> Analysis | None:
     return None
 
 
+def analysis_claim_wait_seconds(*, analysis_id: Any) -> float | None:
+    """Seconds until the claim on a running first step lapses (at least 0), or None when there is nothing to
+    wait for (queued, finished, gone, or in a handed-off step). A task that found the claim taken asks this."""
+    row = (
+        Analysis.objects.filter(pk=analysis_id, status=AnalysisStatus.RUNNING, step=steps.PIPELINE[0].name)
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    if row is None:
+        return None
+    return max(0.0, (row - timezone.now()).total_seconds())
+
+
 def analysis_step_claim(*, analysis_id: Any, step: steps.Step) -> Analysis | None:
     """Claim a handed-off step: only while the analysis waits in that step with no live holder. Two messages
     for the same step (a re-send while the first still waited) therefore run it once."""

@@ -29,8 +29,16 @@ _ANALYSIS_TASK_OPTIONS: dict[str, Any] = {
 
 @shared_task(**_ANALYSIS_TASK_OPTIONS)
 def analyze_media_task(self: Any, analysis_id: str) -> None:
-    """Run one analysis. Safe to deliver twice: the claim lets only one delivery run it."""
-    services.analysis_run(analysis_id=analysis_id)
+    """Run one analysis. Safe to deliver twice: the claim lets only one delivery run it.
+
+    A delivery that finds the claim held looks again once its lease would have lapsed. That is how a worker killed
+    mid-analysis (Celery redelivers its message at once) is taken over without waiting for the reconciler; if the
+    holder is alive, the retry finds it finished, or still renewing, and looks again later.
+    """
+    if services.analysis_run(analysis_id=analysis_id) is None:
+        wait = services.analysis_claim_wait_seconds(analysis_id=analysis_id)
+        if wait is not None:
+            raise self.retry(countdown=wait + 1, max_retries=None)
 
 
 @shared_task(name="analysis.step", **_ANALYSIS_TASK_OPTIONS)

@@ -177,3 +177,35 @@ def test_concurrent_step_messages_claim_the_bedrock_step_exactly_once(client_a: 
     assert len(results) == 8 and len([r for r in results if r is not None]) == 1
     waiting.refresh_from_db()
     assert waiting.step_attempts == 1
+
+
+def test_a_redelivery_that_finds_the_claim_held_looks_again_when_the_lease_would_lapse(
+    client_a: Any, stored_media: Any, monkeypatch: pytest.MonkeyPatch, published: list[Any]
+) -> None:
+    from celery.exceptions import Retry
+
+    from analysis.tasks import analyze_media_task
+
+    _use(monkeypatch, _Quick)
+    analysis = services.analysis_create(media=stored_media(client_a))
+    held = services.analysis_claim(analysis_id=analysis.pk)  # the worker that will be SIGKILLed
+    assert held is not None
+    Analysis.objects.filter(pk=analysis.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=12))
+    retries: list[float] = []
+
+    def retry(**kwargs: Any) -> Retry:
+        retries.append(kwargs["countdown"])
+        return Retry()
+
+    monkeypatch.setattr(analyze_media_task, "retry", retry)
+    with pytest.raises(Retry):
+        analyze_media_task.run(str(analysis.pk))  # Celery's immediate redelivery after the kill
+    assert 12 < retries[0] <= 13.5
+    # The retry comes after the lease lapsed: it takes the analysis over and completes it, once.
+    Analysis.objects.filter(pk=analysis.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    analyze_media_task.run(str(analysis.pk))
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED and analysis.attempts == 2
+    assert [event for event, _ in published] == [events.ANALYSIS_COMPLETED]
+    analyze_media_task.run(str(analysis.pk))  # a late duplicate: nothing to wait for, nothing to do
+    assert len(retries) == 1
