@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hlekkr.settings_test")
 
-TARGET_RATIO_1024 = 10.0
+TARGET_RATIO_1024 = 15.0  # issue 13: with the copy-move, splice and generated-image detectors (was 10x, issue 4)
 TARGET_PEAK_MB_LARGE = 1024.0
 
 

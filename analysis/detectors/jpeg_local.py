@@ -194,13 +194,19 @@ _DCT = _dct_matrix()
 
 def _block_dct(g: np.ndarray) -> np.ndarray:
     by, bx = g.shape[0] // 8, g.shape[1] // 8
-    blocks = (g[: by * 8, : bx * 8] - 128.0).reshape(by, 8, bx, 8).transpose(0, 2, 1, 3)
-    return np.einsum("ij,abjk,lk->abil", _DCT, blocks, _DCT, optimize=True)
+    blocks = np.ascontiguousarray((g[: by * 8, : bx * 8] - 128.0).reshape(by, 8, bx, 8).transpose(0, 2, 1, 3))
+    # D B D^T as two flat matrix products (rows of every block at once, then columns): ~10x faster than a
+    # batched einsum over 16k tiny 8x8 products.
+    cols = (blocks.reshape(-1, 8) @ _DCT.T).reshape(by, bx, 8, 8)
+    both = (np.ascontiguousarray(cols.transpose(0, 1, 3, 2)).reshape(-1, 8) @ _DCT.T).reshape(by, bx, 8, 8)
+    return both.transpose(0, 1, 3, 2)
 
 
 def _step(c: np.ndarray, cfg: JpegLocalConfig) -> int:
     """The largest step q on which the coefficients sit (1 when none does)."""
     best = 1
+    if c.size > 20000:  # the periodicity is clear from a sample; every block costs 40 trial steps otherwise
+        c = c[:: c.size // 20000 + 1]
     for q in range(2, cfg.max_step + 1):
         big = c[np.abs(c) >= q / 2]
         if big.size < 50:
