@@ -338,17 +338,23 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
     yet; otherwise claim the best eligible pending item (overdue first, then priority and SLA, the final pick
     among a few candidates by the assignment score, i.e. expertise and workload). Raises at_capacity when the
     caller already holds their maximum and queue_empty when nothing is eligible."""
-    profile = moderator_profile_ensure(user=user)
+    if not user.is_moderator:
+        raise PermissionDenied("Only moderators have a review profile.", code="not_a_moderator")
     policy = escalation_policy_active()
     now = timezone.now()
     with transaction.atomic():
-        ModeratorProfile.objects.select_for_update().filter(pk=profile.pk).first()  # serialise this moderator
-        pushed = (
+        # Read and lock the profile in one query (serialises this moderator's claims); the first claim ever
+        # creates it. Then the caller's active assignments in one query: the load and any pushed, unopened one.
+        profile = ModeratorProfile.objects.select_for_update().filter(user=user).first()
+        if profile is None:
+            moderator_profile_ensure(user=user)
+            profile = ModeratorProfile.objects.select_for_update().get(user=user)
+        active = list(
             ReviewAssignment.objects.select_related("item")
-            .filter(moderator=user, status=AssignmentStatus.ACTIVE, opened_at__isnull=True, lease_expires_at__gt=now)
+            .filter(moderator=user, status=AssignmentStatus.ACTIVE)
             .order_by("item__priority_rank", "item__due_at")
-            .first()
         )
+        pushed = next((a for a in active if a.opened_at is None and a.lease_expires_at > now), None)
         # Conditional: the item's row is not locked here, so a lead's reassignment or the caller's own
         # decision may have ended this assignment since it was read; then fall through to a pull claim.
         if (
@@ -360,7 +366,7 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
         ):
             audit_record(actor=user, action="review.opened", target=pushed.item, payload={"via": "next"})
             return pushed.item
-        load = _active_load(user)
+        load = len(active)
         if load >= profile.capacity:
             raise Conflict(
                 f"You already hold {load} items, your maximum. Decide or release one first.",

@@ -46,6 +46,20 @@ def test_an_authentic_analysis_is_not_queued_and_a_newer_analysis_supersedes_the
     assert ReviewItem.objects.get(analysis=bad).status == ItemStatus.EXPIRED
 
 
+def test_a_next_item_claim_is_seven_queries_and_one_audit_insert(
+    item_factory, senior, django_assert_num_queries
+) -> None:
+    item_factory(priority="low")
+    item_factory(priority="high")
+    services.review_item_claim_next(user=senior)  # creates nothing on the way any more: the profile exists
+    # the policy; the profile, locked; the caller's active assignments; the candidates (SKIP LOCKED); the new
+    # assignment; the item's slots; the audit event (an outbox insert: no chain lock, docs/audit.md). Plus
+    # SAVEPOINT/RELEASE here, where the test's transaction surrounds the service's (BEGIN/COMMIT in production).
+    with django_assert_num_queries(7 + 2):
+        services.review_item_claim_next(user=senior)
+    assert ReviewAssignment.objects.filter(moderator=senior, status=AssignmentStatus.ACTIVE).count() == 2
+
+
 def test_claim_next_takes_the_most_urgent_eligible_item(item_factory, junior, senior) -> None:
     item_factory(priority="low")
     critical = item_factory(priority="critical")
