@@ -29,6 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hlekkr.settings_test")
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # as hlekkr/celery.py sets for every worker, before numpy loads
 
 TARGET_RATIO_1024 = 15.0  # issue 13: with the copy-move, splice and generated-image detectors (was 10x, issue 4)
 TARGET_PEAK_MB_LARGE = 1024.0
