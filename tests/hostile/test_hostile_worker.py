@@ -13,7 +13,7 @@ from corpus import CORPUS
 
 from analysis.detectors.base import AbstainCode
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hostile_worker")]
 PROBE = Path(__file__).with_name("worker_probe.py")
 MAX_RSS_MB = 1024
 

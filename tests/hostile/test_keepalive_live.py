@@ -19,7 +19,7 @@ import pytest
 from corpus import CORPUS, photo_jpeg
 from live_server import live_server
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live_keepalive")]
 
 
 @dataclass
