@@ -51,10 +51,10 @@ from analysis.detectors.base import (
 
 @dataclass(frozen=True)
 class CopyMoveConfig:
-    work_side: int = 640  # long side the keypoint search runs at (SIFT cost grows with pixels)
+    work_side: int = 512  # long side the keypoint search runs at (SIFT cost grows with pixels; see docs)
     min_work_side: int = 384  # small images are upscaled to this (at most 2x) so a small copy holds keypoints
     min_side: int = 64
-    n_features: int = 2000
+    n_features: int = 1500
     contrast_threshold: float = 0.02  # below OpenCV's 0.04: low-contrast copies need keypoints too
     g2nn_ratio: float = 0.6
     neighbours: int = 8
