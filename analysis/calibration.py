@@ -11,8 +11,8 @@ It yields a bias and one weight per detector; decisive shifts and bands are carr
 Labels are weighted (docs/scoring.md, "Learning from verdicts"): an ordinary review decision counts 1. Other apps
 say which labels are cleaner through `register_label_weighter` (the review app, which analysis never imports):
 a QA-sample decision counts 2, because QA items are drawn at random from what the machine decided alone, so they
-correct the bias of learning only from escalated (hard, machine-doubted) items. Golden items, once leads mark
-them, would count 3 (their verdict was settled on purpose). The weight multiplies the item's term in the
+correct the bias of learning only from escalated (hard, machine-doubted) items. Gold items marked by leads
+count 3 (their verdict was settled on purpose). The weight multiplies the item's term in the
 likelihood of the fit and in every shadow metric.
 """
 

@@ -65,6 +65,7 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode("invalid_confidence", (400,), "A review confidence outside 0 to 1."),
     ErrorCode("notes_required", (400,), "A decision that overrides the machine's verdict needs notes."),
     ErrorCode("note_required", (400,), "An escalation needs a note saying why."),
+    ErrorCode("gold_verdict_invalid", (400,), "A gold item's accepted verdict must be authentic or manipulated."),
     # --- 401: who is calling is unknown ------------------------------------------------------------------------
     ErrorCode("not_authenticated", (401,), "No credentials were sent (or `/metrics` got no bearer token)."),
     ErrorCode("authentication_failed", (401,), "The credentials were refused (e.g. a wrong username or password)."),
@@ -107,6 +108,8 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode("item_closed", (409,), "The review item expired or was cancelled."),
     ErrorCode("already_decided", (409,), "The moderator has already decided this review item."),
     ErrorCode("already_assigned", (409,), "The moderator already holds this review item."),
+    ErrorCode("gold_item_not_decided", (409,), "Only a decided review item can be marked as a gold item."),
+    ErrorCode("already_gold", (409,), "The review item is already a gold item."),
     ErrorCode("already_escalated", (409,), "The review item is already escalated."),
     ErrorCode("fully_assigned", (409,), "Every reviewer slot of the item is taken."),
     ErrorCode("at_capacity", (409,), "The moderator holds their maximum number of items; `details` has the counts."),

@@ -3,7 +3,15 @@ from __future__ import annotations
 from django.contrib import admin
 
 from hlekkr.audit.admin import AuditedModelAdmin
-from review.models import EscalationPolicy, ModeratorProfile, ReviewAssignment, ReviewDecision, ReviewItem
+from review.models import (
+    EscalationPolicy,
+    GoldItem,
+    GoldProbe,
+    ModeratorProfile,
+    ReviewAssignment,
+    ReviewDecision,
+    ReviewItem,
+)
 
 
 @admin.register(ModeratorProfile)
@@ -15,7 +23,15 @@ class ModeratorProfileAdmin(AuditedModelAdmin):
 
 @admin.register(EscalationPolicy)
 class EscalationPolicyAdmin(AuditedModelAdmin):
-    list_display = ("name", "is_active", "trust_threshold", "probability_threshold", "qa_sample_rate", "lease_minutes")
+    list_display = (
+        "name",
+        "is_active",
+        "trust_threshold",
+        "probability_threshold",
+        "qa_sample_rate",
+        "gold_rate",
+        "lease_minutes",
+    )
 
 
 class AssignmentInline(admin.TabularInline):
@@ -45,6 +61,35 @@ class ReviewItemAdmin(AuditedModelAdmin):
     list_display = ("id", "status", "priority", "due_at", "reviewers_required", "final_verdict", "inconsistency")
     list_filter = ("status", "priority", "qa_sample", "disagreement", "inconsistency")
     inlines = (AssignmentInline, DecisionInline)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(GoldItem)
+class GoldItemAdmin(AuditedModelAdmin):
+    # Marked by leads through the service (dashboard or API); admin may only switch one off (audited).
+    list_display = ("item", "verdict", "marked_by", "is_active", "created_at")
+    list_filter = ("is_active", "verdict")
+    readonly_fields = ("item", "verdict", "marked_by", "created_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(GoldProbe)
+class GoldProbeAdmin(AuditedModelAdmin):
+    list_display = ("gold", "moderator", "verdict", "correct", "created_at", "decided_at")
+    list_filter = ("correct",)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -62,3 +62,10 @@ class AssignForm(forms.Form):
     def __init__(self, *args: Any, moderators: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["moderator"].choices = moderators or []  # type: ignore[attr-defined]
+
+
+class GoldForm(forms.Form):
+    verdict = forms.ChoiceField(
+        choices=[(HumanVerdict.AUTHENTIC, "Authentic"), (HumanVerdict.MANIPULATED, "Manipulated")],
+        label="Accepted verdict",
+    )

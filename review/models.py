@@ -95,6 +95,16 @@ class EscalationPolicy(models.Model):
     )
     inconsistency_machine_confidence = models.FloatField(default=0.8, help_text="...and machine confidence is above.")
     auto_assign = models.BooleanField(default=True, help_text="Push work to moderators with the batch assignment.")
+    gold_rate = models.FloatField(
+        default=0.05, help_text="Share of 'next item' claims that hand out a gold item as a probe (0 turns it off)."
+    )
+    gold_accuracy_threshold = models.FloatField(
+        default=0.8, help_text="Flag a moderator to leads when their recent gold accuracy is below this..."
+    )
+    gold_min_probes = models.PositiveSmallIntegerField(
+        default=5, help_text="...over at least this many decided probes in the recent window."
+    )
+    gold_window_days = models.PositiveSmallIntegerField(default=28, help_text="The recent window for gold accuracy.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -106,6 +116,8 @@ class EscalationPolicy(models.Model):
             models.CheckConstraint(
                 condition=models.Q(probability_threshold__gte=0, probability_threshold__lte=1)
                 & models.Q(qa_sample_rate__gte=0, qa_sample_rate__lte=1)
+                & models.Q(gold_rate__gte=0, gold_rate__lte=1)
+                & models.Q(gold_accuracy_threshold__gte=0, gold_accuracy_threshold__lte=1)
                 & models.Q(trust_threshold__lte=100),
                 name="escalation_policy_ranges",
             ),
@@ -148,7 +160,8 @@ class HumanVerdict(models.TextChoices):
 
 class ReviewItem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    analysis = models.OneToOneField(Analysis, on_delete=models.CASCADE, related_name="review_item")
+    # One ordinary item per analysis (constraint below); gold probes are extra items on an already decided analysis.
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="review_items")
     media = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="review_items")
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
@@ -168,6 +181,8 @@ class ReviewItem(models.Model):
     qa_sample = models.BooleanField(default=False)
     disagreement = models.BooleanField(default=False)  # reviewers disagreed (or detectors did, see reasons)
     inconsistency = models.BooleanField(default=False)  # human far from a confident machine: lead QA
+    # A copy of a gold item handed to one moderator to check them (GoldProbe). Never in queues, never published.
+    is_gold_probe = models.BooleanField(default=False)
     escalation_note = models.TextField(blank=True)
     final_verdict = models.CharField(max_length=12, choices=HumanVerdict.choices, blank=True)
     final_confidence = models.FloatField(null=True, blank=True)
@@ -178,6 +193,9 @@ class ReviewItem(models.Model):
     class Meta:
         ordering = ["priority_rank", "due_at"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["analysis"], condition=models.Q(is_gold_probe=False), name="one_review_item_per_analysis"
+            ),
             models.CheckConstraint(condition=models.Q(reviewers_required__in=[1, 2]), name="review_one_or_two"),
             models.CheckConstraint(
                 condition=models.Q(open_slots__lte=models.F("reviewers_required")), name="review_slots_bounded"
@@ -269,3 +287,42 @@ class ReviewDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.moderator_id}: {self.verdict} on {self.item_id}"
+
+
+class GoldItem(models.Model):
+    """A decided review item a lead vouches for, with the verdict accepted as right (which may differ from the
+    final verdict, e.g. after later evidence; the media's verdict is not changed by marking)."""
+
+    item = models.OneToOneField(ReviewItem, on_delete=models.CASCADE, related_name="gold")
+    verdict = models.CharField(max_length=12, choices=HumanVerdict.choices)
+    marked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    is_active = models.BooleanField(default=True, help_text="Inactive gold items are no longer handed out.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"gold {self.item_id}: {self.verdict}"
+
+
+class GoldProbe(models.Model):
+    """One hand-out of a gold item to one moderator, as an ordinary-looking review item (`probe_item`)."""
+
+    gold = models.ForeignKey(GoldItem, on_delete=models.CASCADE, related_name="probes")
+    moderator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gold_probes")
+    probe_item = models.OneToOneField(ReviewItem, on_delete=models.CASCADE, related_name="gold_probe")
+    verdict = models.CharField(max_length=12, choices=HumanVerdict.choices, blank=True)
+    correct = models.BooleanField(null=True, blank=True)  # empty until the moderator decides
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Never the same gold item twice to one person.
+            models.UniqueConstraint(fields=["gold", "moderator"], name="one_probe_per_gold_and_moderator")
+        ]
+
+    def __str__(self) -> str:
+        return f"probe of {self.gold_id} for {self.moderator_id}"

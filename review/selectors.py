@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -57,8 +58,10 @@ def review_queue(
     if overdue is not None:
         now = timezone.now()
         qs = qs.filter(due_at__lt=now, status__in=OPEN_STATUSES) if overdue else qs.filter(due_at__gte=now)
-    if assigned_to is not None:
+    if assigned_to is not None:  # a moderator's own list shows their gold probes like any other item
         qs = qs.filter(assignments__moderator=assigned_to, assignments__status=AssignmentStatus.ACTIVE)
+    else:
+        qs = qs.filter(is_gold_probe=False)
     # List rows (API summary, dashboard rows, lead lists) read holders only; decisions and media are detail.
     return _with_holders(qs).order_by("due_at")
 
@@ -73,7 +76,7 @@ def review_item_get(*, item_id: Any) -> ReviewItem:
 def queue_depth() -> dict[str, Any]:
     """Counts for the live depth widget and stats: open items by status, overdue and per priority."""
     now = timezone.now()
-    agg = ReviewItem.objects.filter(status__in=OPEN_STATUSES).aggregate(
+    agg = ReviewItem.objects.filter(status__in=OPEN_STATUSES, is_gold_probe=False).aggregate(
         total=Count("id"),
         pending=Count("id", filter=Q(status=ItemStatus.PENDING)),
         assigned=Count("id", filter=Q(status=ItemStatus.ASSIGNED)),
@@ -108,6 +111,7 @@ def lead_desk() -> dict[str, Any]:
         "disagreements": list(ReviewItem.objects.filter(disagreement=True).order_by("-updated_at")[:50]),
         "inconsistent": list(ReviewItem.objects.filter(inconsistency=True).order_by("-decided_at")[:50]),
         "workload": moderator_workload(),
+        "gold": gold_accuracy(),
     }
 
 
@@ -124,8 +128,10 @@ def moderator_workload() -> list[dict[str, Any]]:
 
 def review_stats() -> dict[str, Any]:
     """Queue depth, SLA breaches, decisions per moderator and agreement with the machine."""
-    decided = ReviewItem.objects.filter(status=ItemStatus.DECIDED)
-    breaches_open = ReviewItem.objects.filter(status__in=OPEN_STATUSES, due_at__lt=timezone.now()).count()
+    decided = ReviewItem.objects.filter(status=ItemStatus.DECIDED, is_gold_probe=False)
+    breaches_open = ReviewItem.objects.filter(
+        status__in=OPEN_STATUSES, due_at__lt=timezone.now(), is_gold_probe=False
+    ).count()
     breaches_decided = decided.filter(decided_at__gt=F("due_at")).count()
     per_moderator: list[dict[str, Any]] = [
         {
@@ -134,7 +140,8 @@ def review_stats() -> dict[str, Any]:
             "overrides": row["overrides"],
             "agreement": (1 - row["overrides"] / row["decisions"]) if row["decisions"] else None,
         }
-        for row in ReviewDecision.objects.values("moderator__username")
+        for row in ReviewDecision.objects.filter(item__is_gold_probe=False)
+        .values("moderator__username")
         .annotate(decisions=Count("id"), overrides=Count("id", filter=Q(overrides_machine=True)))
         .order_by("-decisions")
     ]
@@ -156,4 +163,49 @@ def review_stats() -> dict[str, Any]:
         "machine_agreement": (totals["agree"] / totals["n"]) if totals["n"] else None,
         "inconsistent": totals["inconsistent"],
         "disagreements": totals["disagreements"],
+    }
+
+
+def gold_accuracy() -> dict[str, Any]:
+    """Each moderator's accuracy on decided gold probes, overall and over the policy's recent window; a moderator
+    whose recent accuracy is below the threshold over at least the minimum number of probes is flagged."""
+    from review.models import GoldProbe
+    from review.services import escalation_policy_active
+
+    policy = escalation_policy_active()
+    since = timezone.now() - dt.timedelta(days=policy.gold_window_days)
+    rows = (
+        GoldProbe.objects.filter(correct__isnull=False)
+        .values("moderator__username")
+        .annotate(
+            n_total=Count("id"),
+            n_correct=Count("id", filter=Q(correct=True)),
+            n_recent=Count("id", filter=Q(decided_at__gte=since)),
+            n_recent_correct=Count("id", filter=Q(decided_at__gte=since, correct=True)),
+        )
+        .order_by("moderator__username")
+    )
+    moderators = []
+    for row in rows:
+        recent = row["n_recent_correct"] / row["n_recent"] if row["n_recent"] else None
+        flagged = (
+            recent is not None and row["n_recent"] >= policy.gold_min_probes and recent < policy.gold_accuracy_threshold
+        )
+        moderators.append(
+            {
+                "moderator": row["moderator__username"],
+                "probes": row["n_total"],
+                "accuracy": row["n_correct"] / row["n_total"],
+                "recent_probes": row["n_recent"],
+                "recent_accuracy": recent,
+                "flagged": flagged,
+            }
+        )
+    return {
+        "moderators": moderators,
+        "flagged": [m["moderator"] for m in moderators if m["flagged"]],
+        "threshold": policy.gold_accuracy_threshold,
+        "min_probes": policy.gold_min_probes,
+        "window_days": policy.gold_window_days,
+        "rate": policy.gold_rate,
     }

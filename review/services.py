@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,8 @@ from review.models import (
     AssignmentSource,
     AssignmentStatus,
     EscalationPolicy,
+    GoldItem,
+    GoldProbe,
     HumanVerdict,
     ItemStatus,
     ModeratorProfile,
@@ -116,7 +119,7 @@ def review_item_create_for_analysis(*, payload: dict[str, Any]) -> ReviewItem | 
     analyses of the same media are superseded (status expired) since their machine outcome is stale.
     """
     analysis_id = str(payload["analysis_id"])
-    existing = ReviewItem.objects.filter(analysis_id=analysis_id).first()
+    existing = ReviewItem.objects.filter(analysis_id=analysis_id, is_gold_probe=False).first()
     if existing is not None:
         return existing
     analysis = Analysis.objects.select_related("media").filter(pk=analysis_id).first()
@@ -236,6 +239,12 @@ def _check_eligible(item: ReviewItem, profile: ModeratorProfile) -> None:
         raise PermissionDenied("Critical items need a senior or lead moderator.", code="insufficient_seniority")
 
 
+def _check_probe_holder(item: ReviewItem, user: User) -> None:
+    """A gold probe exists for one moderator only: to anyone else (leads' assign included) it is not there."""
+    if item.is_gold_probe and not GoldProbe.objects.filter(probe_item=item, moderator=user).exists():
+        raise NotFound("No such review item.", code="not_found")
+
+
 def _check_open(item: ReviewItem) -> None:
     if item.status == ItemStatus.DECIDED:
         raise Conflict("This item has already been decided.", code="item_decided")
@@ -304,7 +313,9 @@ def _claimable(user: User, profile: ModeratorProfile, now: dt.datetime) -> Query
         ]
         if priorities:
             takeable |= Q(status=status, priority__in=priorities)
-    qs = ReviewItem.objects.filter(takeable, open_slots__gt=0).filter(~Exists(mine_active), ~Exists(mine_decided))
+    qs = ReviewItem.objects.filter(takeable, open_slots__gt=0, is_gold_probe=False).filter(
+        ~Exists(mine_active), ~Exists(mine_decided)
+    )
     return qs.order_by(_overdue_first(now), "priority_rank", "due_at", "created_at")
 
 
@@ -373,6 +384,9 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
                 code="at_capacity",
                 details={"held": load, "capacity": profile.capacity},
             )
+        probe = _gold_probe_hand_out(user, profile, policy, now)
+        if probe is not None:
+            return probe
         candidates = list(_claimable(user, profile, now).select_for_update(skip_locked=True)[:PULL_CANDIDATES])
         if not candidates:
             raise NotFound("No review item is waiting for you.", code="queue_empty")
@@ -397,6 +411,7 @@ def review_item_claim(*, item_id: Any, user: User) -> ReviewItem:
     with transaction.atomic():
         ModeratorProfile.objects.select_for_update().filter(pk=profile.pk).first()
         item = _lock_item(item_id)
+        _check_probe_holder(item, user)
         _check_open(item)
         held = ReviewAssignment.objects.filter(item=item, moderator=user, status=AssignmentStatus.ACTIVE).first()
         if held is not None:
@@ -512,6 +527,7 @@ def review_item_assign(*, item_id: Any, moderator: User, by: User, replace: User
     with transaction.atomic():
         ModeratorProfile.objects.select_for_update().filter(pk=profile.pk).first()
         item = _lock_item(item_id)
+        _check_probe_holder(item, by)
         _check_open(item)
         if ReviewAssignment.objects.filter(item=item, moderator=moderator, status=AssignmentStatus.ACTIVE).exists():
             raise Conflict(f"{moderator.username} already holds this item.", code="already_assigned")
@@ -626,6 +642,8 @@ def review_decision_submit(
         ReviewAssignment.objects.filter(pk=mine.pk).update(status=AssignmentStatus.COMPLETED, ended_at=now)
         decided_by: list[ReviewDecision] | None = None
         disagreeing: list[ReviewDecision] | None = None
+        if item.is_gold_probe:
+            return _gold_probe_decided(item, decision, user, now)
         if item.status == ItemStatus.ESCALATED:
             decided_by = [decision]
         else:
@@ -732,6 +750,115 @@ def _announce_decided(item: ReviewItem, decisions: list[ReviewDecision], *, acto
     )
 
 
+# --- gold items ---------------------------------------------------------------------------------------------------
+GOLD_VERDICTS = (HumanVerdict.AUTHENTIC, HumanVerdict.MANIPULATED)
+
+# The columns a probe copies from its gold item, so that it looks like any other item to the moderator.
+_PROBE_COPIED = (
+    "analysis_id",
+    "media_id",
+    "priority",
+    "priority_rank",
+    "reasons",
+    "required_expertise",
+    "kind",
+    "machine_trust_score",
+    "machine_probability",
+    "machine_confidence",
+    "machine_verdict",
+    "client_urgent",
+    "qa_sample",
+)
+
+
+def gold_item_mark(*, item_id: Any, by: User, verdict: str | None = None) -> GoldItem:
+    """A lead vouches for a decided item's verdict (by default its final verdict) so it can check moderators.
+    Marking changes nothing about the item or its media."""
+    if not by.is_lead:
+        raise PermissionDenied("Only lead moderators can mark gold items.", code="lead_only")
+    with transaction.atomic():
+        item = _lock_item(item_id)
+        if item.is_gold_probe:
+            raise NotFound("No such review item.", code="not_found")
+        if item.status != ItemStatus.DECIDED:
+            raise Conflict("Only decided items can become gold items.", code="gold_item_not_decided")
+        accepted = verdict or item.final_verdict
+        if accepted not in GOLD_VERDICTS:
+            raise ValidationFailed(
+                "A gold item needs an authentic or manipulated verdict.",
+                code="gold_verdict_invalid",
+                details={"fields": {"verdict": ["authentic or manipulated"]}},
+            )
+        if GoldItem.objects.filter(item=item).exists():
+            raise Conflict("This item is already a gold item.", code="already_gold")
+        gold = GoldItem.objects.create(item=item, verdict=accepted, marked_by=by)
+        audit_record(
+            actor=by,
+            action="review.gold_marked",
+            target=item,
+            payload={"verdict": accepted, "final_verdict": item.final_verdict},
+        )
+    return gold
+
+
+def _gold_probe_hand_out(
+    user: User, profile: ModeratorProfile, policy: EscalationPolicy, now: dt.datetime
+) -> ReviewItem | None:
+    """At `policy.gold_rate`, turn this pull claim into a probe: a fresh item copying a gold item this moderator
+    has never had, did not decide and did not mark. None when the draw says no or no gold item fits."""
+    if policy.gold_rate <= 0 or secrets.SystemRandom().random() >= policy.gold_rate:
+        return None
+    allowed = [p for p in Priority if algo.seniority_refusal(profile.seniority, priority=p, lead_only=False) is None]
+    gold = (
+        GoldItem.objects.select_related("item")
+        .filter(is_active=True, item__priority__in=allowed)
+        .exclude(marked_by=user)
+        .exclude(probes__moderator=user)
+        .exclude(item__decisions__moderator=user)
+        .order_by("?")
+        .first()
+    )
+    if gold is None:
+        return None
+    source = gold.item
+    probe = ReviewItem.objects.create(
+        **{field: getattr(source, field) for field in _PROBE_COPIED},
+        is_gold_probe=True,
+        reviewers_required=1,
+        open_slots=1,
+        due_at=_sla_due(policy, source.priority, now),
+    )
+    GoldProbe.objects.create(gold=gold, moderator=user, probe_item=probe)
+    assignment = _take_slot(probe, user, policy, source=AssignmentSource.PULL, by=None, now=now, opened=True)
+    audit_record(actor=None, action="review.gold_probe_created", target=probe, payload={"gold_item": str(source.pk)})
+    _audit_slot(probe, assignment, by=None)
+    return probe
+
+
+def _gold_probe_decided(
+    item: ReviewItem, decision: ReviewDecision, user: User, now: dt.datetime
+) -> tuple[ReviewItem, ReviewDecision]:
+    """Score a probe against its gold verdict. Only the probe closes: the media's verdict is untouched and
+    nothing is published (no `review.decided`, so no webhook and no client ever sees it)."""
+    probe = GoldProbe.objects.select_related("gold").get(probe_item=item)
+    correct = decision.verdict == probe.gold.verdict
+    GoldProbe.objects.filter(pk=probe.pk).update(verdict=decision.verdict, correct=correct, decided_at=now)
+    item.status = ItemStatus.DECIDED
+    item.final_verdict = decision.verdict
+    item.final_confidence = decision.confidence
+    item.decided_at = now
+    item.open_slots = 0
+    item.save(update_fields=["status", "final_verdict", "final_confidence", "decided_at", "open_slots", "updated_at"])
+    audit_record(
+        actor=user,
+        action="review.gold_probe_decided",
+        target=item,
+        payload={"verdict": decision.verdict, "gold_verdict": probe.gold.verdict, "correct": correct},
+    )
+    item.refresh_from_db()
+    return item, decision
+
+
 # --- batch assignment -------------------------------------------------------------------------------------------
 def review_assignment_run(*, max_items: int = 5000) -> int:
     """Push work: solve the optimal assignment over open slots and free capacity of on-shift moderators, then
@@ -742,9 +869,9 @@ def review_assignment_run(*, max_items: int = 5000) -> int:
     moderator_profiles_ensure_all()
     now = timezone.now()
     items = list(
-        ReviewItem.objects.filter(status__in=[ItemStatus.PENDING, ItemStatus.ESCALATED], open_slots__gt=0).order_by(
-            _overdue_first(now), "priority_rank", "due_at"
-        )[:max_items]
+        ReviewItem.objects.filter(
+            status__in=[ItemStatus.PENDING, ItemStatus.ESCALATED], open_slots__gt=0, is_gold_probe=False
+        ).order_by(_overdue_first(now), "priority_rank", "due_at")[:max_items]
     )
     if not items:
         return 0

@@ -30,5 +30,6 @@ urlpatterns = [
     path("items/<uuid:item_id>/decide/", views.item_decide, name="decide"),
     path("items/<uuid:item_id>/escalate/", views.item_escalate, name="escalate"),
     path("items/<uuid:item_id>/assign/", views.item_assign, name="assign"),
+    path("items/<uuid:item_id>/gold/", views.item_gold, name="gold"),
     path("items/<uuid:item_id>/heartbeat/", views.item_heartbeat, name="heartbeat"),
 ]

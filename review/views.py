@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from hlekkr.accounts.models import User
 from hlekkr.exceptions import HlekkrError
 from review import selectors, services
-from review.forms import AssignForm, DecisionForm, EscalateForm, QueueFilterForm
+from review.forms import AssignForm, DecisionForm, EscalateForm, GoldForm, QueueFilterForm
 from review.models import ItemStatus, ReviewItem
 
 View = Callable[..., HttpResponse]
@@ -191,9 +191,19 @@ def _item_context(request: HttpRequest, item: ReviewItem) -> dict[str, Any]:
         "decision_form": DecisionForm(),
         "escalate_form": EscalateForm(),
         "assign_form": _assign_form() if me.is_lead else None,
+        "gold_form": _gold_form(item) if me.is_lead else None,
         "can_claim": item.is_open and mine is None and not decided_by_me and item.open_slots > 0,
         "nav_active": "queue",
     }
+
+
+def _gold_form(item: ReviewItem) -> GoldForm | None:
+    """Offered to leads on a decided ordinary item that is not gold yet, preset to its final verdict."""
+    from review.models import GoldItem
+
+    if item.is_gold_probe or item.status != ItemStatus.DECIDED or GoldItem.objects.filter(item=item).exists():
+        return None
+    return GoldForm(initial={"verdict": item.final_verdict})
 
 
 def _assign_form() -> AssignForm:
@@ -225,6 +235,21 @@ def _act(
         return redirect("dashboard:item", item_id=item_id)
     messages.success(request, done)
     return redirect(then, item_id=item_id) if then == "dashboard:item" else redirect(then)
+
+
+@require_POST
+@lead_required
+def item_gold(request: HttpRequest, item_id: Any) -> HttpResponse:
+    form = GoldForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose the accepted verdict: authentic or manipulated.")
+        return redirect("dashboard:item", item_id=item_id)
+    return _act(
+        request,
+        item_id,
+        lambda: services.gold_item_mark(item_id=item_id, by=_me(request), verdict=form.cleaned_data["verdict"]),
+        "Marked as a gold item.",
+    )
 
 
 @require_POST
@@ -330,4 +355,8 @@ def run_assignment(request: HttpRequest) -> HttpResponse:
 @require_GET
 @moderator_required
 def stats(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/stats.html", {"stats": selectors.review_stats(), "nav_active": "stats"})
+    # Gold accuracy is about people: leads see it, moderators see the queue figures only.
+    gold = selectors.gold_accuracy() if _me(request).is_lead else None
+    return render(
+        request, "dashboard/stats.html", {"stats": selectors.review_stats(), "gold": gold, "nav_active": "stats"}
+    )

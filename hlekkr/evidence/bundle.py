@@ -70,7 +70,7 @@ def _hash_matches(results: dict[str, DetectorResult]) -> dict[str, Any] | None:
 
 def _review(analysis: Analysis) -> dict[str, Any] | None:
     """The human outcome for this analysis, when review has an item for it."""
-    item = ReviewItem.objects.filter(analysis=analysis).prefetch_related("decisions").first()
+    item = ReviewItem.objects.filter(analysis=analysis, is_gold_probe=False).prefetch_related("decisions").first()
     if item is None:
         return None
     decisions = list(item.decisions.all())

@@ -25,7 +25,7 @@ from review.models import OPEN_STATUSES, Priority, ReviewItem
 # --- review queue ---------------------------------------------------------------------------------------
 def review_queue_snapshot() -> dict[str, Any]:
     """Items awaiting a decision (pending, assigned, escalated) by priority, and SLA breaches."""
-    open_items = ReviewItem.objects.filter(status__in=OPEN_STATUSES).order_by()
+    open_items = ReviewItem.objects.filter(status__in=OPEN_STATUSES, is_gold_probe=False).order_by()
     by_priority = dict.fromkeys(Priority.values, 0)
     for priority, count in open_items.values_list("priority").annotate(n=Count("pk")):
         by_priority[str(priority)] = count

@@ -116,3 +116,21 @@ class AssignSerializer(StrictSerializerMixin, serializers.Serializer):
     replace = serializers.CharField(
         max_length=150, required=False, help_text="When every slot is held: the holder to move off the item."
     )
+
+
+class GoldSerializer(StrictSerializerMixin, serializers.Serializer):
+    verdict = serializers.ChoiceField(
+        choices=[HumanVerdict.AUTHENTIC, HumanVerdict.MANIPULATED],
+        required=False,
+        help_text="The accepted verdict; by default the item's final verdict.",
+    )
+
+
+def gold_item_body(gold: Any) -> dict[str, Any]:
+    return {
+        "review_item_id": str(gold.item_id),
+        "verdict": gold.verdict,
+        "marked_by": gold.marked_by.username,
+        "active": gold.is_active,
+        "created_at": _iso(gold.created_at),
+    }

@@ -10,5 +10,6 @@ urlpatterns = [
     path("review/items/<uuid:item_id>/release/", views.ReleaseView.as_view(), name="review-release"),
     path("review/items/<uuid:item_id>/decide/", views.DecideView.as_view(), name="review-decide"),
     path("review/items/<uuid:item_id>/escalate/", views.EscalateView.as_view(), name="review-escalate"),
+    path("review/items/<uuid:item_id>/gold/", views.GoldView.as_view(), name="review-gold"),
     path("review/items/<uuid:item_id>/assign/", views.AssignView.as_view(), name="review-assign"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +19,9 @@ from review.api.serializers import (
     AssignSerializer,
     DecideSerializer,
     EscalateSerializer,
+    GoldSerializer,
     QueueFilterSerializer,
+    gold_item_body,
     review_item_detail,
     review_item_summary,
 )
@@ -154,6 +156,20 @@ class AssignView(ReviewView):
         replace = _moderator_named(data["replace"], field="replace") if data.get("replace") else None
         item = services.review_item_assign(item_id=item_id, moderator=target, by=request.user, replace=replace)  # type: ignore[arg-type]
         return Response(self.detail(item.pk))
+
+
+class GoldView(ReviewView):
+    permission_classes = [IsAuthenticated, HasScope, IsLead]
+
+    @extend_schema(
+        request=GoldSerializer,
+        responses={201: OpenApiResponse(description="The gold item: review_item_id, verdict, marked_by")},
+        examples=[OpenApiExample("Mark as gold with the accepted verdict", value={"verdict": "manipulated"})],
+    )
+    def post(self, request: Request, item_id: Any) -> Response:
+        data = self.body(GoldSerializer, request)
+        gold = services.gold_item_mark(item_id=item_id, by=request.user, verdict=data.get("verdict"))  # type: ignore[arg-type]
+        return Response(gold_item_body(gold), status=201)
 
 
 def _moderator_named(username: str, *, field: str) -> User:

@@ -134,11 +134,12 @@ def test_the_lead_desk_keeps_its_query_count_as_lists_grow(
     client = logged_in(lead)
     fill()
     client.get("/dashboard/lead/")
-    with django_assert_max_num_queries(9):
+    # 9 for the desk, 2 for gold accuracy (the policy and one grouped query), whatever the rows.
+    with django_assert_max_num_queries(11):
         page = client.get("/dashboard/lead/")
     assert page.status_code == 200 and "No escalations." not in page.content.decode()
     fill()
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(11):
         assert client.get("/dashboard/lead/").status_code == 200
 
 

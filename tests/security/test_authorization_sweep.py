@@ -107,6 +107,7 @@ ROUTES: dict[str, Route] = {
     ),
     "api/v1/review/items/<uuid:item_id>/escalate/": Route(REVIEW, ("POST",), REVIEW_RW, {"note": "need a lead"}),
     "api/v1/review/items/<uuid:item_id>/assign/": Route(REVIEW_LEAD, ("POST",), REVIEW_RW, {"moderator": "mod"}),
+    "api/v1/review/items/<uuid:item_id>/gold/": Route(REVIEW_LEAD, ("POST",), REVIEW_RW, {"verdict": "manipulated"}),
     # batches
     "api/v1/batches/": Route(
         SELF, ("POST",), (("POST", "media:write"),), {"items": [{"url": "https://a.example/x.jpg"}]}
@@ -141,6 +142,7 @@ ROUTES: dict[str, Route] = {
     "dashboard/items/<uuid:item_id>/decide/": Route(DASHBOARD, ("POST",)),
     "dashboard/items/<uuid:item_id>/escalate/": Route(DASHBOARD, ("POST",)),
     "dashboard/items/<uuid:item_id>/assign/": Route(DASHBOARD_LEAD, ("POST",)),
+    "dashboard/items/<uuid:item_id>/gold/": Route(DASHBOARD_LEAD, ("POST",)),
     "dashboard/items/<uuid:item_id>/heartbeat/": Route(DASHBOARD, ("POST",)),
 }
 
