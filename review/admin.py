@@ -62,6 +62,10 @@ class ReviewItemAdmin(AuditedModelAdmin):
     list_filter = ("status", "priority", "qa_sample", "disagreement", "inconsistency")
     inlines = (AssignmentInline, DecisionInline)
 
+    def get_queryset(self, request):
+        # The read-only page links its analysis and media: one query, not three.
+        return super().get_queryset(request).select_related("analysis", "media")
+
     def has_change_permission(self, request, obj=None):
         return False
 

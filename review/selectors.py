@@ -66,11 +66,18 @@ def review_queue(
     return _with_holders(qs).order_by("due_at")
 
 
-def review_item_get(*, item_id: Any) -> ReviewItem:
+def review_item_get(*, item_id: Any, viewer: User | None = None) -> ReviewItem:
+    """One item with its people. Given a `viewer`, another moderator's gold probe is "not found" (leads may look)."""
     try:
-        return _with_people(ReviewItem.objects.select_related("analysis", "media")).get(pk=item_id)
+        item = _with_people(ReviewItem.objects.select_related("analysis", "media")).get(pk=item_id)
     except (ReviewItem.DoesNotExist, ValueError, DjangoValidationError):  # a malformed id is "not found" too
         raise NotFound("No such review item.", code="not_found")
+    if item.is_gold_probe and viewer is not None and not viewer.is_lead:
+        from review.models import GoldProbe
+
+        if not GoldProbe.objects.filter(probe_item=item, moderator=viewer).exists():
+            raise NotFound("No such review item.", code="not_found")
+    return item
 
 
 def queue_depth() -> dict[str, Any]:

@@ -217,7 +217,7 @@ def item_page(request: HttpRequest, item_id: Any) -> HttpResponse:
     # Renew first, then read: the page shows the renewed lease (renew ignores unknown ids).
     services.review_assignment_renew(item_id=item_id, user=_me(request))
     try:
-        item = selectors.review_item_get(item_id=item_id)
+        item = selectors.review_item_get(item_id=item_id, viewer=_me(request))
     except HlekkrError:
         return render(request, "dashboard/not_found.html", status=404)
     return render(request, "dashboard/item.html", _item_context(request, item))

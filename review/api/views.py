@@ -88,7 +88,8 @@ class ItemView(ReviewView):
     def get(self, request: Request, item_id: Any) -> Response:
         # Renew first, then read once: the response shows the renewed lease (renew ignores unknown ids).
         services.review_assignment_renew(item_id=item_id, user=request.user)  # type: ignore[arg-type]
-        return Response(self.detail(item_id))
+        item = selectors.review_item_get(item_id=item_id, viewer=request.user)  # type: ignore[arg-type]
+        return Response(review_item_detail(item))
 
 
 class ClaimView(ReviewView):

@@ -113,6 +113,10 @@ def test_next_hands_out_a_probe_that_looks_like_an_item_once_per_person(api_as, 
     other = _moderator("other")
     assert str(probe.probe_item_id) not in {row["id"] for row in api_as(other).get(f"{BASE}/queue/").json()["results"]}
     assert api_as(other).post(f"{BASE}/items/{probe.probe_item_id}/claim/").status_code == 404
+    assert api_as(other).get(f"{BASE}/items/{probe.probe_item_id}/").status_code == 404
+    other_page = Client()
+    other_page.force_login(other)
+    assert other_page.get(f"/dashboard/items/{probe.probe_item_id}/").status_code == 404
     # Decided, the same gold item is never handed to the same person again.
     moderator_api.post(
         f"{BASE}/items/{probe.probe_item_id}/decide/", {"verdict": "manipulated", "confidence": 0.8}, format="json"
