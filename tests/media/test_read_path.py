@@ -236,28 +236,33 @@ def test_on_redis_a_cached_detail_read_is_two_round_trips(
     from ratelimit import monitor
     from ratelimit.policies import policy_cache
 
+    # Its own key prefix and no FLUSHDB: Redis tests on the other xdist worker share this database.
+    prefix = f"test-read-path-{time.time_ns()}"
+    local = settings.CACHES
     settings.CACHES = {
-        "default": {"BACKEND": "ratelimit.cache.RedisCache", "LOCATION": redis_url, "KEY_PREFIX": "test-read-path"}
+        "default": {"BACKEND": "ratelimit.cache.RedisCache", "LOCATION": redis_url, "KEY_PREFIX": prefix}
     }
     settings.HLEKKR_RATELIMIT_POLICY_TTL = 60
-    cache.clear()
     policy_cache.invalidate()
-    api = api_as(client_a)
-    api.get(_url(item_a))
-    sent: list[str] = []
-    original = redis.Redis.execute_command
-
-    def counting(self_: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(args[0]))
-        return original(self_, *args, **kwargs)
-
-    monkeypatch.setattr(redis.Redis, "execute_command", counting)
-    monitor._local.last_push = time.monotonic() + 60  # the monitor pushes once a second, not per request
     try:
+        api = api_as(client_a)
+        api.get(_url(item_a))
+        sent: list[str] = []
+        original = redis.Redis.execute_command
+
+        def counting(self_: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(str(args[0]))
+            return original(self_, *args, **kwargs)
+
+        monkeypatch.setattr(redis.Redis, "execute_command", counting)
+        monitor._local.last_push = time.monotonic() + 60  # the monitor pushes once a second, not per request
         assert api.get(_url(item_a)).status_code == 200
         during = list(sent)
     finally:
-        cache.clear()
+        client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        settings.CACHES = local  # so the media fixtures' cache.clear() at teardown empties local memory
     assert during == ["EVALSHA", "MGET"]  # the limiter's one Lua call; the body and its generation
 
 

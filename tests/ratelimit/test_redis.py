@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from django.test import RequestFactory
 from django_ratelimit.core import _get_window
 
@@ -22,18 +22,22 @@ from ratelimit.services import ratelimit_monitor_flush
 pytestmark = [pytest.mark.redis, pytest.mark.xdist_group("redis")]
 
 
+def _delete_prefixed(prefix: str) -> None:
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+
+
 @pytest.fixture
 def on_redis(settings: Any, redis_url: str, set_policy: Callable) -> Iterator[None]:
+    # Each test its own key prefix, removed by prefix: never FLUSHDB, which would reset the counters of a Redis
+    # test running at the same moment on the other xdist worker (the redis group does not always stay on one).
+    prefix = f"hlekkr-test-{time.time_ns()}"
     settings.CACHES = {
-        "default": {
-            "BACKEND": "ratelimit.cache.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": f"hlekkr-test-{time.time_ns()}",
-        }
+        "default": {"BACKEND": "ratelimit.cache.RedisCache", "LOCATION": redis_url, "KEY_PREFIX": prefix}
     }
-    cache.clear()
     yield
-    cache.clear()
+    _delete_prefixed(prefix)
 
 
 def _wait_for_a_fresh_window(value: str, period: int, margin: float = 5) -> None:
