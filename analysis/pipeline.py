@@ -11,12 +11,6 @@ While detectors run, an optional `Heartbeat` is called at least every `every` se
 while waiting for a slow one): the worker renews its claim on the analysis with it (analysis/services.py), so a
 claim whose worker was killed lapses within seconds instead of a task time limit. The heartbeat's exception is
 the one exception these functions let through: it means another worker has taken the analysis over.
-
-A detector thread that overran its budget still holds its memory. Before the next detector starts, the pipeline
-gives such a thread a grace of its own budget once more to finish: otherwise, on a loaded machine where several
-detectors overrun a little, their working sets pile up side by side (a hostile-corpus probe that peaks near
-450 MB alone was measured at 1.15 GB under load). A thread that never returns delays the rest of the analysis by
-at most its own budget, once.
 """
 
 from __future__ import annotations
@@ -40,26 +34,6 @@ from analysis.detectors.base import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Detector threads that overran their budget, each with the moment its grace ends (see the module docstring).
-_overrunning: list[tuple[threading.Thread, float]] = []
-_overrunning_lock = threading.Lock()
-
-
-def wait_for_overrunning_detectors(heartbeat: Heartbeat | None = None) -> None:
-    """Give detector threads that overran their budget the rest of their grace to finish, so their memory is
-    freed before another detector allocates its own."""
-    while True:
-        with _overrunning_lock:
-            _overrunning[:] = [(t, until) for t, until in _overrunning if t.is_alive() and until > time.monotonic()]
-            pending = list(_overrunning)
-        if not pending:
-            return
-        thread, until = pending[0]
-        left = until - time.monotonic()
-        thread.join(max(0.0, min(left, heartbeat.every) if heartbeat else left))
-        if heartbeat:
-            heartbeat.maybe()
 
 
 @dataclass
@@ -114,7 +88,6 @@ def run_detector(
         return DetectorRun(detector.name, detector.version, refusal, elapsed_ms(started))
 
     budget = float(detector.time_budget_s) * budget_scale
-    wait_for_overrunning_detectors(heartbeat)
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -132,8 +105,6 @@ def run_detector(
             heartbeat.maybe()
     if thread.is_alive():
         logger.warning("detector %s exceeded its %.1f s budget", detector.name, budget)
-        with _overrunning_lock:
-            _overrunning.append((thread, time.monotonic() + budget))
         output = DetectorOutput.abstain(
             AbstainCode.TIMEOUT, f"The detector did not finish within its {budget:g} s budget.", budget_s=budget
         )
