@@ -39,12 +39,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def schemathesis(server: LiveServer, user: str, *selection: str) -> subprocess.CompletedProcess[str]:
+    # One worker: with two, hypothesis describes strategies by parsing lambda sources with ast.parse in two threads
+    # at once, and CPython 3.11 intermittently raises "SystemError: AST constructor recursion depth mismatch"
+    # (a runtime error of the run, not a finding about the API); seen in a clean-clone CI run, both tests.
     return subprocess.run(
         [
             *(SCHEMATHESIS, "run", f"{server.url}/api/schema/?format=json", "--url", server.url),
             *("-H", f"Authorization: Bearer {server.token(user)}"),
             *("--checks", "all", "--exclude-checks", "positive_data_acceptance"),
-            *("--max-examples", MAX_EXAMPLES, "--seed", "14", "--workers", "2", "--no-color"),
+            *("--max-examples", MAX_EXAMPLES, "--seed", "14", "--workers", "1", "--no-color"),
             *("--phases", "examples,coverage,fuzzing", "--request-timeout", "60", "--request-retries", "2"),
             *selection,
         ],
