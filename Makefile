@@ -10,10 +10,12 @@ HLEKKR_VAR_DIR ?= var
 
 .PHONY: run test reliability lint typecheck check conformance venv migrate worker web bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Installs exactly the lock (every distribution, hash-checked), not a fresh resolution of requirements-dev.txt:
+# a new release of an unpinned transitive dependency must not change what CI tests.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	touch $@
 
 venv: $(VENV)/.installed
