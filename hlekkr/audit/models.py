@@ -23,7 +23,8 @@ class AuditEvent(models.Model):
     hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
     class Meta:
-        ordering = ["sequence"]
+        # Sealed rows in chain order, then rows still in the outbox in the order they were written.
+        ordering = ["sequence", "id"]
         indexes = [
             models.Index(fields=["object_type", "object_id"]),
             # The sequencer's work list: small, because rows leave it within a second of their commit.
