@@ -160,6 +160,10 @@ class DecodedImage:
         return _apply_orientation(array, self.orientation)
 
 
+# What decoding a damaged or hostile file raises (Pillow's own errors, and a pixel count past the bomb limit).
+DECODE_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def decode_image(data: bytes) -> DecodedImage:
     """Decode once to a luminance plane; raises what Pillow raises for corrupt or unsupported data."""
     with Image.open(io.BytesIO(data)) as image:
@@ -253,3 +257,36 @@ class Detector:
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         raise NotImplementedError
+
+
+class PixelDetector(Detector):
+    """An image detector that reads the shared luminance plane. Decoding once and the two abstentions every such
+    detector needs (an unreadable file, an image too small for the method) live here; subclasses say how small is
+    too small (`min_side`) and look at the pixels in `examine`."""
+
+    def min_side(self) -> int:
+        raise NotImplementedError
+
+    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+        try:
+            luma = media.decoded.luma
+        except DECODE_ERRORS as exc:
+            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
+        height, width = luma.shape
+        need = self.min_side()
+        if min(height, width) < need:
+            return DetectorOutput.abstain(
+                AbstainCode.TOO_SMALL, f"{self.name} needs at least {need} px a side.", width=width, height=height
+            )
+        return self.examine(luma, media, context)
+
+    def examine(self, luma: np.ndarray, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+        raise NotImplementedError
+
+
+def grid_centre_crop(luma: np.ndarray, max_side: int) -> tuple[np.ndarray, int, int]:
+    """The centre of `luma`, at most `max_side` a side, cut on the 8x8 grid so JPEG traces stay where the encoder
+    put them (resampling instead would erase them); with the crop's top and left in `luma`."""
+    height, width = luma.shape
+    top, left = max(0, (height - max_side) // 2) // 8 * 8, max(0, (width - max_side) // 2) // 8 * 8
+    return luma[top : top + max_side, left : left + max_side], top, left

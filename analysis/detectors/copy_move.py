@@ -33,7 +33,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -41,10 +40,10 @@ from analysis.detectors.base import (
     AbstainCode,
     Artifact,
     Category,
-    Detector,
     DetectorContext,
     DetectorOutput,
     MediaInput,
+    PixelDetector,
     Reason,
 )
 
@@ -78,7 +77,7 @@ class CopyMoveConfig:
     max_clusters: int = 4
 
 
-class CopyMoveDetector(Detector):
+class CopyMoveDetector(PixelDetector):
     """SIFT g2NN self-matching with clustering and affine RANSAC, verified by correlation; dense block fallback."""
 
     name = "copy_move"
@@ -88,15 +87,12 @@ class CopyMoveDetector(Detector):
     def __init__(self, config: CopyMoveConfig | None = None) -> None:
         self.config = config or CopyMoveConfig()
 
-    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+    def min_side(self) -> int:
+        return self.config.min_side
+
+    def examine(self, luma: np.ndarray, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         cfg = self.config
-        try:
-            luma = media.decoded.luma
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
         full_h, full_w = luma.shape
-        if min(full_w, full_h) < cfg.min_side:
-            return DetectorOutput.abstain(AbstainCode.TOO_SMALL, "Too small to hold a duplicated region.")
         long_side = max(full_w, full_h)
         if long_side > cfg.work_side:
             factor = cfg.work_side / long_side

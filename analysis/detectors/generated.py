@@ -28,15 +28,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from analysis.detectors.base import (
     AbstainCode,
     Category,
-    Detector,
     DetectorContext,
     DetectorOutput,
     MediaInput,
+    PixelDetector,
     Reason,
 )
 
@@ -71,7 +70,7 @@ class GeneratedConfig:
     p_max: float = 0.9
 
 
-class GeneratedDetector(Detector):
+class GeneratedDetector(PixelDetector):
     """Spectral up-sampling peaks and residual statistics -> a small fitted logistic model."""
 
     name = "generated"
@@ -81,15 +80,11 @@ class GeneratedDetector(Detector):
     def __init__(self, config: GeneratedConfig | None = None) -> None:
         self.config = config or GeneratedConfig()
 
-    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+    def min_side(self) -> int:
+        return self.config.min_side
+
+    def examine(self, luma: np.ndarray, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         cfg = self.config
-        try:
-            luma = media.decoded.luma
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
-        h, w = luma.shape
-        if min(h, w) < cfg.min_side:
-            return DetectorOutput.abstain(AbstainCode.TOO_SMALL, f"Needs at least {cfg.min_side} px a side.")
         feats = features(luma, cfg.crop)
         if feats is None:
             return DetectorOutput.abstain(AbstainCode.LOW_QUALITY, "The image is too flat to read generator traces.")

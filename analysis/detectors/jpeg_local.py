@@ -36,11 +36,12 @@ from analysis.detectors.base import (
     AbstainCode,
     Artifact,
     Category,
-    Detector,
     DetectorContext,
     DetectorOutput,
     MediaInput,
+    PixelDetector,
     Reason,
+    grid_centre_crop,
 )
 from analysis.detectors.heatmaps import heatmap_png, region_strength, robust_z
 
@@ -66,7 +67,7 @@ class JpegLocalConfig:
     p_max: float = 0.92
 
 
-class JpegLocalDetector(Detector):
+class JpegLocalDetector(PixelDetector):
     """Per-block fit to the image's own estimated JPEG quantisation, on its own 8x8 grid."""
 
     name = "jpeg_local"
@@ -76,18 +77,14 @@ class JpegLocalDetector(Detector):
     def __init__(self, config: JpegLocalConfig | None = None) -> None:
         self.config = config or JpegLocalConfig()
 
-    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+    def min_side(self) -> int:
+        return 8 * self.config.cell_blocks * 4
+
+    def examine(self, luma: np.ndarray, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         cfg = self.config
-        try:
-            luma = media.decoded.luma
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
         h, w = luma.shape
-        side = 8 * cfg.cell_blocks * 4
-        if min(h, w) < side:
-            return DetectorOutput.abstain(AbstainCode.TOO_SMALL, f"Needs at least {side} px a side.", width=w, height=h)
-        top, left = max(0, (h - cfg.max_side) // 2) // 8 * 8, max(0, (w - cfg.max_side) // 2) // 8 * 8
-        g = luma[top : top + cfg.max_side, left : left + cfg.max_side].astype(np.float32)
+        crop, top, left = grid_centre_crop(luma, cfg.max_side)
+        g = crop.astype(np.float32)
         oy, ox = _grid_offset(g, axis=0), _grid_offset(g, axis=1)
         coefficients = _block_dct(g[oy:, ox:])  # (by, bx, 8, 8)
         picks = np.array(_ZIGZAG[: cfg.frequencies])

@@ -24,17 +24,17 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from analysis.detectors.base import (
     AbstainCode,
     Artifact,
     Category,
-    Detector,
     DetectorContext,
     DetectorOutput,
     MediaInput,
+    PixelDetector,
     Reason,
+    grid_centre_crop,
 )
 from analysis.detectors.heatmaps import heatmap_png, region_strength, robust_z
 
@@ -55,7 +55,7 @@ class NoiseResidualConfig:
     p_max: float = 0.9
 
 
-class NoiseResidualDetector(Detector):
+class NoiseResidualDetector(PixelDetector):
     """Co-occurrences of high-pass residuals per window, a robust Gaussian host model, outlier regions."""
 
     name = "noise_residual"
@@ -65,19 +65,13 @@ class NoiseResidualDetector(Detector):
     def __init__(self, config: NoiseResidualConfig | None = None) -> None:
         self.config = config or NoiseResidualConfig()
 
-    def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+    def min_side(self) -> int:
+        return 4 * self.config.cell
+
+    def examine(self, luma: np.ndarray, media: MediaInput, context: DetectorContext) -> DetectorOutput:
         cfg = self.config
-        try:
-            luma = media.decoded.luma
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The image could not be decoded.", error=str(exc))
         h, w = luma.shape
-        if min(h, w) < 4 * cfg.cell:
-            return DetectorOutput.abstain(
-                AbstainCode.TOO_SMALL, f"Needs at least {4 * cfg.cell} px a side.", width=w, height=h
-            )
-        top, left = max(0, (h - cfg.max_side) // 2) // 8 * 8, max(0, (w - cfg.max_side) // 2) // 8 * 8
-        crop = luma[top : top + cfg.max_side, left : left + cfg.max_side]
+        crop, top, left = grid_centre_crop(luma, cfg.max_side)
         features, texture = _window_features(crop, cfg)
         valid = texture >= cfg.min_texture
         if int(valid.sum()) < cfg.min_windows:
