@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -120,7 +121,7 @@ def features(luma: np.ndarray, crop: int) -> dict[str, float] | None:
     texture = float(np.abs(r).mean())
     if texture < 0.2:  # a smooth residual is itself a generator trace; only a blank image says nothing
         return None
-    window = np.outer(np.hanning(side), np.hanning(side)).astype(np.float32)
+    window = _window(side)
     power = np.abs(np.fft.fftshift(np.fft.fft2(r * window))) ** 2
     logp = np.log(power + 1e-6)
     c = side // 2
@@ -137,12 +138,8 @@ def features(luma: np.ndarray, crop: int) -> dict[str, float] | None:
     peak_axis = max(peak(0, -half), peak(-half, 0))
     peak_quarter = max(peak(0, 0.25), peak(0.25, 0), peak(0, -0.25), peak(-0.25, 0))
     peak_diagonal = max(peak(-half, -half), peak(0.25, 0.25), peak(-0.25, 0.25))
-    yy, xx = np.indices(power.shape)
-    radius = np.hypot(yy - c, xx - c) / side
-    bins = np.minimum((radius / 0.5 * 32).astype(int), 32)
-    profile = np.bincount(bins.ravel(), weights=logp.ravel(), minlength=33)[:32] / np.maximum(
-        np.bincount(bins.ravel(), minlength=33)[:32], 1
-    )
+    bins, counts = _radial_bins(side)
+    profile = np.bincount(bins, weights=logp.ravel(), minlength=33)[:32] / counts
     f = (np.arange(32) + 0.5) / 64
     upper = slice(16, 32)
     slope, curvature = _fit_quadratic(f[upper], profile[upper])
@@ -150,7 +147,11 @@ def features(luma: np.ndarray, crop: int) -> dict[str, float] | None:
     var = float((rc * rc).mean()) + 1e-6
     lag1 = float(((rc[:, 1:] * rc[:, :-1]).mean() + (rc[1:] * rc[:-1]).mean()) / (2 * var))
     lag2 = float(((rc[:, 2:] * rc[:, :-2]).mean() + (rc[2:] * rc[:-2]).mean()) / (2 * var))
-    kurtosis = float((rc**4).mean() / var**2)
+    # rc**4 on float32 calls powf() per element (~14 ms on a 512 crop). In float64 the square is exact and the
+    # fourth power is rounded once to 53 bits, so casting back gives the correctly rounded float32 result: the
+    # same numbers as powf, ~1 ms.
+    r2 = np.square(rc.astype(np.float64))
+    kurtosis = float(np.square(r2).astype(np.float32).mean() / var**2)
     near_zero = float((np.abs(r) < 0.5).mean())
     return {
         "peak_axis": peak_axis,
@@ -163,6 +164,28 @@ def features(luma: np.ndarray, crop: int) -> dict[str, float] | None:
         "kurtosis": math.log(kurtosis),
         "near_zero": near_zero,
     }
+
+
+@lru_cache(maxsize=4)
+def _window(side: int) -> np.ndarray:
+    """The 2-D Hann window (the crop side only takes a few values, so it is built once per side)."""
+    window = np.outer(np.hanning(side), np.hanning(side)).astype(np.float32)
+    window.flags.writeable = False
+    return window
+
+
+@lru_cache(maxsize=4)
+def _radial_bins(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each shifted-spectrum cell's radius bin (32 bins up to 0.5 cycle/px, 32 = beyond) and each bin's cell
+    count: ~3 ms of index arithmetic per call that only depends on the crop side."""
+    c = side // 2
+    yy, xx = np.indices((side, side))
+    radius = np.hypot(yy - c, xx - c) / side
+    bins = np.minimum((radius / 0.5 * 32).astype(int), 32).ravel()
+    counts = np.maximum(np.bincount(bins, minlength=33)[:32], 1)
+    bins.flags.writeable = False
+    counts.flags.writeable = False
+    return bins, counts
 
 
 def _fit_quadratic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
