@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import enum
 import io
+import threading
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -215,19 +215,37 @@ class MediaInput:
     size: int
     sha256: str = ""
     filename: str = ""
+    # The pipeline runs detectors in parallel threads (analysis/pipeline.py): the shared reads below are filled
+    # under this lock, so two detectors asking at once wait for one decode instead of doing two. (Not
+    # functools.cached_property: from Python 3.12 it has no lock at all.)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def data(self) -> bytes:
-        return self.path.read_bytes()
+        """The file's bytes, read once."""
+        with self._lock:
+            return self._read_data()
 
-    @cached_property
+    def _read_data(self) -> bytes:
+        if "data" not in self._cache:
+            self._cache["data"] = self.path.read_bytes()
+        data: bytes = self._cache["data"]
+        return data
+
+    @property
     def decoded(self) -> DecodedImage:
-        """The image decoded once per analysis and shared by the image detectors (raises like Pillow does).
+        """The image decoded once per analysis and shared by the image detectors (raises like Pillow does; a
+        failed decode is not remembered, so each detector gets its own exception).
 
         Decoding is usually the largest single cost of a pixel detector, and six of them look at the same
         luminance; before this each one decoded the file again.
         """
-        return decode_image(self.data)
+        with self._lock:
+            if "decoded" not in self._cache:
+                self._cache["decoded"] = decode_image(self._read_data())
+            decoded: DecodedImage = self._cache["decoded"]
+            return decoded
 
     def open_image(self) -> Image.Image:
         """A fresh PIL image (lazy; callers call .load() or convert())."""

@@ -42,10 +42,10 @@ class _WithArtifact(Detector):
 class _Fixed(Detector):
     name: ClassVar[str] = "ela"  # scores under a weighted name
     version: ClassVar[str] = "0"
-    calls = 0
+    ran: ClassVar[list[str]] = []
 
     def run(self, media: MediaInput, context: DetectorContext) -> DetectorOutput:
-        _Fixed.calls += 1
+        _Fixed.ran.append(self.name)
         return DetectorOutput(status="ok", probability=0.2)
 
 
@@ -275,7 +275,7 @@ def test_a_worker_killed_mid_run_resumes_on_redelivery_once_its_lease_lapsed_wit
     class _Second(_Fixed):
         name: ClassVar[str] = "jpeg"
 
-    _Fixed.calls = 0
+    _Fixed.ran = []
     _use_detectors(monkeypatch, _Fixed, _Second)
     analysis = _queued(stored_media, client_a)
     real_store = services._store_result
@@ -304,7 +304,9 @@ def test_a_worker_killed_mid_run_resumes_on_redelivery_once_its_lease_lapsed_wit
     done = services.analysis_run(analysis_id=analysis.pk)
     assert done is not None and done.status == AnalysisStatus.COMPLETED and done.attempts == 2
     assert sorted(done.detector_results.values_list("detector", flat=True)) == ["ela", "jpeg"]
-    assert _Fixed.calls == 2  # ela once (kept on resume), jpeg once
+    # ela ran once: its stored result was kept on resume. jpeg may also have run in the killed attempt (the
+    # pipeline runs two detectors at a time) and lost its result with the worker, as in-flight work does.
+    assert _Fixed.ran.count("ela") == 1 and _Fixed.ran[-1] == "jpeg"
     assert [event for event, _ in published] == [events.ANALYSIS_COMPLETED]
 
 
