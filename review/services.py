@@ -3,8 +3,8 @@
 * A review item's row lock (`select_for_update`) guards its slots, status and decisions; take it first.
 * A moderator's profile row lock serialises that moderator's own claims, so concurrent requests cannot push
   them past their capacity.
-* Pull mode locks candidate items with SKIP LOCKED, so concurrent claimers never wait on each other or take
-  the same slot twice.
+* Pull mode locks candidate items with SKIP LOCKED, so concurrent claimers never take the same slot twice and
+  wait on each other only when every claimable row is locked at that moment (then for the first one).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -344,40 +344,89 @@ def _to_moderator_in(profile: ModeratorProfile, load: int) -> algo.ModeratorIn:
     )
 
 
+def _claim_context_sql() -> str:
+    """The first statement of a "next item" claim (see `_claim_context`), built from the models' own names."""
+    qn = connection.ops.quote_name
+    profile, policy = ModeratorProfile._meta, EscalationPolicy._meta
+    assignment, item = ReviewAssignment._meta.db_table, ReviewItem._meta.db_table
+    profile_columns = ", ".join(f"p.{qn(str(f.column))}" for f in profile.concrete_fields)
+    policy_columns = ", ".join(
+        f"pol.{qn(str(f.column))} AS {qn('policy_' + f.attname)}" for f in policy.concrete_fields
+    )
+    # SQLite has no row locks (it runs one write transaction at a time), as select_for_update knows too.
+    lock = " FOR UPDATE OF p" if connection.features.has_select_for_update_of else ""
+    # Only the models' own table and column names are interpolated; every value is a parameter.
+    return (
+        f"SELECT {profile_columns}, {policy_columns},"  # noqa: S608
+        f" (SELECT count(*) FROM {qn(assignment)} a WHERE a.moderator_id = p.user_id AND a.status = %(active)s)"
+        " AS held,"
+        f" (SELECT a.id FROM {qn(assignment)} a JOIN {qn(item)} i ON i.id = a.item_id"
+        "   WHERE a.moderator_id = p.user_id AND a.status = %(active)s AND a.opened_at IS NULL"
+        "   AND a.lease_expires_at > %(now)s ORDER BY i.priority_rank, i.due_at LIMIT 1) AS pushed_id"
+        f" FROM {qn(profile.db_table)} p LEFT JOIN {qn(policy.db_table)} pol ON pol.is_active"
+        f" WHERE p.user_id = %(user)s{lock}"
+    )
+
+
+def _claim_context(
+    user: User, now: dt.datetime
+) -> tuple[ModeratorProfile, EscalationPolicy | None, int, int | None] | None:
+    """In one statement: the caller's profile, locked (it serialises this moderator's claims, so parallel
+    requests cannot overrun their capacity), the active policy (read fresh on every claim, so an admin's edit
+    applies to the next claim: no cache to invalidate), how many items the caller holds, and the assignment
+    the batch run pushed to them that they have not opened yet (most urgent first). None when the caller has
+    no profile yet; the policy is None when no policy is active."""
+    rows = list(
+        ModeratorProfile.objects.raw(
+            _claim_context_sql(), {"user": user.pk, "active": AssignmentStatus.ACTIVE.value, "now": now}
+        )
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    extra = vars(row)  # the columns beyond the profile's own fields
+    fields = EscalationPolicy._meta.concrete_fields
+    policy = None
+    if extra["policy_id"] is not None:
+        policy = EscalationPolicy.from_db(
+            "default", [f.attname for f in fields], [f.to_python(extra[f"policy_{f.attname}"]) for f in fields]
+        )
+    return row, policy, int(extra["held"]), extra["pushed_id"]
+
+
 def review_item_claim_next(*, user: User) -> ReviewItem:
     """ "Give me my next item". First an item the batch run pushed to the caller that they have not opened
     yet; otherwise claim the best eligible pending item (overdue first, then priority and SLA, the final pick
     among a few candidates by the assignment score, i.e. expertise and workload). Raises at_capacity when the
-    caller already holds their maximum and queue_empty when nothing is eligible."""
+    caller already holds their maximum and queue_empty when nothing is eligible.
+
+    An ordinary pull claim is five statements (pinned by a test): the context (`_claim_context`), the candidates
+    (SKIP LOCKED), the new assignment, the item's slots and the audit outbox insert. Opening a pushed item is
+    four; a gold probe (at the policy's `gold_rate`) adds its own few, and so does a pick that found every
+    claimable row locked by other claimers (one blocking pick)."""
     if not user.is_moderator:
         raise PermissionDenied("Only moderators have a review profile.", code="not_a_moderator")
-    policy = escalation_policy_active()
     now = timezone.now()
     with transaction.atomic():
-        # Read and lock the profile in one query (serialises this moderator's claims); the first claim ever
-        # creates it. Then the caller's active assignments in one query: the load and any pushed, unopened one.
-        profile = ModeratorProfile.objects.select_for_update().filter(user=user).first()
-        if profile is None:
+        context = _claim_context(user, now)
+        if context is None:  # the first claim ever creates the profile
             moderator_profile_ensure(user=user)
-            profile = ModeratorProfile.objects.select_for_update().get(user=user)
-        active = list(
-            ReviewAssignment.objects.select_related("item")
-            .filter(moderator=user, status=AssignmentStatus.ACTIVE)
-            .order_by("item__priority_rank", "item__due_at")
-        )
-        pushed = next((a for a in active if a.opened_at is None and a.lease_expires_at > now), None)
+            context = _claim_context(user, now)
+            assert context is not None
+        profile, active_policy, load, pushed_id = context
+        policy = active_policy or escalation_policy_active()  # none active: recreated with the defaults
         # Conditional: the item's row is not locked here, so a lead's reassignment or the caller's own
         # decision may have ended this assignment since it was read; then fall through to a pull claim.
         if (
-            pushed is not None
-            and ReviewAssignment.objects.filter(pk=pushed.pk, status=AssignmentStatus.ACTIVE).update(
+            pushed_id is not None
+            and ReviewAssignment.objects.filter(pk=pushed_id, status=AssignmentStatus.ACTIVE).update(
                 opened_at=now, lease_expires_at=now + dt.timedelta(minutes=policy.lease_minutes)
             )
             == 1
         ):
-            audit_record(actor=user, action="review.opened", target=pushed.item, payload={"via": "next"})
-            return pushed.item
-        load = len(active)
+            pushed = ReviewItem.objects.get(assignments__pk=pushed_id)
+            audit_record(actor=user, action="review.opened", target=pushed, payload={"via": "next"})
+            return pushed
         if load >= profile.capacity:
             raise Conflict(
                 f"You already hold {load} items, your maximum. Decide or release one first.",
@@ -387,7 +436,13 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
         probe = _gold_probe_hand_out(user, profile, policy, now)
         if probe is not None:
             return probe
-        candidates = list(_claimable(user, profile, now).select_for_update(skip_locked=True)[:PULL_CANDIDATES])
+        claimable = _claimable(user, profile, now)
+        candidates = list(claimable.select_for_update(skip_locked=True)[:PULL_CANDIDATES])
+        if not candidates:
+            # Every claimable row may be locked by other claimers that are about to take one slot each and
+            # release the rest: wait for the first one rather than call a busy queue empty. No deadlock: a
+            # claimer holding item locks never waits for another claimer.
+            candidates = list(claimable.select_for_update()[:1])
         if not candidates:
             raise NotFound("No review item is waiting for you.", code="queue_empty")
 

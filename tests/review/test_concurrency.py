@@ -236,3 +236,37 @@ def test_a_lease_renewed_while_it_expires_is_either_renewed_or_returned_never_bo
             assert item.open_slots == 1, (rows, item.status, later, timezone.now())
         ReviewAssignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.RELEASED)
         ReviewItem.objects.filter(pk=item.pk).update(status="cancelled")
+
+
+def test_concurrent_claimers_fill_two_reviewer_items_with_two_different_people(client_a: User) -> None:
+    _no_push()
+    for n in range(80):  # 160 slots for 30 seniors who hold 5 each: everyone ends full
+        make_item(client_a, priority=("high", "medium", "low")[n % 3], reviewers=2)
+    moderators = _moderators(30)
+    claimed: list[tuple[str, str]] = []
+
+    def pull(user: User) -> Any:
+        def run() -> None:
+            while True:
+                try:
+                    item = review_item_claim_next(user=user)
+                except HlekkrError as exc:
+                    assert exc.code in ("at_capacity", "queue_empty"), exc.code
+                    return
+                claimed.append((str(item.pk), user.username))
+
+        return run
+
+    errors = _at_once([pull(user) for user in moderators])
+    assert not errors, errors[:3]
+    assert len(claimed) == len(set(claimed)) == 30 * 5
+    per_item = Counter(item_id for item_id, _ in claimed)
+    assert max(per_item.values()) <= 2
+    for item in ReviewItem.objects.all():
+        holders = list(
+            ReviewAssignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE).values_list(
+                "moderator", flat=True
+            )
+        )
+        assert len(holders) == per_item.get(str(item.pk), 0) and len(set(holders)) == len(holders)
+    _assert_slots_add_up()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from hlekkr.audit.models import AuditEvent
@@ -13,7 +15,14 @@ from hlekkr.exceptions import Conflict, NotFound, PermissionDenied, ValidationFa
 from media.models import MediaItem
 from review import assignment as algo
 from review import services
-from review.models import AssignmentStatus, ItemStatus, ModeratorProfile, ReviewAssignment, ReviewItem
+from review.models import (
+    AssignmentStatus,
+    EscalationPolicy,
+    ItemStatus,
+    ModeratorProfile,
+    ReviewAssignment,
+    ReviewItem,
+)
 from tests.factories import make_analysis, payload_for
 
 pytestmark = pytest.mark.django_db
@@ -46,18 +55,73 @@ def test_an_authentic_analysis_is_not_queued_and_a_newer_analysis_supersedes_the
     assert ReviewItem.objects.get(analysis=bad).status == ItemStatus.EXPIRED
 
 
-def test_a_next_item_claim_is_seven_queries_and_one_audit_insert(
-    item_factory, senior, django_assert_num_queries
-) -> None:
+def _statements(captured: list[dict]) -> list[str]:
+    """The statements a service sent, without the transaction control around them (SAVEPOINT/RELEASE here,
+    where the test's transaction surrounds the service's; BEGIN/COMMIT in production)."""
+    control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+    return [q["sql"] for q in captured if not q["sql"].startswith(control)]
+
+
+def test_a_next_item_claim_is_five_statements_and_one_audit_insert(item_factory, policy, senior) -> None:
+    policy.gold_rate = 0  # a probe hand-out (a 5 % draw by default) adds its own statements
+    policy.save()
     item_factory(priority="low")
     item_factory(priority="high")
-    services.review_item_claim_next(user=senior)  # creates nothing on the way any more: the profile exists
-    # the policy; the profile, locked; the caller's active assignments; the candidates (SKIP LOCKED); the new
-    # assignment; the item's slots; the audit event (an outbox insert: no chain lock, docs/audit.md). Plus
-    # SAVEPOINT/RELEASE here, where the test's transaction surrounds the service's (BEGIN/COMMIT in production).
-    with django_assert_num_queries(7 + 2):
+    services.review_item_claim_next(user=senior)
+    with CaptureQueriesContext(connection) as ctx:
         services.review_item_claim_next(user=senior)
+    statements = _statements(ctx.captured_queries)
+    # The profile (locked) with the active policy, the caller's load and any pushed item; the candidates (SKIP
+    # LOCKED); the new assignment; the item's slots; the audit event (an outbox insert: no chain lock).
+    assert len(statements) == 5, statements
+    assert "review_escalationpolicy" in statements[0] and "review_reviewassignment" in statements[0]
+    assert 'FROM "review_reviewitem"' in statements[1]
+    if connection.features.has_select_for_update_skip_locked:  # SQLite has no row locks
+        assert statements[1].endswith("FOR UPDATE SKIP LOCKED") and statements[0].endswith("FOR UPDATE OF p")
+    assert statements[2].startswith('INSERT INTO "review_reviewassignment"')
+    assert statements[3].startswith('UPDATE "review_reviewitem"')
+    assert statements[4].startswith('INSERT INTO "audit_auditevent"')
+    assert len(ctx.captured_queries) <= 5 + 2  # with the SAVEPOINT/RELEASE pair
     assert ReviewAssignment.objects.filter(moderator=senior, status=AssignmentStatus.ACTIVE).count() == 2
+
+
+def test_opening_a_pushed_item_through_next_is_four_statements(item_factory, policy, senior) -> None:
+    pushed = item_factory(priority="low")
+    ReviewAssignment.objects.create(
+        item=pushed, moderator=senior, source="auto", lease_expires_at=timezone.now() + dt.timedelta(minutes=5)
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        assert services.review_item_claim_next(user=senior) == pushed
+    # The context, the conditional lease update, the item, the audit event.
+    assert len(_statements(ctx.captured_queries)) == 4, _statements(ctx.captured_queries)
+    assignment = ReviewAssignment.objects.get(item=pushed, moderator=senior)
+    assert assignment.opened_at is not None
+    assert assignment.lease_expires_at > timezone.now() + dt.timedelta(minutes=policy.lease_minutes - 1)
+
+
+def test_a_policy_edit_applies_to_the_very_next_claim(item_factory, policy, senior) -> None:
+    item_factory(priority="low")
+    item_factory(priority="low")
+    services.review_item_claim_next(user=senior)
+    policy.lease_minutes = 7
+    policy.save()
+    taken = services.review_item_claim_next(user=senior)
+    lease = ReviewAssignment.objects.get(item=taken, moderator=senior).lease_expires_at
+    assert abs((lease - timezone.now()).total_seconds() - 7 * 60) < 30
+
+
+def test_a_claim_without_an_active_policy_recreates_the_default_one(item_factory, policy, senior) -> None:
+    item = item_factory(priority="low")
+    EscalationPolicy.objects.all().delete()
+    assert services.review_item_claim_next(user=senior) == item
+    assert EscalationPolicy.objects.get(is_active=True).lease_minutes == 30
+
+
+def test_the_first_claim_of_a_moderator_creates_their_profile(item_factory, moderator) -> None:
+    item = item_factory(priority="low")
+    assert not ModeratorProfile.objects.filter(user=moderator).exists()
+    assert services.review_item_claim_next(user=moderator) == item
+    assert ModeratorProfile.objects.get(user=moderator).seniority == "junior"
 
 
 def test_claim_next_takes_the_most_urgent_eligible_item(item_factory, junior, senior) -> None:
