@@ -9,6 +9,7 @@ The claim part creates and drops its own database (<name>_bench_review), never t
 
 from __future__ import annotations
 
+import datetime
 import multiprocessing
 import os
 import random
@@ -88,7 +89,45 @@ def bench_assignment() -> None:
         )
 
 
-def bench_claims(n_items: int = 1000, n_claimers: int = 50) -> None:
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def _in_processes(n: int, target: Any, args: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
+    """Run `target(*args[i], barrier, results)` in n forked processes released together; what each put on the
+    queue, and the wall time from the release to the last result."""
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(n + 1)
+    results = context.Queue()
+    processes = [context.Process(target=target, args=(*args[i], barrier, results)) for i in range(n)]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    wall = time.perf_counter()
+    gathered = [results.get(timeout=600) for _ in processes]
+    wall = time.perf_counter() - wall
+    for process in processes:
+        process.join(timeout=60)
+    return gathered, wall
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU used so far by this process and by its PostgreSQL backend (Linux /proc: the server is local)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return time.process_time(), (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def bench_claims(n_items: int = 1000, n_claimers: int = 50, n_solo: int = 100) -> None:
+    """Claim latency alone and with `n_claimers` concurrent claimer processes, each beside the same measurement
+    of a trivial transaction (BEGIN; SELECT 1; COMMIT through Django), so the run shows what the machine itself
+    does to a latency ratio when 50 processes share its cores."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         print("claim latency: skipped (set DATABASE_URL to a PostgreSQL server)")
@@ -108,11 +147,13 @@ def bench_claims(n_items: int = 1000, n_claimers: int = 50) -> None:
 
         django.setup()
         from django.core.management import call_command
-        from django.db import connection
+        from django.db import connection, transaction
+        from django.test.utils import CaptureQueriesContext
 
         call_command("migrate", verbosity=0)
         from django.utils import timezone
 
+        import hlekkr.audit.services as audit_services
         from analysis.models import Analysis
         from hlekkr.accounts.models import Role, User
         from hlekkr.exceptions import HlekkrError
@@ -136,7 +177,7 @@ def bench_claims(n_items: int = 1000, n_claimers: int = 50) -> None:
                     priority=p,
                     priority_rank=["critical", "high", "medium", "low"].index(p),
                     required_expertise=[rng.choice(TAGS)],
-                    due_at=now + timezone.timedelta(minutes=rng.randint(-30, 600)),
+                    due_at=now + datetime.timedelta(minutes=rng.randint(-30, 600)),
                     kind="image",
                     machine_probability=0.7,
                 )
@@ -149,61 +190,140 @@ def bench_claims(n_items: int = 1000, n_claimers: int = 50) -> None:
             user = User.objects.create_user(username=f"bench-mod-{n}", password=None, role=Role.MODERATOR)
             ModeratorProfile.objects.create(user=user, seniority="lead", expertise={rng.choice(TAGS): 4})
             users.append(user)
-        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # as autovacuum would have by now on a real queue
+        claims_each = users[0].moderator_profile.capacity  # every claimer claims until at capacity
 
-        # Baseline in the same run: one claimer alone (what a single moderator's click costs).
-        solo_user = User.objects.create_user(username="bench-solo", password=None, role=Role.MODERATOR)
-        ModeratorProfile.objects.create(user=solo_user, seniority="lead", expertise={TAGS[0]: 4}, max_concurrent=20)
-        solo: list[float] = []
-        for _ in range(20):
+        # The after-commit audit seal (hlekkr/audit, docs/audit.md) runs inside the claim call; time it apart.
+        seal_ms: list[float] = []
+        real_seal = audit_services.audit_seal_after_commit
+
+        def timed_seal() -> None:
             start = time.perf_counter()
-            review_item_claim_next(user=solo_user)
-            solo.append((time.perf_counter() - start) * 1000)
-        connection.close()
-        solo.sort()
+            real_seal()
+            seal_ms.append((time.perf_counter() - start) * 1000)
 
-        def work(user_id: int, barrier: Any, results: Any) -> None:
+        audit_services.audit_seal_after_commit = timed_seal
+
+        def claim(user: Any) -> tuple[float, float, str]:
+            """One claim: total ms, ms of it in the audit seal, the item claimed."""
+            seal_ms.clear()
+            start = time.perf_counter()
+            item = review_item_claim_next(user=user)
+            return (time.perf_counter() - start) * 1000, sum(seal_ms), str(item.pk)
+
+        def trivial() -> float:
+            start = time.perf_counter()
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return (time.perf_counter() - start) * 1000
+
+        # Baselines in the same run: one claimer alone (what a single moderator's click costs), and a trivial
+        # transaction alone. The first of each opens the connection and is left out.
+        solo_user = User.objects.create_user(username="bench-solo", password=None, role=Role.MODERATOR)
+        ModeratorProfile.objects.create(
+            user=solo_user, seniority="lead", expertise={TAGS[0]: 4}, max_concurrent=n_solo + 2
+        )
+        review_item_claim_next(user=solo_user)
+        with CaptureQueriesContext(connection) as ctx:
+            claim(solo_user)
+        sent = [q["sql"] for q in ctx.captured_queries]
+        claim_sql = [sql for sql in sent[: sent.index("COMMIT")] if sql != "BEGIN"]  # the audit seal follows
+        cpu_before = _cpu_seconds()
+        solo_runs = [claim(solo_user) for _ in range(n_solo)]
+        cpu_client, cpu_server = (after - before for after, before in zip(_cpu_seconds(), cpu_before, strict=True))
+        solo = [total for total, _, _ in solo_runs]
+        solo_own = [total - seal for total, seal, _ in solo_runs]
+        trivial()
+        solo_trivial = [trivial() for _ in range(n_solo)]
+        connection.close()
+
+        def claimer(user_id: int, barrier: Any, results: Any) -> None:
             # A separate process per claimer, as separate web/API workers are in production: threads in one
             # process would measure queueing for the interpreter lock, not the database.
-            from django.db import connection as process_connection
-
             user = User.objects.get(pk=user_id)
             barrier.wait()
-            mine: list[tuple[float, str]] = []
+            mine: list[tuple[float, float, str]] = []
             while True:
-                start = time.perf_counter()
                 try:
-                    item = review_item_claim_next(user=user)
+                    mine.append(claim(user))
                 except HlekkrError:
                     break
-                mine.append(((time.perf_counter() - start) * 1000, str(item.pk)))
-            process_connection.close()
+            connection.close()
             results.put(mine)
 
-        context = multiprocessing.get_context("fork")
-        barrier = context.Barrier(n_claimers)
-        results = context.Queue()
-        processes = [context.Process(target=work, args=(u.pk, barrier, results)) for u in users]
-        for process in processes:
-            process.start()
-        wall = time.perf_counter()
-        gathered = [results.get(timeout=600) for _ in processes]
-        wall = time.perf_counter() - wall
-        for process in processes:
-            process.join(timeout=60)
-        latencies = sorted(ms for batch in gathered for ms, _ in batch)
-        claimed = [pk for batch in gathered for _, pk in batch]
+        def trivial_worker(seconds: float, barrier: Any, results: Any) -> None:
+            # Back to back for as long as the claims took, so 50 processes contend for as long as claimers did.
+            connection.ensure_connection()
+            barrier.wait()
+            mine: list[float] = []
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                mine.append(trivial())
+            connection.close()
+            results.put(mine)
 
-        def pct(values: list[float], q: float) -> float:
-            return values[min(len(values) - 1, int(len(values) * q))]
+        def busy(cpu_ms: float) -> float:
+            """Wall ms to get `cpu_ms` of CPU: an operation that is pure CPU work of a lone claim's size."""
+            start, cpu_end = time.perf_counter(), time.process_time() + cpu_ms / 1000
+            while time.process_time() < cpu_end:
+                pass
+            return (time.perf_counter() - start) * 1000
 
-        p50, p99 = pct(latencies, 0.5), pct(latencies, 0.99)
+        def busy_worker(cpu_ms: float, barrier: Any, results: Any) -> None:
+            barrier.wait()
+            results.put([busy(cpu_ms) for _ in range(claims_each)])
+
+        load_before = os.getloadavg()[0]
+        gathered, wall = _in_processes(n_claimers, claimer, [(u.pk,) for u in users])
+        gathered_trivial, trivial_wall = _in_processes(n_claimers, trivial_worker, [(wall,)] * n_claimers)
+        cpu_ms = (cpu_client + cpu_server) * 1000 / n_solo
+        busy_lone = [busy(cpu_ms) for _ in range(20)]
+        gathered_busy, busy_wall = _in_processes(n_claimers, busy_worker, [(cpu_ms,)] * n_claimers)
+        load_after = os.getloadavg()[0]
+        many_busy = [ms for batch in gathered_busy for ms in batch]
+        runs = [run for batch in gathered for run in batch]
+        latencies = [total for total, _, _ in runs]
+        own = [total - seal for total, seal, _ in runs]
+        claimed = [pk for _, _, pk in runs]
+        many_trivial = [ms for batch in gathered_trivial for ms in batch]
         doubles = len(claimed) - len(set(claimed))
-        print(f"claim latency, one claimer alone: p50 {pct(solo, 0.5):.1f} ms, p99 {pct(solo, 0.99):.1f} ms (baseline)")
+
+        lone50, lone99 = _pct(solo, 0.5), _pct(solo, 0.99)
+        p50, p99 = _pct(latencies, 0.5), _pct(latencies, 0.99)
+        t_lone50, t50, t99 = _pct(solo_trivial, 0.5), _pct(many_trivial, 0.5), _pct(many_trivial, 0.99)
         print(
-            f"claim latency, {n_claimers} concurrent claimer processes over {n_items} items on {os.cpu_count()} cores:"
-            f" {len(latencies)} claims in {wall:.2f} s, p50 {p50:.1f} ms ({p50 / pct(solo, 0.5):.1f}x alone),"
-            f" p99 {p99:.1f} ms ({p99 / pct(solo, 0.5):.1f}x alone) (target p99 < 20 ms), double assignments: {doubles}"
+            f"claim: {len(claim_sql)} SQL statements in its transaction (besides BEGIN/COMMIT), then the audit seal"
+            f" after commit; {os.cpu_count()} cores, load average {load_before:.1f} before, {load_after:.1f} after"
+        )
+        print(
+            f"claim, one claimer alone ({n_solo} claims): p50 {lone50:.2f} ms, p99 {lone99:.2f} ms;"
+            f" without the after-commit audit seal p50 {_pct(solo_own, 0.5):.2f} ms, p99 {_pct(solo_own, 0.99):.2f} ms;"
+            f" CPU per claim {cpu_ms:.1f} ms (Python {cpu_client * 1000 / n_solo:.1f},"
+            f" PostgreSQL backend {cpu_server * 1000 / n_solo:.1f})"
+        )
+        print(
+            f"claim, {n_claimers} concurrent claimer processes over {n_items} items: {len(latencies)} claims in"
+            f" {wall:.2f} s, p50 {p50:.1f} ms ({p50 / lone50:.1f}x alone), p99 {p99:.1f} ms"
+            f" (**{p99 / lone50:.1f}x a lone claim's p50**, {p99 / lone99:.1f}x its p99; target <= 10x);"
+            f" without the audit seal p99 {_pct(own, 0.99):.1f} ms; double assignments: {doubles}"
+        )
+        print(
+            f"trivial transaction (BEGIN; SELECT 1; COMMIT) alone: p50 {t_lone50:.2f} ms; {n_claimers} processes"
+            f" back to back for {trivial_wall:.2f} s: {len(many_trivial)} transactions, p50 {t50:.2f} ms,"
+            f" p99 {t99:.1f} ms (**{t99 / t_lone50:.0f}x alone**)"
+        )
+        b50, b99 = _pct(many_busy, 0.5), _pct(many_busy, 0.99)
+        print(
+            f"pure CPU work of a claim's size ({cpu_ms:.1f} ms of CPU), {n_claimers} processes x {claims_each}:"
+            f" alone p50 {_pct(busy_lone, 0.5):.1f} ms; p50 {b50:.0f} ms ({b50 / _pct(busy_lone, 0.5):.1f}x alone),"
+            f" p99 {b99:.0f} ms (**{b99 / _pct(busy_lone, 0.5):.1f}x alone**: the"
+            f" ratio {n_claimers} processes on {os.cpu_count()} cores give any CPU-bound operation) in {busy_wall:.2f} s"
+        )
+        print(
+            f"claim p99 with {n_claimers} claimers = {p99 / t99:.1f}x the trivial transaction's p99 and"
+            f" {p99 / b99:.2f}x the CPU-bound operation's p99 at the same concurrency; claims per second"
+            f" {len(latencies) / wall:.0f} together vs {1000 / statistics.mean(solo):.0f} alone"
         )
         connection.close()
     finally:
