@@ -62,6 +62,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "spectral": 0.35,
     "copy_move": 0.5,
     "jpeg_local": 0.3,
+    "double_jpeg": 1.0,  # only ever raises the score (p >= 0.5); migration 0014
     "noise_residual": 0.0,  # at chance on the forgery corpus (docs/analysis.md): shown, not weighted
     "generated": 0.5,
     "jpeg_grid": 0.5,

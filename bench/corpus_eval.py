@@ -20,6 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hlekkr.settings_test")
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # as hlekkr/celery.py sets for every worker, before numpy loads
 
 MIMES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
@@ -40,13 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     from analysis import scoring
     from analysis.detectors import registry
-    from analysis.detectors.base import DetectorContext, MediaInput
+    from analysis.detectors.base import DetectorConfig, DetectorContext, MediaInput
     from analysis.evaluation import auc
     from analysis.pipeline import run_detectors, score_runs
     from bench.forgery_corpus import iter_labels
 
     wanted = {n for n in args.detectors.split(",") if n}
-    detectors = [d for d in registry.detectors() if not wanted or d.name in wanted]
+    detectors = [d for d in registry.detectors(DetectorConfig()) if not wanted or d.name in wanted]
     policy = scoring.Policy(version=0)
     rows = [r for r in iter_labels(args.corpus) if args.split == "all" or r.split == args.split]
     results: list[dict[str, Any]] = []

@@ -136,6 +136,7 @@ OVERLAY_LABELS = {
     "ela": "ELA heatmap",
     "copy_move": "copy-move mask",
     "jpeg_local": "JPEG local misfit",
+    "double_jpeg": "double-JPEG history",
     "noise_residual": "noise residual",
 }
 

@@ -46,7 +46,7 @@ from analysis.detectors.base import (
 from analysis.detectors.heatmaps import heatmap_png, region_strength, robust_z
 
 # Zig-zag order of the 8x8 DCT frequencies after DC (row, column).
-_ZIGZAG = sorted(
+ZIGZAG = sorted(
     ((r, c) for r in range(8) for c in range(8)),
     key=lambda rc: (rc[0] + rc[1], rc[1] if (rc[0] + rc[1]) % 2 else rc[0]),
 )[1:]
@@ -85,11 +85,11 @@ class JpegLocalDetector(PixelDetector):
         h, w = luma.shape
         crop, top, left = grid_centre_crop(luma, cfg.max_side)
         g = crop.astype(np.float32)
-        oy, ox = _grid_offset(g, axis=0), _grid_offset(g, axis=1)
-        coefficients = _block_dct(g[oy:, ox:])  # (by, bx, 8, 8)
-        picks = np.array(_ZIGZAG[: cfg.frequencies])
+        oy, ox = grid_offset(g, axis=0), grid_offset(g, axis=1)
+        coefficients = block_dct(g[oy:, ox:])  # (by, bx, 8, 8)
+        picks = np.array(ZIGZAG[: cfg.frequencies])
         values = coefficients[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
-        steps = np.array([_step(values[..., i].ravel(), cfg) for i in range(values.shape[2])])
+        steps = np.array([estimate_step(values[..., i].ravel(), cfg) for i in range(values.shape[2])])
         informative = steps >= 3
         if int(informative.sum()) < 2:
             return DetectorOutput.abstain(
@@ -100,11 +100,11 @@ class JpegLocalDetector(PixelDetector):
         misfit, weight = _block_misfit(values[..., informative], steps[informative])
         # Blocks with clipped pixels (0 or 255) were rounded into range after the IDCT: their coefficients leave the
         # steps without any edit, so they are left out.
-        clipped = _clipped_blocks(g[oy:, ox:])
+        clipped = clipped_blocks(g[oy:, ox:])
         if media.decoded.format != "JPEG":
             # Outside JPEG the luma was computed from RGB, and a colour channel clipped in RGB (a saturated red)
             # moves it off the steps too, with the luma itself far from 0 or 255.
-            clipped |= _clipped_colour_blocks(media, (left + ox, top + oy), clipped.shape)
+            clipped |= clipped_colour_blocks(media, (left + ox, top + oy), clipped.shape)
         weight[clipped[: weight.shape[0], : weight.shape[1]]] = 0
         cell_misfit, cell_valid = _cells(misfit, weight, cfg.cell_blocks)
         if int(cell_valid.sum()) < cfg.min_cells:
@@ -147,7 +147,7 @@ class JpegLocalDetector(PixelDetector):
         return DetectorOutput(status="ok", probability=p, reasons=reasons, evidence=evidence, artifacts=[artifact])
 
 
-def _grid_offset(g: np.ndarray, axis: int) -> int:
+def grid_offset(g: np.ndarray, axis: int) -> int:
     """The phase (mod 8) where differences across `axis` jump: JPEG block borders."""
     d = np.abs(np.diff(g, axis=1 - axis if axis == 0 else 1)) if axis == 1 else np.abs(np.diff(g, axis=0))
     profile = np.median(d, axis=0) if axis == 1 else np.median(d, axis=1)
@@ -158,13 +158,13 @@ def _grid_offset(g: np.ndarray, axis: int) -> int:
     return int((int(np.argmax(energy)) + 1) % 8)
 
 
-def _clipped_blocks(g: np.ndarray) -> np.ndarray:
+def clipped_blocks(g: np.ndarray) -> np.ndarray:
     by, bx = g.shape[0] // 8, g.shape[1] // 8
     blocks = g[: by * 8, : bx * 8].reshape(by, 8, bx, 8)
     return np.asarray(((blocks <= 1) | (blocks >= 254)).any(axis=(1, 3)), bool)
 
 
-def _clipped_colour_blocks(media: MediaInput, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+def clipped_colour_blocks(media: MediaInput, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
     x, y = origin
     try:
         with media.open_image() as image:
@@ -189,7 +189,7 @@ def _dct_matrix() -> np.ndarray:
 _DCT = _dct_matrix()
 
 
-def _block_dct(g: np.ndarray) -> np.ndarray:
+def block_dct(g: np.ndarray) -> np.ndarray:
     by, bx = g.shape[0] // 8, g.shape[1] // 8
     blocks = np.ascontiguousarray((g[: by * 8, : bx * 8] - 128.0).reshape(by, 8, bx, 8).transpose(0, 2, 1, 3))
     # D B D^T as two flat matrix products (rows of every block at once, then columns): ~10x faster than a
@@ -199,7 +199,7 @@ def _block_dct(g: np.ndarray) -> np.ndarray:
     return both.transpose(0, 1, 3, 2)
 
 
-def _step(c: np.ndarray, cfg: JpegLocalConfig) -> int:
+def estimate_step(c: np.ndarray, cfg: JpegLocalConfig) -> int:
     """The largest step q on which the coefficients sit (1 when none does)."""
     best = 1
     if c.size > 20000:  # the periodicity is clear from a sample; every block costs 40 trial steps otherwise

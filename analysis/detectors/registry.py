@@ -43,6 +43,7 @@ REGISTERED: tuple[DetectorSpec, ...] = (
     DetectorSpec("jpeg_grid", "analysis.detectors.jpeg_grid", "JpegGridDetector"),
     DetectorSpec("copy_move", "analysis.detectors.copy_move", "CopyMoveDetector"),
     DetectorSpec("jpeg_local", "analysis.detectors.jpeg_local", "JpegLocalDetector"),
+    DetectorSpec("double_jpeg", "analysis.detectors.double_jpeg", "DoubleJpegDetector"),
     DetectorSpec("noise_residual", "analysis.detectors.noise_residual", "NoiseResidualDetector"),
     DetectorSpec("generated", "analysis.detectors.generated", "GeneratedDetector"),
     DetectorSpec("faces", "analysis.detectors.faces", "FacesDetector"),

@@ -183,6 +183,7 @@ def test_every_localising_detectors_map_can_be_overlaid_on_the_image(senior, ite
         ("ela", "ela_heatmap.png"),
         ("copy_move", "copy_move_mask.png"),
         ("jpeg_local", "jpeg_local_heatmap.png"),
+        ("double_jpeg", "double_jpeg_heatmap.png"),
     ):
         DetectorResult.objects.create(
             analysis=item.analysis,
@@ -193,7 +194,7 @@ def test_every_localising_detectors_map_can_be_overlaid_on_the_image(senior, ite
             artifacts=[{"name": name, "content_type": "image/png", "storage_key": f"{item.media.storage_key}-{name}"}],
         )
     page = logged_in(senior).get(f"/dashboard/items/{item.pk}/").content.decode()
-    for detector in ("ela", "copy_move", "jpeg_local"):
+    for detector in ("ela", "copy_move", "jpeg_local", "double_jpeg"):
         assert f'id="overlay-{detector}"' in page
         assert f'aria-controls="overlay-{detector}"' in page
     assert "Show copy-move mask" in page

@@ -1,0 +1,329 @@
+"""Double-quantisation analysis: regions without the double-JPEG trace the rest of the image carries (splices).
+
+A photo decoded and saved again as JPEG on the same 8x8 grid is *aligned double compressed* (A-DJPG): each DCT
+coefficient was quantised with the primary step Q1, then re-quantised with the last step Q2, which leaves a
+periodic pattern in its histogram (bins that two Q1 multiples round into, bins none does). A piece pasted from
+another picture does not share that history: its earlier compressions were on its own grid (63 of 64 offsets
+miss the host's: non-aligned, NA-DJPG) or at another table, so on the host grid it looks singly compressed. In
+the manner of Bianchi & Piva (IEEE TIFS 2012, "Image forgery localization via block-grained analysis of JPEG
+artifacts"):
+
+1. The last quantisation Q2: a JPEG's own luminance table (Pillow ``quantization``) on the file's grid; for
+   JPEG-origin images saved losslessly (JPEG-then-PNG), the grid and the steps jpeg_local estimates from pixels.
+2. Every block on that grid is re-transformed (DCT-II of the decoded Y plane) and divided by Q2: the integers k
+   the last compression stored, up to rounding. For each of the lowest AC frequencies, the primary step Q1 is
+   estimated from the periodic artefacts of the |k| histogram: the DQ model is p(k) = p0(k) n(k), where n(k) (mean
+   1) is (Q1 / Q2) times the number of Q1 multiples that round to k, and p0 the single-compression histogram,
+   estimated by *calibration* (the same DCT on a grid shifted by 4 px, where no quantisation shows). The Q1 (and
+   the share alpha of the image it holds for) with the highest likelihood wins; a frequency counts when that
+   gain over "single compression" is clear.
+3. Each block's log-likelihood ratio "double (host)" against "single / misaligned (paste)" is the sum over its
+   non-zero coefficients of those frequencies of log n'(k) (n' = alpha n + 1 - alpha, normalised). It is averaged
+   over 32 px cells; the score is the robust z of the least doubly-compressed compact region (3x3 cells), and
+   ``double_jpeg_heatmap.png`` maps the per-cell z.
+
+Sees: pastes into a JPEG whose last save was JPEG (on the host's table) or JPEG-then-PNG, when the host carries a
+visible primary compression (Q1 not equal to, nor a divisor of, Q2 at several frequencies). Misses: images
+compressed once (nothing to compare: ``no_double_compression``, no probability), a last save whose steps are
+multiples of the first (Q1 divides Q2: no periodic trace), a primary quality equal to the last, a host resized or
+cropped off-grid between the saves, pastes that were themselves aligned with the host grid and the host's primary
+table, pastes under ~3 cells, and a doubly-compressed paste in a singly-compressed host (the reverse case).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy.special import ndtr
+
+from analysis.detectors.base import (
+    AbstainCode,
+    Artifact,
+    Category,
+    DetectorContext,
+    DetectorOutput,
+    MediaInput,
+    PixelDetector,
+    Reason,
+    grid_centre_crop,
+)
+from analysis.detectors.heatmaps import heatmap_png, region_strength, robust_z
+from analysis.detectors.jpeg_local import (
+    ZIGZAG,
+    JpegLocalConfig,
+    block_dct,
+    clipped_blocks,
+    estimate_step,
+    grid_offset,
+)
+
+ALPHAS = (0.5, 0.75, 0.9, 0.97)  # share of the image assumed doubly compressed (the rest: pastes, flat blocks)
+
+
+@dataclass(frozen=True)
+class DoubleJpegConfig:
+    max_side: int = 1024  # centre crop on the grid for larger images (resampling would erase the steps)
+    frequencies: int = 15  # lowest AC frequencies in zig-zag order
+    max_bin: int = 20  # |k| bins modelled (larger values are rare and carry little)
+    max_primary: int = 40  # candidate primary steps 1..max_primary
+    min_gain: float = 0.01  # mean log-likelihood gain per coefficient for a frequency to show a primary step
+    min_coefficients: int = 400  # non-zero coefficients a frequency needs before its histogram is judged
+    cell_blocks: int = 4  # 4x4 blocks = 32 px cells
+    min_cell_coefficients: int = 8
+    min_cells: int = 16
+    region_cells: int = 3  # the compact region scored: 3x3 cells (96 px)
+    clip_margin: int = 3  # a colour channel within this of 0 or 255 counts as clipped
+    sigma: float = 0.5  # rounding noise of a decoded coefficient (DCT units): pixel rounding, colour conversion
+    z_floor: float = 0.05
+    z_midpoint: float = 5.0  # set on the corpus tune split (authentic re-saves reach z 4.8, most <= 3.3)
+    z_slope: float = 1.2
+    # A consistent history says nothing for authenticity (a copy-move or a retouch keeps it; camera files have
+    # no second compression at all): the detector only ever raises the score.
+    p_min: float = 0.5
+    p_max: float = 0.92
+
+
+class DoubleJpegDetector(PixelDetector):
+    """Per-block aligned double-JPEG likelihood against the image's own estimated primary quantisation."""
+
+    name = "double_jpeg"
+    version = "1.0.0"
+    time_budget_s = 6.0
+
+    def __init__(self, config: DoubleJpegConfig | None = None) -> None:
+        self.config = config or DoubleJpegConfig()
+
+    def min_side(self) -> int:
+        return 8 * self.config.cell_blocks * 4
+
+    def examine(self, luma: np.ndarray, media: MediaInput, context: DetectorContext) -> DetectorOutput:
+        cfg = self.config
+        h, w = luma.shape
+        crop, top, left = grid_centre_crop(luma, cfg.max_side)
+        g = crop.astype(np.float32)
+        picks = np.array(ZIGZAG[: cfg.frequencies])
+        last = _last_quantisation(media, g, picks)
+        if isinstance(last, DetectorOutput):
+            return last
+        (oy, ox), q2, source = last
+        aligned = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
+        shifted = block_dct(g[oy + 4 :, ox + 4 :])[:, :, picks[:, 0], picks[:, 1]]
+        # Steps coarser than the primary candidates leave nearly every coefficient at 0: nothing to fit.
+        known = (q2 >= 1) & (q2 <= cfg.max_primary)
+        k = np.abs(np.rint(aligned / np.maximum(q2, 1))).astype(np.int32)
+        k_cal = np.abs(np.rint(shifted / np.maximum(q2, 1))).astype(np.int32)
+        fits = [_fit_primary(k[..., i], k_cal[..., i], int(q2[i]), cfg) if known[i] else None for i in range(len(q2))]
+        if sum(fit is not None for fit in fits) < 2:
+            return DetectorOutput.abstain(
+                AbstainCode.LOW_QUALITY,
+                "Too few non-zero DCT coefficients (a flat image) to read a compression history.",
+                last_quantisation=source,
+            )
+        informative = [(i, fit) for i, fit in enumerate(fits) if fit is not None and fit.gain >= cfg.min_gain]
+        primary = {f"{picks[i][0]}{picks[i][1]}": [int(q2[i]), fit.q1] for i, fit in informative}
+        evidence: dict[str, Any] = {
+            "last_quantisation": source,
+            "crop": [int(left), int(top), int(g.shape[1]), int(g.shape[0])],
+            "grid_offset": [int(ox), int(oy)],
+            "primary_steps": primary,  # frequency "rc": [last step, estimated primary step]
+        }
+        if len(informative) < 2:
+            reasons = [
+                Reason(
+                    "double_jpeg_single",
+                    "No trace of an earlier JPEG compression under the last one: nothing to compare regions by.",
+                    Category.INFO,
+                )
+            ]
+            return DetectorOutput(status="ok", probability=None, reasons=reasons, evidence=evidence)
+
+        llr, count = _block_llr(k, informative, cfg.max_bin)
+        # Blocks with clipped pixels were rounded into range after an IDCT: their coefficients left the primary
+        # lattice without any edit. That includes a colour channel clipped in RGB between the two saves (a
+        # saturated red petal), which moves the luminance off the lattice with the luminance itself mid-range.
+        clipped = clipped_blocks(g[oy:, ox:])[: count.shape[0], : count.shape[1]]
+        clipped |= _clipped_colour_blocks(media, (left + ox, top + oy), clipped.shape, cfg.clip_margin)
+        llr[clipped], count[clipped] = 0, 0
+        cell_llr, cell_valid = _cells(llr, count, cfg.cell_blocks, cfg.min_cell_coefficients)
+        if int(cell_valid.sum()) < cfg.min_cells:
+            return DetectorOutput.abstain(
+                AbstainCode.LOW_QUALITY,
+                "Too few textured blocks to compare their compression history.",
+                cells=int(cell_valid.sum()),
+                **evidence,
+            )
+        z = robust_z(-cell_llr, cell_valid, cfg.z_floor)
+        strength, (cx, cy) = region_strength(z, cell_valid, cfg.region_cells)
+        p = min(cfg.p_max, max(cfg.p_min, 1 / (1 + math.exp(-(strength - cfg.z_midpoint) * cfg.z_slope))))
+        cell_px = 8 * cfg.cell_blocks
+        evidence.update(
+            {
+                "median_cell_llr": round(float(np.median(cell_llr[cell_valid])), 4),
+                "region_z": round(strength, 3),
+                # the centre of the region's middle cell (the box filter of region_strength is centred)
+                "region_px": [int(left + ox + (cx + 0.5) * cell_px), int(top + oy + (cy + 0.5) * cell_px)],
+            }
+        )
+        if strength >= cfg.z_midpoint:
+            x, y = evidence["region_px"]
+            reasons = [
+                Reason(
+                    "double_jpeg_region",
+                    f"Blocks around ({x}, {y}) px lack the double-JPEG trace the rest of the image carries (robust "
+                    f"z = {strength:.1f}), as a piece pasted from a picture compressed differently would.",
+                    Category.MANIPULATED,
+                )
+            ]
+        else:
+            reasons = [
+                Reason(
+                    "double_jpeg_consistent",
+                    "Every region carries the same double-JPEG compression history.",
+                    Category.INFO,
+                )
+            ]
+        heat = np.zeros((h // cell_px + 1, w // cell_px + 1), np.float32)
+        y0, x0 = (top + oy) // cell_px, (left + ox) // cell_px
+        hh, ww = min(z.shape[0], heat.shape[0] - y0), min(z.shape[1], heat.shape[1] - x0)
+        heat[y0 : y0 + hh, x0 : x0 + ww] = np.where(cell_valid, z, 0)[:hh, :ww]
+        artifact = Artifact("double_jpeg_heatmap.png", "image/png", heatmap_png(heat, w, h, lo=0.0, hi=8.0))
+        return DetectorOutput(status="ok", probability=p, reasons=reasons, evidence=evidence, artifacts=[artifact])
+
+
+def _last_quantisation(
+    media: MediaInput, g: np.ndarray, picks: np.ndarray
+) -> tuple[tuple[int, int], np.ndarray, str] | DetectorOutput:
+    """The grid offset, the last step of each picked frequency (0 = unknown) and where they came from."""
+    if media.decoded.format == "JPEG":
+        try:
+            with media.open_image() as image:
+                mode = image.mode
+                tables = dict(getattr(image, "quantization", None) or {})
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            return DetectorOutput.abstain(AbstainCode.UNREADABLE, "The JPEG could not be opened.", error=str(exc))
+        table = tables.get(0)
+        if mode not in {"L", "RGB", "YCbCr"} or table is None or len(table) != 64:
+            return DetectorOutput.abstain(
+                AbstainCode.UNSUPPORTED_FORMAT,
+                "The JPEG has no usable luminance quantisation table.",
+                mode=mode,
+            )
+        q = np.asarray(table, dtype=np.float32).reshape(8, 8)  # natural (row-major) order, as Pillow reports it
+        return (0, 0), q[picks[:, 0], picks[:, 1]], "file_table"
+    # Not a JPEG file: a JPEG-origin image saved losslessly keeps the last JPEG's grid and steps in its pixels.
+    local = JpegLocalConfig(frequencies=len(picks))
+    oy, ox = grid_offset(g, axis=0), grid_offset(g, axis=1)
+    coefficients = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]
+    steps = np.array([estimate_step(coefficients[..., i].ravel(), local) for i in range(len(picks))], np.float32)
+    steps[steps < 2] = 0  # a "step" of 1 is no evidence of quantisation
+    if int((steps > 0).sum()) < 2:
+        return DetectorOutput.abstain(
+            AbstainCode.UNSUPPORTED_FORMAT,
+            "No trace of JPEG compression: the double-quantisation model does not apply.",
+            format=media.decoded.format,
+        )
+    return (oy, ox), steps, "estimated_from_pixels"
+
+
+def _clipped_colour_blocks(
+    media: MediaInput, origin: tuple[int, int], shape: tuple[int, int], margin: int
+) -> np.ndarray:
+    """Blocks (of `shape`, from `origin` in the image) where any colour channel is near 0 or 255."""
+    x, y = origin
+    out = np.zeros(shape, bool)
+    try:
+        with media.open_image() as image:
+            if image.mode == "L":
+                return out  # the luminance check already covers grey images
+            rgb = np.asarray(image.crop((x, y, x + shape[1] * 8, y + shape[0] * 8)).convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return out
+    hit = np.asarray(((rgb <= margin) | (rgb >= 255 - margin)).any(axis=2), bool)
+    by, bx = min(shape[0], hit.shape[0] // 8), min(shape[1], hit.shape[1] // 8)
+    out[:by, :bx] = hit[: by * 8, : bx * 8].reshape(by, 8, bx, 8).any(axis=(1, 3))
+    return out
+
+
+@dataclass(frozen=True)
+class _PrimaryFit:
+    q1: int
+    alpha: float
+    gain: float  # mean log-likelihood gain per non-zero coefficient over single compression
+    log_ratio: np.ndarray  # (max_bin + 2,) per |k|: log of the DQ/SQ likelihood ratio; 0 where not counted
+
+
+@lru_cache(maxsize=1024)
+def _periodic(q2: int, max_primary: int, max_bin: int, sigma: float) -> np.ndarray:
+    """n(k) for every primary step 1..max_primary (rows) and k = 0..max_bin (columns): (Q1 / Q2) times how many
+    multiples of Q1, blurred by the decoder's rounding noise (Gaussian, `sigma` in DCT units), land in bin k."""
+    q1 = np.arange(1, max_primary + 1, dtype=np.float64)[:, None, None]
+    # Multiples up to the last bin (and one beyond) for the finest Q1; coarser ones repeat a few harmlessly.
+    m = np.arange(0, (max_bin + 2) * q2 + 2, dtype=np.float64)[None, :, None]
+    k = np.arange(0, max_bin + 1, dtype=np.float64)[None, None, :]
+    centre = m * q1
+    upper = _normal_cdf(((k + 0.5) * q2 - centre) / sigma)
+    lower = _normal_cdf(((k - 0.5) * q2 - centre) / sigma)
+    # Negative multiples mirror into |k| too (the histogram is of |k|); m = 0 counted once.
+    mirrored = _normal_cdf(((k + 0.5) * q2 + centre) / sigma) - _normal_cdf(((k - 0.5) * q2 + centre) / sigma)
+    mass = (upper - lower) + np.where(centre > 0, mirrored, 0.0)
+    n = mass.sum(axis=1) * q1[:, :, 0] / q2
+    return np.asarray(n)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return np.asarray(ndtr(x))
+
+
+def _fit_primary(k: np.ndarray, k_cal: np.ndarray, q2: int, cfg: DoubleJpegConfig) -> _PrimaryFit | None:
+    """The primary step whose DQ model best explains the |k| histogram (bins 1..max_bin), or None if too few."""
+    kmax = cfg.max_bin
+    hist = np.bincount(np.minimum(k.ravel(), kmax + 1), minlength=kmax + 2)[1 : kmax + 1].astype(np.float64)
+    total = float(hist.sum())
+    if total < cfg.min_coefficients:
+        return None
+    p0 = np.bincount(np.minimum(k_cal.ravel(), kmax + 1), minlength=kmax + 2)[1 : kmax + 1].astype(np.float64)
+    p0 = (p0 + 0.5) / float((p0 + 0.5).sum())
+    n = _periodic(q2, cfg.max_primary, kmax, cfg.sigma)[:, 1:]  # (P, K)
+    alphas = np.asarray(ALPHAS)[:, None, None]
+    mix = alphas * n[None] + (1 - alphas)  # (A, P, K)
+    z = (p0 * mix).sum(axis=2, keepdims=True)
+    log_ratio = np.log(np.maximum(mix / z, 1e-9))
+    gain = (hist * log_ratio).sum(axis=2) / total  # (A, P): the log-likelihood gain over p0 alone
+    flat = np.ptp(n, axis=1) < 0.2  # Q1 = Q2, Q1 dividing Q2, or much finer: no periodic trace to fit
+    gain[:, flat] = -np.inf
+    a, q = np.unravel_index(int(np.argmax(gain)), gain.shape)
+    if not np.isfinite(gain[a, q]):
+        return None
+    q1 = int(q) + 1
+    ratio = np.zeros(kmax + 2)
+    # Small values are left out of the per-block ratio: under the primary step they belong to its zero bin, and
+    # how many of them rounding noise lifts out of it depends on how flat the block is (a wall, a sky: mostly
+    # zeros), not on its history. So the ratio starts past half a primary step and past the bins that noise
+    # reaches from zero (2.5 sigma).
+    first = max(1, math.ceil(q1 / (2 * q2)), math.ceil(2.5 * cfg.sigma / q2 + 0.5))
+    ratio[first : kmax + 1] = log_ratio[a, q, first - 1 :]
+    return _PrimaryFit(q1, float(ALPHAS[a]), float(gain[a, q]), ratio)
+
+
+def _block_llr(k: np.ndarray, fits: list[tuple[int, _PrimaryFit]], max_bin: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: summed log-likelihood ratio (double over single) and how many coefficients it rests on."""
+    llr = np.zeros(k.shape[:2], np.float32)
+    count = np.zeros(k.shape[:2], np.float32)
+    for i, fit in fits:
+        kk = np.minimum(k[..., i], max_bin + 1)
+        llr += fit.log_ratio[kk].astype(np.float32)
+        count += (fit.log_ratio[kk] != 0).astype(np.float32)
+    return llr, count
+
+
+def _cells(llr: np.ndarray, count: np.ndarray, k: int, min_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean log-likelihood ratio per coefficient over k x k blocks, and which cells rest on enough coefficients."""
+    by, bx = llr.shape[0] // k * k, llr.shape[1] // k * k
+    num = llr[:by, :bx].reshape(by // k, k, bx // k, k).sum(axis=(1, 3))
+    den = count[:by, :bx].reshape(by // k, k, bx // k, k).sum(axis=(1, 3))
+    return num / np.maximum(den, 1e-6), den >= min_count

@@ -1,0 +1,122 @@
+"""The double-quantisation detector (double_jpeg) on images the tests make: a paste without the host's JPEG history
+is found and placed, a plain re-save is not flagged, and what it cannot judge is an abstention with its reason."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from analysis.detectors.base import AbstainCode, Category, DetectorContext, DetectorOutput, MediaInput
+from analysis.detectors.double_jpeg import DoubleJpegDetector, _periodic
+
+
+def run(path: Path) -> DetectorOutput:
+    media = MediaInput(path=path, kind="image", mime="", size=path.stat().st_size)
+    out = DoubleJpegDetector().applies(media) or DoubleJpegDetector().run(media, DetectorContext())
+    json.dumps(out.evidence)
+    return out
+
+
+def jpeg_decoded(arr: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def save(tmp_path: Path, arr: np.ndarray, name: str, quality: int = 90) -> Path:
+    path = tmp_path / name
+    Image.fromarray(arr).save(path, quality=quality) if name.endswith(".jpg") else Image.fromarray(arr).save(path)
+    return path
+
+
+def host() -> np.ndarray:
+    """The astronaut after a first JPEG save at q60: saved again at q90 it is aligned double compressed."""
+    return jpeg_decoded(data.astronaut(), 60)
+
+
+def spliced() -> np.ndarray:
+    """The host with a 160 px piece of the coffee photo (a single q90 JPEG) pasted off its 8x8 grid."""
+    out = host().copy()
+    out[203:363, 285:445] = jpeg_decoded(data.coffee(), 90)[100:260, 200:360]
+    return out
+
+
+def test_a_misaligned_paste_in_a_double_compressed_jpeg_is_found_and_placed(tmp_path: Path) -> None:
+    out = run(save(tmp_path, spliced(), "splice.jpg", quality=90))
+    assert out.status == "ok" and out.probability is not None and out.probability > 0.5
+    assert any(r.code == "double_jpeg_region" and r.category == Category.MANIPULATED for r in out.reasons)
+    x, y = out.evidence["region_px"]
+    assert 260 <= x <= 470 and 180 <= y <= 390
+    assert out.evidence["last_quantisation"] == "file_table"
+    # The primary steps of the q60 save are read back from the histograms (IJG q60: 9 and 10 at (0,1), (1,0)).
+    assert out.evidence["primary_steps"]["01"] == [2, 9] and out.evidence["primary_steps"]["10"] == [2, 10]
+    (artifact,) = out.artifacts
+    assert artifact.name == "double_jpeg_heatmap.png"
+    heat = np.asarray(Image.open(io.BytesIO(artifact.data)).convert("L"), dtype=np.float32)
+    assert heat.shape == (512, 512)
+    assert heat[203:363, 285:445].mean() > 3 * heat.mean()  # the paste is where the map is hot
+
+
+def test_a_plain_double_compressed_jpeg_is_not_flagged(tmp_path: Path) -> None:
+    out = run(save(tmp_path, host(), "resaved.jpg", quality=90))
+    # A consistent history is no evidence either way: the detector only ever raises the score.
+    assert out.status == "ok" and out.probability == 0.5
+    assert [r.code for r in out.reasons] == ["double_jpeg_consistent"]
+
+
+def test_a_jpeg_compressed_once_has_no_history_to_compare(tmp_path: Path) -> None:
+    out = run(save(tmp_path, data.astronaut(), "camera.jpg", quality=90))
+    assert out.status == "ok" and out.probability is None
+    assert [r.code for r in out.reasons] == ["double_jpeg_single"]
+
+
+def test_it_abstains_on_an_image_that_never_was_a_jpeg(tmp_path: Path) -> None:
+    out = run(save(tmp_path, data.astronaut(), "drawn.png"))
+    assert out.status == "abstained" and out.abstain_code == AbstainCode.UNSUPPORTED_FORMAT
+
+
+def test_it_abstains_on_a_tiny_image(tmp_path: Path) -> None:
+    out = run(save(tmp_path, data.astronaut()[:64, :64].copy(), "tiny.jpg"))
+    assert out.abstain_code == AbstainCode.TOO_SMALL
+
+
+def test_it_abstains_on_a_flat_image(tmp_path: Path) -> None:
+    flat = jpeg_decoded(np.full((320, 320, 3), 120, np.uint8), 60)
+    out = run(save(tmp_path, flat, "flat.jpg", quality=90))
+    assert out.abstain_code == AbstainCode.LOW_QUALITY
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\xff\xd8\xff\xe0" + b"\x00" * 64,
+        b"\xff\xd8\xff\xdb\x00\x43\x00" + bytes(range(64)) + b"\xff\xd9",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 32,
+        bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)),
+    ],
+)
+def test_hostile_bytes_are_an_abstention_not_a_crash(tmp_path: Path, payload: bytes) -> None:
+    path = tmp_path / "hostile.jpg"
+    path.write_bytes(payload)
+    assert run(path).status == "abstained"
+
+
+def test_a_truncated_double_compressed_jpeg_does_not_crash(tmp_path: Path) -> None:
+    path = save(tmp_path, spliced(), "cut.jpg", quality=90)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert run(path).status in {"ok", "abstained"}
+
+
+def test_the_periodic_model_has_empty_bins_when_the_first_step_is_coarser() -> None:
+    n = _periodic(2, 40, 12, 0.3)
+    # Q1 = 5 under Q2 = 2: multiples 0, 5, 10, 15 land in bins 0, 2 or 3 (a tie), 5, 7 or 8 ...
+    assert n[4][5] > 2 and 1 < n[4][2] < 1.5
+    assert n[4][1] < 0.05 and n[4][4] < 0.05  # ... and bins 1 and 4 stay empty
+    assert abs(n[1][1:].mean() - 1) < 0.05  # Q1 = Q2: no trace, n is flat around 1
