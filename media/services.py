@@ -40,7 +40,14 @@ from hlekkr.exceptions import (
 from media import conf, fetch, multipart, storage
 from media.models import FetchState, MediaItem, MediaStatus, MultipartUpload, StorageIntent, UploadState, UrlFetch
 from media.selectors import visible_to
-from media.validation import MediaFacts, check_declared_allowed, sanitize_filename, validate_media
+from media.validation import (
+    Inspected,
+    MediaFacts,
+    StreamInspector,
+    check_declared_allowed,
+    sanitize_filename,
+    validate_media,
+)
 
 logger = logging.getLogger(__name__)
 HASH_CHUNK = 1024 * 1024
@@ -138,12 +145,13 @@ def media_item_create_from_upload(
     review_requested: bool = False,
     priority: str = "normal",
 ) -> UploadResult:
-    """Validate an uploaded file from its bytes, de-duplicate by SHA-256, stream it to storage and record it.
+    """Validate an uploaded file from its bytes, de-duplicate by SHA-256, write it to storage once and record it.
 
-    The upload is spooled by Django (to disk past 2.5 MB); validation, hashing and the copy to storage all read
-    it in chunks. Any refusal raises a HlekkrError (the codes are in media/validation.py) after an audit event,
-    with no row and no object left behind. The same owner's live item with the same bytes is returned with
-    `duplicate=True`; then nothing is stored or published.
+    The bytes are hashed, sniffed and validated in one pass (media.validation.StreamInspector): while the request
+    body arrives when the API's handler received it (media/api/uploads.py), else here over the file's chunks.
+    Only bytes that passed are written, in one request. Any refusal raises a HlekkrError (the codes are in
+    media/validation.py) after an audit event, with no row and no object left behind. The same owner's live
+    item with the same bytes is returned with `duplicate=True`; then nothing is stored or published.
     """
     name = sanitize_filename(filename if filename is not None else uploaded_file.name)
     declared = declared_content_type if declared_content_type is not None else (uploaded_file.content_type or "")
@@ -152,29 +160,25 @@ def media_item_create_from_upload(
         if size <= 0:
             raise ValidationFailed("The file is empty.", code="empty_file")
         limit = conf.max_direct_upload_bytes()
-        if size > limit:
+        if size > limit or not getattr(uploaded_file, "complete", True):
             raise PayloadTooLarge(
                 f"Direct uploads are limited to {limit} bytes; use a multipart upload for larger files.",
                 code="payload_too_large",
                 details={"size": size, "max_bytes": limit},
             )
-        facts = validate_media(uploaded_file, size=size, declared_content_type=declared)
+        inspected = _inspect_upload(uploaded_file, declared)
     except HlekkrError as error:
         _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
         raise
+    facts, sha256 = inspected.facts, inspected.sha256
 
-    uploaded_file.seek(0)
-    digest = hashlib.sha256()
-    for chunk in uploaded_file.chunks(HASH_CHUNK):
-        digest.update(chunk)
-    sha256 = digest.hexdigest()
     existing = _live_duplicate(owner, sha256)
     if existing is not None:
         _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
         return UploadResult(existing, duplicate=True)
 
     item = MediaItem(
-        id=uuid.uuid4(),
+        id=getattr(uploaded_file, "media_id", None) or uuid.uuid4(),
         owner=owner,
         size=size,
         sha256=sha256,
@@ -184,21 +188,16 @@ def media_item_create_from_upload(
         status=MediaStatus.STORED,
     )
     _apply_facts(item, facts)
-    item.storage_key = storage.original_key(item)
-    # S3 serves the object with this type later; it must be the sniffed one, never the client's claim.
-    uploaded_file.content_type = facts.mime_type
-    uploaded_file.seek(0)
+    item.storage_key = saved_name = storage.original_key(item)
     intent = _intend(media_id=item.id, key=item.storage_key)
     try:
-        saved_name = default_storage.save(item.storage_key, uploaded_file)
+        _write_upload(uploaded_file, item, size=size)
     except Exception as exc:
         # A write that failed half-way may have left part of the object behind (filesystem storage does).
         _delete_object(item.storage_key)
         _forget(intent)
         raise _storage_unavailable(exc) from exc
     try:
-        if saved_name != item.storage_key:
-            raise RuntimeError(f"storage saved {saved_name!r} instead of {item.storage_key!r}")
         with transaction.atomic():
             item.save(force_insert=True)
             _forget(intent)  # the row now owns the object: both commit together
@@ -223,6 +222,38 @@ def media_item_create_from_upload(
         _forget(intent)
         raise
     return UploadResult(item)
+
+
+def _write_upload(uploaded_file: UploadedFile, item: MediaItem, *, size: int) -> None:
+    """The one write of a direct upload: finish the PutObject that streamed while the body arrived (its last
+    chunk was held back until now), else write the kept bytes in one request."""
+    relay = getattr(uploaded_file, "relay", None)
+    if relay is not None:
+        uploaded_file.relay = None  # type: ignore[attr-defined]
+        try:
+            relay.commit()
+            return
+        except Exception as exc:
+            logger.warning("streamed write failed, writing the upload again: %s: %s", type(exc).__name__, exc)
+    # S3 serves the object with this type later; it must be the sniffed one, never the client's claim.
+    storage.write_object(item.storage_key, uploaded_file, size=size, content_type=item.mime_type)
+
+
+def _inspect_upload(uploaded_file: UploadedFile, declared: str) -> Inspected:
+    """The verdict on an upload's bytes: from the inspector that watched them arrive when there is one (and it
+    judged them against the same declared type), else from one pass over the file's chunks now."""
+    inspector = getattr(uploaded_file, "inspector", None)
+    if isinstance(inspector, StreamInspector) and inspector.declared == declared:
+        return inspector.finish()
+    inspector = StreamInspector(declared_content_type=declared)
+    uploaded_file.seek(0)
+    try:
+        for chunk in uploaded_file.chunks(HASH_CHUNK):
+            inspector.feed(chunk)
+    except BaseException:
+        inspector.close()
+        raise
+    return inspector.finish()
 
 
 # --- multipart ---------------------------------------------------------------------------------------------

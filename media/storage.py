@@ -12,10 +12,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.signing import TimestampSigner
 
@@ -31,7 +31,11 @@ def media_prefix(item: MediaItem) -> str:
 
 
 def original_key(item: MediaItem) -> str:
-    return f"{media_prefix(item)}/original"
+    return original_key_for(item.owner_id, item.id)
+
+
+def original_key_for(owner_id: object, media_id: object) -> str:
+    return f"media/{owner_id}/{media_id}/original"
 
 
 def artifact_key(item: MediaItem, name: str) -> str:
@@ -100,3 +104,88 @@ def download_token_key(token: str) -> str | None:
     except (BadSignature, SignatureExpired, ValueError, KeyError, TypeError):
         return None
     return key
+
+
+def write_object(key: str, body: IO[bytes], *, size: int, content_type: str) -> None:
+    """Write one object from a seekable local file in a single request: on S3 one PutObject (no multipart, no
+    transfer threads; direct uploads are far below S3's 5 GB single-PUT limit), on filesystem storage the
+    storage's own save. `content_type` must be the sniffed type: S3 serves the object with it."""
+    body.seek(0)
+    if hasattr(default_storage, "bucket_name"):
+        from media import multipart
+
+        params = dict(default_storage.get_object_parameters(key))  # type: ignore[attr-defined]
+        params["ContentType"] = content_type
+        multipart.s3_client().put_object(
+            Bucket=multipart.s3_bucket(), Key=multipart.s3_key(key), Body=body, ContentLength=size, **params
+        )
+        return
+    saved = default_storage.save(key, File(body, name=key))
+    if saved != key:
+        raise RuntimeError(f"storage saved {saved!r} instead of {key!r}")
+
+
+class StreamingPut:
+    """One S3 PutObject whose body is sent while it is still arriving, so storing overlaps receiving.
+
+    PutObject needs the length up front; the caller knows it (media/api/uploads.py works it out from the request's
+    Content-Length when the file is the form's last part). The request goes to a presigned URL (the signature
+    covers host, key and content type; the payload is UNSIGNED, as for any presigned PUT), on a connection of its
+    own. The last bytes are held back until `commit()`: a refused or duplicate upload is `abort()`ed by closing
+    the connection mid-body, and S3 never creates an object from an incomplete body.
+    """
+
+    def __init__(self, key: str, *, size: int, content_type: str, timeout: float = 60.0) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        from media import multipart
+
+        url = multipart.s3_client().generate_presigned_url(
+            "put_object",
+            Params={"Bucket": multipart.s3_bucket(), "Key": multipart.s3_key(key), "ContentType": content_type},
+            ExpiresIn=300,
+        )
+        parts = urlsplit(url)
+        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        self.connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+        self.size, self.sent, self.held = size, 0, b""
+        self.open = True
+        self.connection.putrequest("PUT", f"{parts.path}?{parts.query}", skip_accept_encoding=True)
+        self.connection.putheader("Content-Length", str(size))
+        self.connection.putheader("Content-Type", content_type)
+        self.connection.endheaders()
+
+    def write(self, chunk: bytes) -> None:
+        """Send what was held and hold `chunk` (the body's end is only sent by commit)."""
+        if self.held:
+            self.connection.send(self.held)
+            self.sent += len(self.held)
+        self.held = chunk
+
+    def commit(self) -> None:
+        """Send the held bytes and wait for S3's answer; raises when S3 did not store the object."""
+        if self.sent + len(self.held) != self.size:
+            raise RuntimeError(f"streamed {self.sent + len(self.held)} bytes of {self.size}")
+        try:
+            self.connection.send(self.held)
+            response = self.connection.getresponse()
+            answer = response.read(4096)
+        finally:
+            self.open = False
+            self.connection.close()
+        if response.status != 200:
+            raise RuntimeError(f"S3 answered {response.status}: {answer[:200]!r}")
+
+    def abort(self) -> None:
+        if self.open:
+            self.open = False
+            self.connection.close()
+
+
+def can_stream_put(key: str) -> bool:
+    """Streaming PUTs are used on S3 when no extra object parameters (encryption, cache headers...) apply:
+    those would have to be signed into the URL; the plain PutObject of write_object handles them."""
+    if not hasattr(default_storage, "bucket_name"):
+        return False
+    return not default_storage.get_object_parameters(key)  # type: ignore[attr-defined]

@@ -17,7 +17,11 @@ Nothing here reads a whole file into memory: sniffing reads the first 8 KiB, the
 
 from __future__ import annotations
 
+import hashlib
+import io
+import re
 import struct
+import tempfile
 import unicodedata
 import warnings
 from dataclasses import dataclass
@@ -25,9 +29,10 @@ from typing import IO, Any
 
 import magic
 import pillow_heif
+from django.conf import settings
 from PIL import Image
 
-from hlekkr.exceptions import UnsupportedMediaType, ValidationFailed
+from hlekkr.exceptions import HlekkrError, UnsupportedMediaType, ValidationFailed
 from media import conf
 
 pillow_heif.register_heif_opener()  # HEIC/HEIF through libheif, registered once at import
@@ -367,8 +372,8 @@ def _corrupt(message: str, exc: BaseException | None = None) -> ValidationFailed
     return ValidationFailed(message, code="corrupt_file", details=details)
 
 
-def check_image(fh: IO[bytes], mime: str) -> tuple[int, int]:
-    """Header size check before any decoding, then verify() and a decode (reduced scale where possible)."""
+def open_image_header(fh: IO[bytes]) -> tuple[Any, int, int]:
+    """Open an image from its header and refuse it before any decoding if it declares too many pixels."""
     limit = conf.max_image_pixels()
     # Pillow's own bomb guard stays armed (past twice its default limit it raises while reading the header);
     # ours is the limit that counts, checked from the header size right after open(), before decoding. The
@@ -382,11 +387,19 @@ def check_image(fh: IO[bytes], mime: str) -> tuple[int, int]:
             raise ValidationFailed("The image declares more pixels than the limit.", code="too_many_pixels") from None
         except Exception as exc:
             raise _corrupt("The image cannot be read.", exc) from None
-        width, height = image.size
-        if width * height > limit:
-            raise _too_many_pixels(width, height)
-        if width <= 0 or height <= 0:
-            raise _corrupt("The image has no pixels.")
+    width, height = image.size
+    if width * height > limit:
+        raise _too_many_pixels(width, height)
+    if width <= 0 or height <= 0:
+        raise _corrupt("The image has no pixels.")
+    return image, width, height
+
+
+def check_image(fh: IO[bytes], mime: str) -> tuple[int, int]:
+    """Header size check before any decoding, then verify() and a decode (reduced scale where possible)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image, width, height = open_image_header(fh)
         frames = int(getattr(image, "n_frames", 1) or 1)
         try:
             image.verify()
@@ -480,3 +493,395 @@ def validate_media(fh: IO[bytes], *, size: int, declared_content_type: str | Non
         width, height = check_image(fh, mime)
         return MediaFacts(mime, kind, width, height)
     return check_audio_video(fh, size, mime, kind)
+
+
+# --- one pass: validation while the bytes stream ------------------------------------------------------------
+# How much of the start is kept for sniffing and the image header. A JPEG's header (everything before its first
+# scan) is kept whole, up to HEADER_CAP; past that the inspector falls back to its spool.
+HEAD_BYTES = 64 * 1024
+HEADER_CAP = 16 * 1024 * 1024
+# The ZIP end-of-central-directory search window (_zip_tail): the last 64 KiB plus the record itself.
+TAIL_BYTES = 65_535 + 22
+DECODE_BATCH = 1024 * 1024
+# The spool of formats checked at the end stays in memory up to this size (Django's own default), then disk.
+SPOOL_IN_MEMORY = 2_621_440
+_ZIP_NEEDLES = (_LOCAL_HEADER, _EOCD, _CENTRAL_HEADER)
+# In entropy-coded data, a marker is FF followed by anything but stuffing (00), a restart marker or fill (FF):
+# the same rule as _Window.next_marker, found by one C-level search per chunk instead of a loop per FF byte.
+_SCAN_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+class _JpegWalk:
+    """_jpeg_end as a state machine fed chunk by chunk: walks marker segments and entropy-coded data, finds the
+    EOI that ends the last scan, then watches what follows it (markup, ZIP signatures, non-padding bytes) so
+    check_polyglot's JPEG rules hold without a second read. Also remembers where the first scan starts, which is
+    where the header ends (Pillow's Image.open needs exactly that much)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.base = 2  # absolute offset of buf[0]; the walk starts after SOI
+        self.pos = 2  # absolute offset the walk has reached
+        self.skip_to = 0  # end of a segment being skipped
+        self.in_scan = False
+        self.first_scan: int | None = None  # offset of the first SOS marker
+        self.end: int | None = None  # offset just after the EOI
+        self.broken = False  # the stream cannot be a JPEG (a byte where a marker must be)
+        self.trailer = 0
+        self.trailer_data = False
+        self.trailer_zip = False
+        self.trailer_markup = False
+        self._carry = b""
+
+    def feed(self, chunk: bytes, offset: int) -> None:
+        """`chunk` starts at absolute `offset` (the first two bytes, SOI, are the caller's)."""
+        if self.broken:
+            return
+        if self.end is not None:
+            self._watch_trailer(chunk)
+            return
+        if offset + len(chunk) <= 2:
+            return
+        if offset < 2:
+            chunk = chunk[2 - offset :]
+        self.buf += chunk
+        self._walk()
+
+    def _walk(self) -> None:
+        buf, base = self.buf, self.base
+        limit = base + len(buf)
+        pos = self.pos
+        while True:
+            if pos < self.skip_to:
+                if self.skip_to > limit:
+                    pos = limit
+                    break
+                pos = self.skip_to
+            if self.in_scan:  # entropy-coded data: stop at FF followed by anything but 00, RSTn or FF
+                match = _SCAN_MARKER.search(buf, pos - base)
+                if match is None:
+                    # A final FF may start a marker whose second byte is in the next chunk.
+                    pos = limit - 1 if buf.endswith(b"\xff") else limit
+                    break
+                pos, self.in_scan = base + match.start(), False
+            if pos + 2 > limit:
+                break
+            if buf[pos - base] != 0xFF:
+                self.broken = True
+                return
+            marker = buf[pos - base + 1]
+            if marker == 0xFF:
+                pos += 1
+                continue
+            if marker == 0xD9:
+                self.end = pos + 2
+                rest = bytes(buf[self.end - base :])
+                self.buf = bytearray()
+                if rest:
+                    self._watch_trailer(rest)
+                return
+            if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+                pos += 2
+                continue
+            if pos + 4 > limit:
+                break
+            (length,) = struct.unpack(">H", buf[pos - base + 2 : pos - base + 4])
+            if marker == 0xDA:
+                if self.first_scan is None:
+                    self.first_scan = pos
+                self.in_scan = True
+            self.skip_to = pos + 2 + length
+        self.pos = pos
+        # Keep only what the walk has not passed (at most a marker's few bytes while skipping or scanning).
+        keep_from = min(pos, limit) - base
+        if keep_from > 0:
+            del self.buf[:keep_from]
+            self.base += keep_from
+
+    def _watch_trailer(self, chunk: bytes) -> None:
+        self.trailer += len(chunk)
+        if not self.trailer_data and chunk.strip(b"\x00\xff"):
+            self.trailer_data = True
+        window = self._carry + chunk
+        if not self.trailer_zip and any(n in window for n in _ZIP_NEEDLES):
+            self.trailer_zip = True
+        if not self.trailer_markup:
+            lowered = window.lower()
+            if any(n in lowered for n in _MARKUP):
+                self.trailer_markup = True
+        self._carry = window[-(len(_MARKUP_LONGEST) - 1) :]
+
+    def verdict(self, size: int) -> None:
+        """check_polyglot's JPEG rules, in its order, from what the walk saw."""
+        if self.end is None:
+            raise ValidationFailed("The JPEG is truncated: it has no end-of-image marker.", code="corrupt_file")
+        details = {"trailing": size - self.end}
+        if self.trailer and self.trailer_markup:
+            raise UnsupportedMediaType(
+                "Markup follows the end of the JPEG image (polyglot).", code="polyglot_file", details=details
+            )
+        if self.trailer and self.trailer_zip:
+            raise UnsupportedMediaType(
+                "A ZIP archive follows the JPEG image (polyglot).", code="polyglot_file", details=details
+            )
+        if self.trailer > MAX_JPEG_TRAILER and self.trailer_data:
+            raise UnsupportedMediaType(
+                "Significant data follows the end of the JPEG image.", code="polyglot_file", details=details
+            )
+
+
+class _JpegDecode:
+    """The decode check_image runs (1/8 scale through draft, every scan byte read), fed incrementally on a
+    thread of its own: Pillow's decoder releases the GIL, so decoding overlaps receiving and storing."""
+
+    def __init__(self, image: Any, width: int, height: int) -> None:
+        import queue
+        import threading
+
+        image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        image.load_prepare()
+        decoder_name, extents, offset, args = image.tile[0]
+        image.tile = []
+        self.decoder = Image._getdecoder(image.mode, decoder_name, args, image.decoderconfig)
+        self.decoder.setimage(image.im, extents)
+        self.image = image  # holds the target the decoder writes into
+        self.skip = offset  # the decoder's data starts here (absolute offset)
+        self.error: BaseException | None = None
+        self.finished = False
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.thread = threading.Thread(target=self._run, name="hlekkr-jpeg-decode", daemon=True)
+        self.thread.start()
+
+    def feed(self, chunk: bytes, offset: int) -> None:
+        if offset + len(chunk) <= self.skip:
+            return
+        if offset < self.skip:
+            chunk = chunk[self.skip - offset :]
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk)
+        if self.pending_bytes >= DECODE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.queue.put(b"".join(self.pending))
+            self.pending, self.pending_bytes = [], 0
+
+    def _run(self) -> None:
+        data = b""
+        while True:
+            chunk = self.queue.get()
+            if chunk is None:
+                break
+            if self.finished or self.error is not None:
+                continue  # keep draining so the feeder never blocks
+            data = data + chunk if data else chunk
+            try:
+                consumed, status = self.decoder.decode(data)
+            except Exception as exc:
+                self.error = exc
+                continue
+            if consumed < 0:
+                self.finished = True
+                if status < 0:
+                    self.error = OSError(f"decoder error {status}")
+                data = b""
+                continue
+            data = data[consumed:]
+        if not self.finished and self.error is None:
+            self.error = OSError("image file is truncated")
+
+    def result(self) -> BaseException | None:
+        self._flush()
+        self.queue.put(None)
+        self.thread.join()
+        self.decoder.cleanup()
+        return self.error
+
+    def cancel(self) -> None:
+        self.pending = []
+        self.queue.put(None)
+
+
+@dataclass(frozen=True)
+class Inspected:
+    facts: MediaFacts
+    sha256: str
+    size: int
+
+
+class StreamInspector:
+    """Hashes, sniffs and validates bytes as they stream past, once: `feed()` every chunk in order, then
+    `finish()` returns what the file is (or raises the same refusal validate_media would, in the same order).
+
+    JPEG, the common case, is validated entirely in the stream (marker walk, trailer rules, header pixel limit,
+    the 1/8-scale decode on a thread). Formats whose decoders need random access (PNG, GIF, WebP, TIFF, HEIC,
+    audio and video) are written to `spool` as they pass and checked from that local copy by validate_media at
+    the end; the caller may pass its own local file as the spool (the assembled multipart file). `refusal`
+    is set as soon as the first bytes settle the matter (type not allowed, declared type wrong, too many
+    pixels), so callers can stop storing early; finish() raises it."""
+
+    def __init__(self, *, declared_content_type: str | None, spool: IO[bytes] | None = None) -> None:
+        self.declared = declared_content_type
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.mime = ""
+        self.kind = ""
+        self.refusal: HlekkrError | None = None
+        self._spool = spool
+        self._own_spool = spool is None
+        self._spooling = False
+        self._jpeg: _JpegWalk | None = None
+        self._decode: _JpegDecode | None = None
+        self._header_done = False
+        self._width = self._height = 0
+
+    # feeding -------------------------------------------------------------------------------------------------
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        offset = self.size
+        self.size += len(chunk)
+        self.digest.update(chunk)
+        self.tail += chunk
+        if len(self.tail) > 2 * TAIL_BYTES:
+            del self.tail[: len(self.tail) - TAIL_BYTES]
+        if self.refusal is not None and self.refusal.code != "too_many_pixels":
+            return  # refused from the head: nothing more to learn (the hash and size still count)
+        if not self.mime:
+            self.head += chunk
+            if len(self.head) >= SNIFF_BYTES:
+                self._decide()
+            return
+        self._route(chunk, offset)
+
+    def _decide(self) -> None:
+        """Sniff the head and choose the in-stream path (JPEG) or the spool; replays the head into it."""
+        try:
+            self.mime, self.kind = sniff(bytes(self.head[:SNIFF_BYTES]))
+            check_declared_matches(self.declared, self.mime)
+        except HlekkrError as error:
+            self.refusal = error
+            self.mime = self.mime or "refused"
+            self.head = bytearray()
+            return
+        head, self.head = bytes(self.head), bytearray()
+        if self.mime == "image/jpeg":
+            self._jpeg = _JpegWalk()
+            self.head = bytearray()
+        else:
+            self._start_spool()
+        self._route(head, 0)
+
+    def _start_spool(self, replay: bytes = b"") -> None:
+        if self._spool is None:
+            self._spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed in finish()/close()
+                max_size=SPOOL_IN_MEMORY, dir=settings.FILE_UPLOAD_TEMP_DIR
+            )
+        self._spooling = True
+        if replay and self._own_spool:
+            self._spool.write(replay)
+
+    def _route(self, chunk: bytes, offset: int) -> None:
+        if self._spooling:
+            if self._own_spool:
+                assert self._spool is not None
+                self._spool.write(chunk)
+            return
+        assert self._jpeg is not None
+        walk = self._jpeg
+        walk.feed(chunk, offset)
+        if not self._header_done:
+            self.head += chunk
+            if walk.first_scan is not None or walk.broken or walk.end is not None:
+                self._open_header()
+            elif len(self.head) > HEADER_CAP:
+                self._fall_back_to_spool()
+            return
+        if self._decode is not None:
+            self._decode.feed(chunk, offset)
+
+    def _open_header(self) -> None:
+        """The header is complete: the pixel limit is checked from it, then the decode starts."""
+        self._header_done = True
+        head, self.head = bytes(self.head), bytearray()
+        try:
+            image, width, height = open_image_header(io.BytesIO(head))
+        except HlekkrError as error:
+            if error.code == "too_many_pixels":
+                self.refusal = error
+                return
+            # Unreadable from the header alone: let the whole-file path decide, with the same message.
+            self._fall_back_to_spool(head)
+            return
+        self._width, self._height = width, height
+        if image.format != "JPEG" or len(image.tile) != 1 or int(getattr(image, "n_frames", 1) or 1) != 1:
+            self._fall_back_to_spool(head)  # MPO and other multi-frame JPEGs: check_image's own path
+            return
+        try:
+            self._decode = _JpegDecode(image, width, height)
+        except Exception:
+            self._fall_back_to_spool(head)
+            return
+        self._decode.feed(head, 0)
+
+    def _fall_back_to_spool(self, head: bytes | None = None) -> None:
+        replay = bytes(self.head) if head is None else head
+        self.head = bytearray()
+        self._header_done = True
+        self._start_spool(replay)
+
+    # the verdict ---------------------------------------------------------------------------------------------
+    def finish(self) -> Inspected:
+        """Every check that needed the end of the stream, in validate_media's order; raises the refusal."""
+        try:
+            return self._finish()
+        finally:
+            self.close()
+
+    def _finish(self) -> Inspected:
+        if self.size <= 0:
+            raise ValidationFailed("The file is empty.", code="empty_file")
+        if not self.mime:
+            self._decide()
+        if self.refusal is not None and self.refusal.code != "too_many_pixels":
+            raise self.refusal
+        tail = bytes(self.tail[-TAIL_BYTES:])
+        sha256 = self.digest.hexdigest()
+        if self._spooling:
+            assert self._spool is not None
+            self._spool.flush()
+            facts = validate_media(self._spool, size=self.size, declared_content_type=self.declared)
+            return Inspected(facts, sha256, self.size)
+        if _zip_tail(io.BytesIO(tail), len(tail)):
+            raise UnsupportedMediaType(
+                "The file is also a ZIP archive (polyglot).", code="polyglot_file", details={"detected": self.mime}
+            )
+        assert self._jpeg is not None
+        self._jpeg.verdict(self.size)
+        if self.refusal is not None:  # too many pixels: after the polyglot rules, as validate_media orders them
+            raise self.refusal
+        if not self._header_done:
+            self._open_header()
+            if self.refusal is not None:
+                raise self.refusal
+            if self._spooling:
+                raise _corrupt("The image cannot be read.")
+        if self._decode is None:
+            raise _corrupt("The image cannot be read.")
+        error = self._decode.result()
+        self._decode = None
+        if error is not None:
+            raise _corrupt("The image is truncated or corrupt.", error)
+        return Inspected(MediaFacts(self.mime, self.kind, self._width, self._height), sha256, self.size)
+
+    def close(self) -> None:
+        if self._decode is not None:
+            self._decode.cancel()
+            self._decode = None
+        if self._own_spool and self._spool is not None:
+            self._spool.close()
+            self._spool = None

@@ -24,6 +24,7 @@ from hlekkr.exceptions import NotFound, PayloadTooLarge, ValidationFailed
 from hlekkr.openapi import paginated
 from media import conf, multipart, selectors, services, storage
 from media.api import serializers as s
+from media.api import uploads
 from media.models import MediaItem, MultipartUpload, UploadState
 
 # Multipart form overhead allowed above the file itself before the body is refused unread.
@@ -117,6 +118,18 @@ class MediaCollectionView(_MethodGroups, APIView):
                 code="payload_too_large",
                 details={"max_bytes": limit},
             )
+        # Hash, sniff and validate the file while the body arrives, and on S3 store it at the same time (one
+        # pass; media/api/uploads.py).
+        owner = request_user(request)
+        expected = uploads.prepare_streaming(request._request) if multipart.is_s3() else None
+        request._request.upload_handlers = [
+            uploads.InspectingUploadHandler(
+                request._request,
+                max_bytes=limit,
+                owner_key=lambda media_id: storage.original_key_for(owner.pk, media_id),
+                expected_length=expected,
+            )
+        ]
         form = s.DirectUploadInput(data=request.data)
         if not form.is_valid():
             if "file" in form.errors and "file" not in request.data:
@@ -124,7 +137,7 @@ class MediaCollectionView(_MethodGroups, APIView):
             raise ValidationFailed(details={"fields": form.errors})
         uploaded = form.validated_data["file"]
         result = services.media_item_create_from_upload(
-            owner=request_user(request),
+            owner=owner,
             uploaded_file=uploaded,
             filename=uploaded.name,
             declared_content_type=uploaded.content_type,

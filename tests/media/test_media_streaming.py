@@ -1,0 +1,253 @@
+"""One pass over an upload's bytes: the streaming inspector judges every file exactly as validate_media does on
+the whole file, the direct upload never reads its bytes a second time, and on S3 the bytes go to storage while
+they arrive, with nothing stored for a refusal, a duplicate or a failure."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.test import Client
+from media_factories import jpeg_bytes, png_bomb, stored_files, wav_bytes, zip_bytes
+
+from hlekkr.audit.models import AuditEvent
+from hlekkr.exceptions import HlekkrError
+from media import multipart, storage, validation
+from media.api.uploads import file_length_from_prefix
+from media.models import MediaItem, StorageIntent
+from media.validation import StreamInspector, validate_media
+
+pytestmark = pytest.mark.django_db
+
+
+def batch_verdict(data: bytes, declared: str) -> tuple[Any, ...]:
+    try:
+        facts = validate_media(io.BytesIO(data), size=len(data), declared_content_type=declared)
+    except HlekkrError as error:
+        return (error.code, error.details.get("reason"))
+    return ("ok", facts)
+
+
+def streamed_verdict(data: bytes, declared: str, chunk: int) -> tuple[Any, ...]:
+    inspector = StreamInspector(declared_content_type=declared)
+    for start in range(0, len(data), chunk):
+        inspector.feed(data[start : start + chunk])
+    try:
+        inspected = inspector.finish()
+    except HlekkrError as error:
+        return (error.code, error.details.get("reason"))
+    assert inspected.sha256 == hashlib.sha256(data).hexdigest() and inspected.size == len(data)
+    return ("ok", inspected.facts)
+
+
+def mutated_jpegs() -> list[tuple[str, bytes]]:
+    """Bit flips and cuts anywhere (headers, tables, scans) in a baseline and a progressive JPEG."""
+    from PIL import Image
+    from skimage import data
+
+    bases = []
+    for progressive in (False, True):
+        out = io.BytesIO()
+        Image.fromarray(data.astronaut()[::2, ::2]).save(out, "JPEG", quality=90, progressive=progressive)
+        bases.append(out.getvalue())
+    rng = random.Random(15)
+    cases = []
+    for index, base in enumerate(bases):
+        cases += [(f"base{index}", base), (f"padded{index}", base + b"\x00" * 40_000)]
+        cases += [(f"trailer{index}", base + b"abc" * 8000), (f"markup{index}", base + b"<HTML>")]
+        for trial in range(40):
+            flipped = bytearray(base)
+            for _ in range(rng.choice((1, 3))):
+                flipped[rng.randrange(2, len(base))] ^= 1 << rng.randrange(8)
+            cases.append((f"flip{index}.{trial}", bytes(flipped)))
+            cases.append((f"cut{index}.{trial}", base[: rng.randrange(1, len(base))]))
+    return cases
+
+
+def test_the_stream_inspector_judges_the_hostile_corpus_like_the_whole_file_check() -> None:
+    from tests.hostile.corpus import CORPUS
+
+    for entry in CORPUS:
+        expected = batch_verdict(entry.data, entry.content_type)
+        for chunk in (7, 4096, 1 << 20):
+            assert streamed_verdict(entry.data, entry.content_type, chunk) == expected, (entry.name, chunk)
+
+
+def test_the_stream_inspector_judges_flipped_and_cut_jpegs_like_the_whole_file_check() -> None:
+    outcomes = set()
+    for name, data in mutated_jpegs():
+        expected = batch_verdict(data, "image/jpeg")
+        outcomes.add(expected[0])
+        for chunk in (1000, 65_536):
+            assert streamed_verdict(data, "image/jpeg", chunk) == expected, (name, chunk)
+    assert {"ok", "corrupt_file", "polyglot_file"} <= outcomes  # the mutations reach every kind of verdict
+
+
+def test_a_pixel_bomb_is_refused_from_its_header_while_streaming(settings: Any) -> None:
+    settings.HLEKKR_MAX_IMAGE_PIXELS = 1000
+    inspector = StreamInspector(declared_content_type="image/jpeg")
+    data = jpeg_bytes(size=(320, 240))
+    inspector.feed(data[: len(data) // 2])
+    assert inspector.refusal is not None and inspector.refusal.code == "too_many_pixels"  # before the end
+    inspector.feed(data[len(data) // 2 :])
+    with pytest.raises(HlekkrError) as caught:
+        inspector.finish()
+    assert caught.value.code == "too_many_pixels"
+
+
+def test_a_jpeg_direct_upload_is_judged_in_the_stream_without_reading_the_file_again(
+    client_a: Any, upload: Any
+) -> None:
+    data = jpeg_bytes(5)
+    with mock.patch.object(validation, "validate_media", side_effect=AssertionError("second pass")):
+        response = upload(client_a, "photo.jpg", data)
+    assert response.status_code == 201, response.content
+    item = MediaItem.objects.get()
+    assert item.sha256 == hashlib.sha256(data).hexdigest() and (item.width, item.height) == (320, 240)
+
+
+def test_file_length_is_known_from_the_body_start_only_when_the_file_is_the_last_part() -> None:
+    head = b'--XyZ\r\nContent-Disposition: form-data; name="priority"\r\n\r\nurgent\r\n'
+    part = b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    body = head + part + b"0123456789" + b"\r\n--XyZ--\r\n"
+    assert file_length_from_prefix(body[:200], boundary=b"XyZ", content_length=len(body)) == 10
+    # the parts before the file must be in the peeked prefix
+    assert file_length_from_prefix(body[:30], boundary=b"XyZ", content_length=len(body)) is None
+    # a field named file without a filename is not the upload
+    plain = b'--XyZ\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--XyZ--\r\n'
+    assert file_length_from_prefix(plain, boundary=b"XyZ", content_length=len(plain)) is None
+
+
+# --- on S3: stored while streaming ------------------------------------------------------------------------------
+pytest_s3 = pytest.mark.s3
+
+
+def _open_s3_uploads() -> list[Any]:
+    return list(multipart.s3_client().list_multipart_uploads(Bucket=multipart.s3_bucket()).get("Uploads", []))
+
+
+@pytest_s3
+def test_on_s3_the_upload_is_stored_by_the_put_that_streamed_with_the_body(
+    s3_storage: Any, client_a: Any, upload: Any
+) -> None:
+    data = jpeg_bytes(7, size=(1200, 900))
+    with mock.patch.object(storage, "write_object", side_effect=AssertionError("second write")):
+        response = upload(client_a, "photo.jpg", data)
+    assert response.status_code == 201, response.content
+    item = MediaItem.objects.get()
+    assert str(item.id) in item.storage_key
+    got = multipart.s3_client().get_object(Bucket=multipart.s3_bucket(), Key=item.storage_key)
+    assert got["Body"].read() == data and got["ContentType"] == "image/jpeg"
+    assert StorageIntent.objects.count() == 0
+
+
+@pytest_s3
+@pytest.mark.parametrize(
+    ("data", "declared", "status", "code"),
+    [
+        (jpeg_bytes(8)[:-3000], "image/jpeg", 400, "corrupt_file"),  # truncated inside its scan
+        (jpeg_bytes(8) + b"PK\x03\x04" + b"\x00" * 40, "image/jpeg", 415, "polyglot_file"),
+        (jpeg_bytes(8) + b"<script>alert(1)</script>", "image/jpeg", 415, "polyglot_file"),
+        (zip_bytes(), "image/jpeg", 415, "unsupported_media_type"),
+        (wav_bytes(), "image/jpeg", 415, "content_type_mismatch"),
+        (png_bomb(), "image/png", 400, "too_many_pixels"),
+    ],
+)
+def test_on_s3_a_refused_upload_streamed_nothing_into_the_bucket(
+    s3_storage: Any, client_a: Any, upload: Any, data: bytes, declared: str, status: int, code: str
+) -> None:
+    response = upload(client_a, "x.jpg", data, declared)
+    assert response.status_code == status and response.json()["code"] == code, response.content
+    assert stored_files() == [] and not MediaItem.objects.exists() and StorageIntent.objects.count() == 0
+    assert AuditEvent.objects.filter(action="media.upload_rejected", payload__code=code).count() == 1
+
+
+@pytest_s3
+def test_on_s3_a_duplicate_is_answered_without_a_second_object(s3_storage: Any, client_a: Any, upload: Any) -> None:
+    data = jpeg_bytes(9)
+    first = upload(client_a, "a.jpg", data)
+    again = upload(client_a, "b.jpg", data)
+    assert first.status_code == 201 and again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["id"] == first.json()["id"]
+    assert stored_files() == [MediaItem.objects.get().storage_key]
+
+
+@pytest_s3
+def test_on_s3_fields_after_the_file_fall_back_to_one_write_after_the_stream(
+    s3_storage: Any, client_a: Any, upload: Any
+) -> None:
+    data = jpeg_bytes(10)
+    response = upload(client_a, "a.jpg", data, priority="urgent")  # the test client sends the file first
+    assert response.status_code == 201, response.content
+    item = MediaItem.objects.get()
+    assert item.priority == "urgent"
+    assert multipart.s3_client().get_object(Bucket=multipart.s3_bucket(), Key=item.storage_key)["Body"].read() == data
+
+
+@pytest_s3
+def test_on_s3_a_stream_that_breaks_mid_body_is_written_once_after_it(
+    s3_storage: Any, client_a: Any, upload: Any
+) -> None:
+    data = jpeg_bytes(11, size=(1600, 1200))
+    calls = {"n": 0}
+    real_write = storage.StreamingPut.write
+
+    def flaky(self: Any, chunk: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionResetError("storage dropped the connection")
+        real_write(self, chunk)
+
+    with mock.patch.object(storage.StreamingPut, "write", flaky):
+        response = upload(client_a, "a.jpg", data)
+    assert response.status_code == 201, response.content
+    item = MediaItem.objects.get()
+    assert multipart.s3_client().get_object(Bucket=multipart.s3_bucket(), Key=item.storage_key)["Body"].read() == data
+
+
+@pytest_s3
+def test_on_s3_storage_failing_mid_stream_and_after_it_is_a_503_that_leaves_nothing(
+    s3_storage: Any, client_a: Any, upload: Any
+) -> None:
+    data = jpeg_bytes(12, size=(1600, 1200))
+    with (
+        mock.patch.object(storage.StreamingPut, "commit", side_effect=ConnectionResetError("gone")),
+        mock.patch.object(storage, "write_object", side_effect=OSError("storage down")),
+    ):
+        response = upload(client_a, "a.jpg", data)
+    assert response.status_code == 503 and response.json()["code"] == "service_unavailable"
+    assert stored_files() == [] and not MediaItem.objects.exists() and StorageIntent.objects.count() == 0
+    assert _open_s3_uploads() == []
+
+
+@pytest_s3
+def test_on_s3_a_raw_client_sending_the_file_last_streams_it(s3_storage: Any, client_a: Any) -> None:
+    """The shape curl and requests send: fields first, the file last, then the closing boundary."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    data = jpeg_bytes(13)
+    boundary = "b0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="priority"\r\n\r\nurgent\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    token = str(RefreshToken.for_user(client_a).access_token)
+    with mock.patch.object(storage, "write_object", side_effect=AssertionError("second write")):
+        response = Client().generic(
+            "POST",
+            "/api/v1/media/",
+            body,
+            content_type=f"multipart/form-data; boundary={boundary}",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+    assert response.status_code == 201, response.content
+    assert MediaItem.objects.get().priority == "urgent"
