@@ -9,7 +9,9 @@ same keys, same serializer; settings use it when REDIS_URL is set).
 - `count_many` does django-ratelimit's add-then-increment for every window of a request in one Lua call, and
   `precounted` lets django-ratelimit's own `get_usage` read those results through its usual `add`/`incr`
   calls (see ratelimit/limiter.py): the rate limiter costs one round trip per request, whatever the number of
-  windows, and django-ratelimit still decides keys, windows and limits.
+  windows, and django-ratelimit still decides keys, windows and limits. It can also read a few other keys in
+  that same call (`read`), so a view that needs a cached value anyway (the media detail body) does not pay a
+  second round trip for it.
 """
 
 from __future__ import annotations
@@ -27,17 +29,22 @@ if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], 
 return false
 """
 
-# django-ratelimit's counting step, per key: SET key 1 NX EX ttl (its `add`), else INCR (its `incr`).
+# django-ratelimit's counting step, per key: SET key 1 NX EX ttl (its `add`), else INCR (its `incr`), for the
+# first ARGV[1] keys; then GET of the rest (false, i.e. nil, when absent; false keeps the reply's positions).
 _ADD_OR_INCR_MANY = """
-local counts = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('set', key, 1, 'NX', 'EX', tonumber(ARGV[i])) then
-    counts[i] = 1
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  if redis.call('set', KEYS[i], 1, 'NX', 'EX', tonumber(ARGV[i + 1])) then
+    out[i] = 1
   else
-    counts[i] = redis.call('incr', key)
+    out[i] = redis.call('incr', KEYS[i])
   end
 end
-return counts
+for i = n + 1, #KEYS do
+  out[i] = redis.call('get', KEYS[i])
+end
+return out
 """
 
 
@@ -65,11 +72,17 @@ class RedisCacheClient(DjangoRedisCacheClient):
             raise ValueError(f"Key '{key}' not found.")
         return int(value)
 
-    def add_or_incr_many(self, keys: list[str], ttls: list[int]) -> list[int]:
+    def add_or_incr_many(
+        self, keys: list[str], ttls: list[int], read: list[str] | None = None
+    ) -> tuple[list[int], list[Any]]:
+        """(counts of `keys`, values of `read` deserialized, None where absent), in one round trip."""
+        read = read or []
         client = self.get_client(keys[0] if keys else None, write=True)
         if self._count_script is None:
             self._count_script = client.register_script(_ADD_OR_INCR_MANY)
-        return [int(n) for n in self._count_script(keys=keys, args=ttls, client=client)]
+        out = self._count_script(keys=[*keys, *read], args=[len(keys), *ttls], client=client)
+        counts, raw = out[: len(keys)], out[len(keys) :]
+        return [int(n) for n in counts], [None if v is None else self._serializer.loads(v) for v in raw]  # type: ignore[attr-defined]
 
 
 class RedisCache(DjangoRedisCache):
@@ -82,10 +95,19 @@ class RedisCache(DjangoRedisCache):
 
     def count_many(self, keys_and_ttls: list[tuple[str, int]]) -> dict[str, int]:
         """Add-then-increment each key (with its TTL in seconds) in one round trip: {key: count after}."""
+        return self.count_many_and_get(keys_and_ttls, [])[0]
+
+    def count_many_and_get(
+        self, keys_and_ttls: list[tuple[str, int]], read: list[str]
+    ) -> tuple[dict[str, int], dict[str, Any]]:
+        """count_many, and `get_many(read)` in the same round trip: ({key: count after}, {key: value})."""
         made = [self.make_and_validate_key(key) for key, _ in keys_and_ttls]
         client: RedisCacheClient = self._cache  # type: ignore[assignment]
-        counts = client.add_or_incr_many(made, [ttl for _, ttl in keys_and_ttls])
-        return {key: count for (key, _), count in zip(keys_and_ttls, counts, strict=True)}
+        counts, values = client.add_or_incr_many(
+            made, [ttl for _, ttl in keys_and_ttls], [self.make_and_validate_key(key) for key in read]
+        )
+        found = {key: value for key, value in zip(read, values, strict=True) if value is not None}
+        return {key: count for (key, _), count in zip(keys_and_ttls, counts, strict=True)}, found
 
     @contextmanager
     def precounted(self, counts: dict[str, int]) -> Iterator[None]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -66,6 +66,9 @@ class Decision:
     refund_on_success: bool = False
     success_is_redirect: bool = False  # HTML login forms: success is a redirect, a failure re-renders (200)
     counted: list[str] = field(default_factory=list)  # cache keys incremented by this request
+    # The values of check(also_get=...) keys read in the counting round trip ({} for all absent); None when they
+    # were not read (no window to count, the limiter off or its cache failing): the caller reads them itself.
+    fetched: dict[str, Any] | None = None
 
     def error(self) -> RateLimited:
         if self.unavailable:
@@ -154,22 +157,39 @@ def _unavailable(decision: Decision) -> Decision:
 
 
 @contextmanager
-def _counted_in_one_round_trip(plan: list[Any]) -> Iterator[None]:
-    """On Redis, do django-ratelimit's add-then-increment for every window in one Lua call first; its
-    `get_usage` then reads the results through the cache's `add`/`incr` (ratelimit/cache.py). Elsewhere
-    (local memory) get_usage counts as it always does."""
-    count_many = getattr(cache, "count_many", None)
-    if count_many is None:
+def _counted_in_one_round_trip(plan: list[Any], decision: Decision, also_get: Sequence[str]) -> Iterator[None]:
+    """On Redis, do django-ratelimit's add-then-increment for every window in one Lua call first (reading the
+    `also_get` keys in the same call); its `get_usage` then reads the results through the cache's `add`/`incr`
+    (ratelimit/cache.py). Elsewhere (local memory) get_usage counts as it always does, and `also_get` is one
+    `get_many` after it."""
+    count_many_and_get = getattr(cache, "count_many_and_get", None)
+    if count_many_and_get is None:
         yield
+        if also_get:
+            try:
+                decision.fetched = cache.get_many(list(also_get))
+            except Exception:  # the caller's read, not the limiter's: it reads again (and decides) itself
+                decision.fetched = None
         return
     unique = {cache_key: window.period + EXPIRATION_FUDGE for window, _v, _l, _g, cache_key in plan}
     backend = caches["default"]
-    with backend.precounted(count_many(list(unique.items()))):  # type: ignore[attr-defined]
+    counts, decision.fetched = count_many_and_get(list(unique.items()), list(also_get))
+    with backend.precounted(counts):  # type: ignore[attr-defined]
         yield
 
 
-def check(request: Any, *, group: str, user: Caller = None, api_key: ApiKey | None = None) -> Decision:
-    """Count this request in every enabled window of `group` and decide. Never raises for cache trouble."""
+def check(
+    request: Any,
+    *,
+    group: str,
+    user: Caller = None,
+    api_key: ApiKey | None = None,
+    also_get: Sequence[str] = (),
+) -> Decision:
+    """Count this request in every enabled window of `group` and decide. Never raises for cache trouble.
+
+    `also_get`: cache keys the caller is about to read anyway, read in the same round trip as the counting
+    (`decision.fetched`), so a request that needs one cached value still costs one round trip in all."""
     decision = Decision(group=group, refund_on_success=(group == "auth"))
     windows = windows_for(group)
     if not windows or not getattr(settings, "RATELIMIT_ENABLE", True):
@@ -186,7 +206,7 @@ def check(request: Any, *, group: str, user: Caller = None, api_key: ApiKey | No
     refused_resets: list[int] = []
     tightest: Usage | None = None
     try:
-        with _counted_in_one_round_trip(plan):
+        with _counted_in_one_round_trip(plan, decision, also_get):
             for window, value, limit, rl_group, cache_key in plan:
                 usage = get_usage(
                     request,
@@ -209,6 +229,7 @@ def check(request: Any, *, group: str, user: Caller = None, api_key: ApiKey | No
                     tightest = current
     except Exception as exc:
         circuit.trip(group, exc)
+        decision.fetched = None
         return _unavailable(decision)
     decision.usage = tightest
     if refused_resets:
@@ -233,9 +254,16 @@ def refund(decision: Decision) -> None:
             return
 
 
-def enforce(request: Any, *, group: str, user: Caller = None, api_key: ApiKey | None = None) -> Decision:
+def enforce(
+    request: Any,
+    *,
+    group: str,
+    user: Caller = None,
+    api_key: ApiKey | None = None,
+    also_get: Sequence[str] = (),
+) -> Decision:
     """check() and stash the decision on the Django request for the headers middleware; raise on refusal."""
-    decision = check(request, group=group, user=user, api_key=api_key)
+    decision = check(request, group=group, user=user, api_key=api_key, also_get=also_get)
     request.ratelimit_decision = decision
     if decision.refused:
         raise decision.error()

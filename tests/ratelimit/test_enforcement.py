@@ -188,3 +188,21 @@ def test_dashboard_writes_count_as_review_actions(set_policy: Callable, client_a
     codes = [browser.post("/dashboard/items/1/decide/").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     assert browser.get("/dashboard/items/1/decide/").status_code == 200  # reads are not limited
+
+
+def test_keys_read_with_the_count_come_back_on_the_decision(set_policy: Callable, client_a: User) -> None:
+    from django.core.cache import cache
+    from django.test import RequestFactory
+
+    from ratelimit import limiter
+    from ratelimit.models import RateLimitPolicy
+    from ratelimit.policies import policy_cache
+
+    set_policy("read", "5/m")
+    cache.set("hook-present", {"x": 1}, 30)
+    request = RequestFactory().get(READ)
+    decision = limiter.check(request, group="read", user=client_a, also_get=["hook-present", "hook-absent"])
+    assert decision.fetched == {"hook-present": {"x": 1}} and decision.usage and decision.usage.remaining == 4
+    RateLimitPolicy.objects.filter(group="read").update(enabled=False)
+    policy_cache.invalidate()
+    assert limiter.check(request, group="read", user=client_a, also_get=["hook-present"]).fetched is None

@@ -186,3 +186,28 @@ def test_a_request_costs_one_redis_round_trip_for_all_its_windows(
     # One Lua call per request; the refused one also gives its two increments back (decr, decr).
     assert round_trips.count == 4 + 2
     assert [r["X-RateLimit-Remaining"] for r in responses[:3]] == ["2", "1", "0"]
+
+
+def test_a_request_reads_other_keys_in_its_counting_round_trip(
+    on_redis: None, set_policy: Callable, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    set_policy("read", "3/m", "100/h")
+    settings.HLEKKR_RATELIMIT_POLICY_TTL = 60
+    policy_cache.windows("read")
+    backend = caches["default"]
+    backend.set("hook-a", {"body": [1, 2]}, 30)
+    backend.set("hook-n", 7, 30)
+    user = SimpleNamespace(pk=4343, is_authenticated=True, role="client")
+    _wait_for_a_fresh_window("user:4343", 60)
+    request = RequestFactory().get("/api/v1/probe/read/")
+    round_trips = RoundTrips(monkeypatch)
+    monitor._local.last_push = time.monotonic() + 60
+    with round_trips:
+        decisions = [
+            limiter.check(request, group="read", user=user, also_get=["hook-a", "hook-n", "hook-gone"])  # type: ignore[arg-type]
+            for _ in range(4)
+        ]
+    assert [d.fetched for d in decisions[:3]] == [{"hook-a": {"body": [1, 2]}, "hook-n": 7}] * 3
+    assert [d.refused for d in decisions] == [False, False, False, True]
+    assert [d.usage.remaining for d in decisions[:3] if d.usage] == [2, 1, 0]
+    assert round_trips.count == 4 + 2  # one Lua call each; the refused one gives its two increments back
