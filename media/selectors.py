@@ -119,11 +119,20 @@ def detail_etag(item: MediaItem, *, include_details: bool) -> str:
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 
 
-def media_item_detail(*, owner: User, media_id: Any, include_details: bool) -> tuple[dict[str, Any], str]:
+def media_item_detail(
+    *,
+    owner: User,
+    media_id: Any,
+    include_details: bool,
+    looked_up: tuple[dict[str, Any] | None, str | None] | None = None,
+) -> tuple[dict[str, Any], str]:
     """(body, ETag) of an owner's item. From the detail cache when it holds the item's current body for this
     owner (no database query; media/detail_cache.py); otherwise read, checked for ownership, rendered and
-    remembered. Another owner's, a deleted or an unknown item is NotFound either way."""
-    entry, gen = detail_cache.lookup(media_id, owner_id=owner.pk, include_details=include_details)
+    remembered. Another owner's, a deleted or an unknown item is NotFound either way. `looked_up`: what
+    `detail_cache.lookup` answered for this request already (the view's fast path read it), not read again."""
+    if looked_up is None:
+        looked_up = detail_cache.lookup(media_id, owner_id=owner.pk, include_details=include_details)
+    entry, gen = looked_up
     if entry is not None:
         body = dict(entry["body"])
         if body.get("download_url"):

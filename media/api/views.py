@@ -8,6 +8,7 @@ from typing import Any
 import magic
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,14 +19,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hlekkr.accounts.authentication import request_user
-from hlekkr.api import error_body
-from hlekkr.exceptions import NotFound, PayloadTooLarge, ValidationFailed
+from hlekkr.accounts.authentication import request_api_key, request_user
+from hlekkr.api import error_body, plain_caller
+from hlekkr.exceptions import NotFound, PayloadTooLarge, RateLimited, ValidationFailed
 from hlekkr.openapi import paginated
-from media import conf, multipart, selectors, services, storage
+from media import conf, detail_cache, multipart, selectors, services, storage
 from media.api import serializers as s
 from media.api import uploads
 from media.models import MediaItem, MultipartUpload, UploadState
+from ratelimit import limiter
 
 # Multipart form overhead allowed above the file itself before the body is refused unread.
 FORM_OVERHEAD = 64 * 1024
@@ -84,9 +86,11 @@ class MediaCollectionView(_MethodGroups, APIView):
         summary="List own media items",
     )
     def get(self, request: Request) -> Response:
-        filters = s.MediaListFilters(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        data = {k: v for k, v in filters.validated_data.items() if k not in ("cursor", "page_size")}
+        data: dict[str, Any] = {}
+        if request.query_params:  # the first page has none: skip building a serializer for nothing
+            filters = s.MediaListFilters(data=request.query_params.dict())
+            filters.is_valid(raise_exception=True)
+            data = {k: v for k, v in filters.validated_data.items() if k not in ("cursor", "page_size")}
         items = selectors.media_items_list(owner=request_user(request), **data).values(*selectors.LIST_ROW_FIELDS)
         paginator = self.paginator
         page = paginator.paginate_queryset(items, request, view=self)
@@ -213,13 +217,83 @@ class MediaFromUrlView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
+# Query strings and Accept headers the cached detail answers itself; anything else goes through DRF (which
+# validates the query, negotiates `Accept: text/html` into a 406 or `application/json; indent=4` into indented
+# JSON, and so on).
+_FAST_QUERIES = {"": False, "include_details=false": False, "include_details=true": True}
+_FAST_ACCEPTS = frozenset({"", "*/*", "application/json"})
+
+
 class MediaItemView(_MethodGroups, APIView):
     """GET: detail with ETag / If-None-Match and a 300 s server cache. DELETE: item and stored objects.
 
-    An item created from a URL whose bytes the client already had answers 303 See Other to that item."""
+    An item created from a URL whose bytes the client already had answers 303 See Other to that item.
+
+    A cached GET is answered before DRF (`_cached_get`): the caller is authenticated and checked by the view's
+    own authentication and permission classes, the rate limiter counts it and reads the cached body in the same
+    Redis round trip, and the body goes out as the bytes it was rendered to when cached, with the headers DRF
+    would have set. Everything else (a miss, a refusal, an unusual query or Accept) is DRF's as before; the
+    limiter then does not count the request twice."""
 
     ratelimit_groups = {"GET": "read", "DELETE": "upload"}
     required_scopes = MEDIA_SCOPES
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method == "GET":
+            response = self._cached_get(request, kwargs["media_id"])
+            if response is not None:
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
+    def _cached_get(self, request: HttpRequest, media_id: Any) -> HttpResponse | None:
+        include_details = _FAST_QUERIES.get(request.META.get("QUERY_STRING", ""))
+        if include_details is None or request.META.get("HTTP_ACCEPT", "") not in _FAST_ACCEPTS:
+            return None
+        if not detail_cache.enabled():
+            return None
+        caller = plain_caller(self, request)
+        if caller is None:
+            return None
+        user, _ = caller
+        keys = detail_cache.read_keys(media_id, include_details=include_details)
+        group = limiter.group_for(self, "GET")
+        request.ratelimit_counted = True  # type: ignore[attr-defined]  # check_throttles: not again
+        try:
+            decision = limiter.enforce(request, group=group, user=user, api_key=request_api_key(request), also_get=keys)
+        except RateLimited:
+            return None  # DRF raises the decision's error (check_throttles), in the error shape
+        if decision.fetched is not None:
+            looked_up = detail_cache.entry_from(decision.fetched, keys, owner_id=user.pk)
+        else:
+            looked_up = detail_cache.lookup(media_id, owner_id=user.pk, include_details=include_details)
+        entry = looked_up[0]
+        if entry is None or "json" not in entry:
+            request.media_detail_looked_up = looked_up  # type: ignore[attr-defined]  # the miss renders from it
+            return None
+        etag = entry["etag"]
+        headers = {"ETag": etag, "Allow": ", ".join(self.allowed_methods)}
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            not_modified = HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+            del not_modified["Content-Type"]  # as DRF's empty Response
+            return not_modified
+        url = None
+        if entry["body"].get("download_url"):
+            # Signed afresh for every response, so it always has its whole documented lifetime ahead of it.
+            url = _absolute(
+                request, storage.download_url(entry["storage_key"], expires=conf.download_url_ttl_seconds())
+            )
+        content = detail_cache.render_hit(entry["json"], url)
+        return HttpResponse(
+            content, content_type="application/json", headers={**headers, "Cache-Control": "private, no-cache"}
+        )
+
+    def check_throttles(self, request: Request) -> None:
+        if getattr(request._request, "ratelimit_counted", False):
+            decision = getattr(request._request, "ratelimit_decision", None)
+            if decision is not None and decision.refused:
+                raise decision.error()
+            return  # counted once already, by _cached_get
+        super().check_throttles(request)
 
     @extend_schema(
         parameters=[OpenApiParameter("include_details", bool, description="Add per-detector results")],
@@ -234,7 +308,10 @@ class MediaItemView(_MethodGroups, APIView):
             include_details = bool(query.validated_data["include_details"])
         try:
             body, etag = selectors.media_item_detail(
-                owner=request_user(request), media_id=media_id, include_details=include_details
+                owner=request_user(request),
+                media_id=media_id,
+                include_details=include_details,
+                looked_up=getattr(request._request, "media_detail_looked_up", None),
             )
         except NotFound:
             target = selectors.duplicate_fetch_target(owner=request_user(request), media_id=media_id)

@@ -228,7 +228,7 @@ def test_the_cache_being_down_costs_a_database_read_not_the_request(
 
 @pytest.mark.redis
 @pytest.mark.xdist_group("redis")
-def test_on_redis_a_cached_detail_read_is_two_round_trips(
+def test_on_redis_a_cached_detail_read_is_one_round_trip(
     client_a: User, api_as: Any, item_a: dict[str, Any], settings: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import redis
@@ -263,7 +263,7 @@ def test_on_redis_a_cached_detail_read_is_two_round_trips(
         for key in client.scan_iter(f"{prefix}:*"):
             client.delete(key)
         settings.CACHES = local  # so the media fixtures' cache.clear() at teardown empties local memory
-    assert during == ["EVALSHA", "MGET"]  # the limiter's one Lua call; the body and its generation
+    assert during == ["EVALSHA"]  # the limiter's one Lua call, which also reads the body and its generation
 
 
 def test_without_a_shared_cache_every_read_sees_the_database(
@@ -280,3 +280,131 @@ def test_without_a_shared_cache_every_read_sees_the_database(
     body = api_as(client_a).get(f"/api/v1/media/{item_id}/").json()
 
     assert (body["analysis_status"], body["trust_score"]) == ("completed", 81)
+
+
+# --- the cached detail answered before DRF ----------------------------------------------------------------
+_PER_RESPONSE = {"X-Request-ID", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Content-Length"}
+
+
+def _headers(response: Any) -> dict[str, str]:
+    return {name: value for name, value in response.headers.items() if name not in _PER_RESPONSE}
+
+
+def _body_without_url(response: Any) -> dict[str, Any]:
+    body = dict(response.json())
+    assert body.pop("download_url").startswith("http://testserver/")
+    return body
+
+
+@pytest.mark.parametrize("details", [False, True])
+def test_a_cached_hit_answers_what_drf_answers_on_a_miss(
+    client_a: User, api_as: Any, item_a: dict[str, Any], details: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rest_framework.views import APIView
+
+    wrapped: list[str] = []
+    original = APIView.initialize_request
+
+    def initialize_request(self: APIView, request: Any, *args: Any, **kwargs: Any) -> Any:
+        wrapped.append(request.path)
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(APIView, "initialize_request", initialize_request)
+    api = api_as(client_a)
+    miss = api.get(_url(item_a, details))  # rendered by DRF, then cached
+    hit = api.get(_url(item_a, details))
+    assert len(wrapped) == 1  # the hit never became a DRF request
+    assert hit.status_code == miss.status_code == 200
+    assert _headers(hit) == _headers(miss)
+    assert hit["Content-Type"] == "application/json" and hit["ETag"] and hit["Cache-Control"] == "private, no-cache"
+    assert list(hit.json()) == list(miss.json())  # the same keys in the same order
+    assert _body_without_url(hit) == _body_without_url(miss)
+
+
+def test_a_cached_hit_answers_304_as_drf_does(client_a: User, api_as: Any, item_a: dict[str, Any]) -> None:
+    api = api_as(client_a)
+    etag = api.get(_url(item_a))["ETag"]
+    cache.clear()
+    miss = api.get(_url(item_a), HTTP_IF_NONE_MATCH=etag)  # DRF, from the database
+    hit = api.get(_url(item_a), HTTP_IF_NONE_MATCH=f'"other", {etag}')
+    assert hit.status_code == miss.status_code == 304
+    assert _headers(hit) == _headers(miss) and "Content-Type" not in hit and hit.content == b""
+
+
+@pytest.fixture
+def read_limit_3_a_minute() -> Any:
+    from ratelimit.models import RateLimitPolicy
+    from ratelimit.policies import policy_cache
+
+    RateLimitPolicy.objects.filter(group="read").update(rate="3/m", role_multipliers={})
+    policy_cache.invalidate()
+    yield
+    policy_cache.invalidate()
+
+
+def test_a_cached_hit_counts_once_against_the_read_limit_and_is_refused_in_the_error_shape(
+    client_a: User, api_as: Any, item_a: dict[str, Any], read_limit_3_a_minute: None
+) -> None:
+    api = api_as(client_a)
+    responses = [api.get(_url(item_a)) for _ in range(4)]  # a miss, then hits
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    refused = responses[-1].json()
+    assert refused["code"] == "rate_limited" and refused["details"]["group"] == "read"
+    assert responses[-1]["Retry-After"].isdigit()
+
+
+def test_a_cached_body_needs_a_valid_credential(client_a: User, api: Any, api_as: Any, item_a: dict[str, Any]) -> None:
+    assert api_as(client_a).get(_url(item_a)).status_code == 200  # cached
+    assert api.get(_url(item_a)).json()["code"] == "not_authenticated"
+    api.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    response = api.get(_url(item_a))
+    assert response.status_code == 401 and response.json()["code"] == "token_not_valid"
+
+
+def test_a_cached_body_needs_the_read_scope_with_an_api_key(
+    client_a: User, api: Any, api_as: Any, item_a: dict[str, Any]
+) -> None:
+    assert api_as(client_a).get(_url(item_a)).status_code == 200  # cached
+    issued = api_key_create(user=client_a, name="writer", scopes=["media:write"])
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.plaintext}")
+    response = api.get(_url(item_a))
+    assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+
+
+def test_a_deactivated_user_stops_reading_cached_bodies_within_the_cache_seconds(
+    client_a: User, api_as: Any, item_a: dict[str, Any], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hlekkr.accounts import auth_cache
+
+    settings.HLEKKR_AUTH_CACHE_SECONDS = 5
+    now = [1000.0]
+    monkeypatch.setattr(auth_cache.users, "clock", lambda: now[0])
+    auth_cache.clear()  # the upload remembered the user on the real clock
+    api = api_as(client_a)
+    assert api.get(_url(item_a)).status_code == 200
+    User.objects.filter(pk=client_a.pk).update(is_active=False)  # elsewhere: no service call in this process
+    assert api.get(_url(item_a)).status_code == 200  # within the documented window
+    now[0] += 5.1
+    assert api.get(_url(item_a)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("accept", "status", "indented"),
+    [("text/html", 406, False), ("application/json; indent=2", 200, True), ("application/json", 200, False)],
+)
+def test_other_accept_headers_are_negotiated_by_drf(
+    client_a: User, api_as: Any, item_a: dict[str, Any], accept: str, status: int, indented: bool
+) -> None:
+    api = api_as(client_a)
+    api.get(_url(item_a))  # cached
+    response = api.get(_url(item_a), HTTP_ACCEPT=accept)
+    assert response.status_code == status
+    assert response.content.startswith(b'{\n  "') is indented
+
+
+def test_other_queries_are_validated_by_drf(client_a: User, api_as: Any, item_a: dict[str, Any]) -> None:
+    api = api_as(client_a)
+    api.get(_url(item_a))
+    response = api.get(_url(item_a) + "?include_details=maybe")
+    assert response.status_code == 400 and response.json()["code"] == "validation_error"
