@@ -33,9 +33,11 @@ def trusted_networks() -> tuple[IPNetwork, ...]:
     return networks_setting("HLEKKR_TRUSTED_PROXIES")
 
 
+@lru_cache(maxsize=4096)
 def parse_address(value: str) -> IPAddress | None:
     """An address as written in REMOTE_ADDR or an X-Forwarded-For hop ([v6]:port and v4:port accepted), with
-    IPv4-mapped IPv6 unwrapped; None if it is not an address."""
+    IPv4-mapped IPv6 unwrapped; None if it is not an address. Remembered (addresses are immutable): the
+    limiter parses the same few peers on every request, and `ipaddress` costs ~8 us a parse."""
     value = value.strip()
     if value.startswith("[") and "]" in value:  # [v6]:port
         value = value[1 : value.index("]")]

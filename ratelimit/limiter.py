@@ -197,9 +197,12 @@ def check(
     if circuit.is_open():
         return _unavailable(decision)
     role = getattr(user, "role", None) if _authenticated(user) else None
+    keys: dict[str, str] = {}  # by key type: the windows of a group and the monitor mostly share one
     plan = []
     for window in windows:
-        value = key_for(window, request, user, api_key)
+        if window.key_type not in keys:
+            keys[window.key_type] = key_for(window, request, user, api_key)
+        value = keys[window.key_type]
         limit = window.limit_for(role)
         rl_group = f"hlekkr:{window.group}:{window.key_type}"
         plan.append((window, value, limit, rl_group, _cache_key(rl_group, value, limit, window.period)))
@@ -237,7 +240,8 @@ def check(
         decision.retry_after = max(refused_resets)
         metrics.refusals_total.labels(group).inc()
         refund(decision)
-    monitor.record(group=group, key=monitor_key(request, user, api_key), refused=decision.refused)
+    who = keys.get("api_key") or monitor_key(request, user, api_key)
+    monitor.record(group=group, key=who, refused=decision.refused)
     return decision
 
 

@@ -1,8 +1,8 @@
 """Per-minute request and refusal counters by (group, key), kept in the cache and flushed to RateLimitHit.
 
-The hot path only increments a dict in this process. On Redis each process pushes its counts at most once a
-second, in one pipelined round trip (HINCRBY into one hash per minute, plus a set of minutes not yet flushed),
-so the monitor adds no round trip to almost every request; a process that dies loses at most a second of
+The hot path only increments a dict in this process. On Redis a daemon timer pushes a process's counts a second
+after the first unpushed one, in one pipelined round trip (HINCRBY into one hash per minute, plus a set of
+minutes not yet flushed), so no request waits for the monitor; a process that dies loses at most a second of
 counts. On any other cache backend (local memory in the embedded run and tests) the dict is the store.
 `drain()` takes the counts away atomically and
 `ratelimit.services.ratelimit_monitor_flush` adds them to the database, every minute from Celery beat.
@@ -64,20 +64,18 @@ def now_minute() -> int:
 
 
 def record(*, group: str, key: str, refused: bool, minute: int | None = None) -> None:
-    """Count one request (and a refusal) in this process; on Redis, push the process's counts at most once a
-    second in one pipelined round trip. Never raises: the monitor must not fail a request."""
+    """Count one request (and a refusal) in this process; on Redis, a daemon timer pushes the process's counts
+    a second after the first unpushed one, in one pipelined round trip, so no request waits for the monitor.
+    Never raises: the monitor must not fail a request."""
     minute = now_minute() if minute is None else minute
+    on_redis = _is_redis()
     with _local.lock:
         row = _local.counts[(minute, group, key)]
         row[0] += 1
         row[1] += int(refused)
-    if not _is_redis():
-        return
-    if time.monotonic() - _local.last_push >= PUSH_INTERVAL:
-        push()
-    elif not _local.timer_armed:
-        # A process that goes quiet still pushes its last counts, a second later, from a daemon timer.
-        _local.timer_armed = True
+        arm = on_redis and not _local.timer_armed
+        _local.timer_armed = _local.timer_armed or arm
+    if arm:
         # Hand over this thread's client: Django's caches are per thread, and a new one would mean a new pool.
         timer = threading.Timer(PUSH_INTERVAL, _timed_push, kwargs={"client": _redis()})
         timer.daemon = True

@@ -119,8 +119,8 @@ def test_the_redis_backend_reuses_its_client_and_increments_atomically(on_redis:
 
 def test_a_quiet_process_still_pushes_its_last_counts(on_redis: None, db: Any) -> None:
     minute = monitor.now_minute()
-    monitor.record(group="read", key="user:5", refused=False, minute=minute)  # pushed at once (first push)
-    monitor.record(group="read", key="user:5", refused=True, minute=minute)  # batched: a timer pushes it later
+    monitor.record(group="read", key="user:5", refused=False, minute=minute)  # arms the process's push timer
+    monitor.record(group="read", key="user:5", refused=True, minute=minute)  # batched: the same push
     client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
     field = "read|user:5|x"
     deadline = time.time() + 5
@@ -145,25 +145,27 @@ def test_on_redis_counts_whose_database_write_fails_are_kept_for_the_next_flush(
 
 
 class RoundTrips:
-    """Counts commands sent to Redis (a pipeline counts once) while a block runs."""
+    """Counts commands sent to Redis (a pipeline counts once) by the thread running a block: what a request
+    waits for (the monitor's timer thread pushes beside it)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import redis
 
         self.count = 0
         self.counting = False
+        self.thread: threading.Thread | None = None
         for cls, name in ((redis.Redis, "execute_command"), (redis.client.Pipeline, "execute")):
             original = getattr(cls, name)
 
             def wrapped(self_: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-                if self.counting:
+                if self.counting and threading.current_thread() is self.thread:
                     self.count += 1
                 return _original(self_, *args, **kwargs)
 
             monkeypatch.setattr(cls, name, wrapped)
 
     def __enter__(self) -> RoundTrips:
-        self.count, self.counting = 0, True
+        self.count, self.counting, self.thread = 0, True, threading.current_thread()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -179,7 +181,6 @@ def test_a_request_costs_one_redis_round_trip_for_all_its_windows(
     client = api_as(client_a)
     client.post("/api/v1/probe/upload/")
     round_trips = RoundTrips(monkeypatch)
-    monitor._local.last_push = time.monotonic() + 60  # the monitor's once-a-second push is not per request
     with round_trips:
         responses = [client.post("/api/v1/probe/upload/") for _ in range(4)]
     assert [r.status_code for r in responses] == [201, 201, 201, 429]
@@ -201,7 +202,6 @@ def test_a_request_reads_other_keys_in_its_counting_round_trip(
     _wait_for_a_fresh_window("user:4343", 60)
     request = RequestFactory().get("/api/v1/probe/read/")
     round_trips = RoundTrips(monkeypatch)
-    monitor._local.last_push = time.monotonic() + 60
     with round_trips:
         decisions = [
             limiter.check(request, group="read", user=user, also_get=["hook-a", "hook-n", "hook-gone"])  # type: ignore[arg-type]
@@ -211,3 +211,19 @@ def test_a_request_reads_other_keys_in_its_counting_round_trip(
     assert [d.refused for d in decisions] == [False, False, False, True]
     assert [d.usage.remaining for d in decisions[:3] if d.usage] == [2, 1, 0]
     assert round_trips.count == 4 + 2  # one Lua call each; the refused one gives its two increments back
+
+
+def test_no_request_waits_for_the_monitors_push(on_redis: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    round_trips = RoundTrips(monkeypatch)
+    minute = monitor.now_minute()
+    with round_trips:
+        for _ in range(3):
+            monitor.record(group="read", key="user:6", refused=False, minute=minute)
+        time.sleep(monitor.PUSH_INTERVAL + 0.5)  # the timer pushes meanwhile, on its own thread
+        monitor.record(group="read", key="user:6", refused=False, minute=minute)
+    assert round_trips.count == 0
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    deadline = time.time() + 5
+    while time.time() < deadline and client.hget(monitor._hash_key(minute), "read|user:6|n") != b"4":
+        time.sleep(0.1)
+    assert client.hget(monitor._hash_key(minute), "read|user:6|n") == b"4"
