@@ -2,11 +2,12 @@
 
 The detector only ever raises the score (p >= 0.5: a consistent double-JPEG history says nothing for authenticity),
 so its weight scales how far a region without the host's history pushes. On the forgery corpus's tune split
-(docs/analysis.md, "Forgery benchmark"; `bench/corpus_eval.py --split tune` re-weighted offline), weights 0 / 0.5 /
-1.0 / 1.5 gave splice AUC 0.776 / 0.782 / 0.786 / 0.787 (JPEG-saved splices 0.655 / 0.688 / 0.707 / 0.708),
-copy-moves 0.835 / 0.837 / 0.837 / 0.837, and 0 of 108 authentic items likely_manipulated at every weight; 1.0
-takes the gain without leaning on a plateau. Only the untouched default v1 row is changed, and a weight an
-operator already set is never overwritten.
+(docs/analysis.md, "Forgery benchmark"; `bench/corpus_eval.py --split tune` with every detector, re-weighted
+offline as the logit sum), weights 0 / 0.5 / 1.0 / 1.5 gave splice AUC 0.776 / 0.795 / 0.803 / 0.806 (JPEG-saved
+splices 0.655 / 0.711 / 0.731 / 0.733, JPEG-then-PNG 0.702 / 0.725 / 0.739 / 0.750), copy-moves 0.835 / 0.846 /
+0.851 / 0.852, and 0 of 108 authentic items likely_manipulated at every weight; 1.0 takes most of the gain
+without leaning on the plateau. Only the untouched default v1 row is changed, and a weight an operator already
+set is never overwritten.
 """
 
 from django.db import migrations
