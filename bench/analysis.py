@@ -1,6 +1,6 @@
 """Local analysis pipeline throughput against JPEG decoding, per-detector time shares, peak worker memory.
 
-    python bench/analysis.py [--small 4] [--large 2] [--threads N]
+    python bench/analysis.py [--small 4] [--large 2] [--repeat 3] [--threads N]
 
 Each size runs in its own fresh process (as a Celery worker child would): first decode-only (Pillow open +
 convert to RGB) of every file, then the whole local pipeline (every registered detector under its time budget, then
@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 TARGET_RATIO_1024 = 15.0  # issue 13: with the copy-move, splice and generated-image detectors (was 10x, issue 4)
 TARGET_PEAK_MB_LARGE = 1024.0
+DECODE_TRIES = 5
 
 
 def _make_jpegs(width: int, height: int, count: int, folder: Path) -> list[Path]:
@@ -58,8 +60,8 @@ def _make_jpegs(width: int, height: int, count: int, folder: Path) -> list[Path]
     return paths
 
 
-def _measure(paths: list[str], threads: int | None, queue: Any) -> None:
-    """Runs in a fresh process: decode-only pass, then the pipeline pass; reports timings and peak RSS."""
+def _measure(paths: list[str], threads: int | None, repeat: int, queue: Any) -> None:
+    """Runs in a fresh process: decode-only and pipeline timings of every file; reports them and peak RSS."""
     import django
 
     django.setup()
@@ -84,35 +86,43 @@ def _measure(paths: list[str], threads: int | None, queue: Any) -> None:
     media = MediaInput(path=warm, kind="image", mime="image/jpeg", size=warm.stat().st_size)
     list(run_detectors(detectors, media, context, threads=threads))
 
-    decode_s = decode_cpu_s = 0.0
-    for p in paths:
-        started, cpu = time.perf_counter(), time.process_time()
-        with Image.open(p) as im:
-            im.convert("RGB").load()
-        decode_s += time.perf_counter() - started
-        decode_cpu_s += time.process_time() - cpu
-
-    pipeline_s = pipeline_cpu_s = 0.0
+    # Decode and pipeline alternate file by file, `repeat` rounds, so a burst of load from other processes hits
+    # both sides of the ratio alike; each decode is the median of DECODE_TRIES (it takes a few ms, so one
+    # scheduler hiccup would otherwise move the ratio by tens of percent).
+    decode_s = decode_cpu_s = pipeline_s = pipeline_cpu_s = 0.0
     per_detector: dict[str, float] = {}
     per_detector_cpu: dict[str, float] = {}
     statuses: dict[str, list[str]] = {}
-    for p in paths:
-        path = Path(p)
-        media = MediaInput(path=path, kind="image", mime="image/jpeg", size=path.stat().st_size)
-        started, cpu = time.perf_counter(), time.process_time()
-        runs = list(run_detectors(detectors, media, context, threads=threads))
-        score_runs(runs, policy)
-        pipeline_s += time.perf_counter() - started
-        pipeline_cpu_s += time.process_time() - cpu
-        for run in runs:
-            per_detector[run.name] = per_detector.get(run.name, 0.0) + run.duration_ms / 1000
-            per_detector_cpu[run.name] = per_detector_cpu.get(run.name, 0.0) + run.cpu_ms / 1000
-            code = run.output.reasons[0].code if run.output.reasons and run.output.status != "ok" else ""
-            statuses.setdefault(run.name, []).append(run.output.status + (f":{code}" if code else ""))
+    for _ in range(repeat):
+        for p in paths:
+            walls, cpus = [], []
+            for _ in range(DECODE_TRIES):
+                started, cpu = time.perf_counter(), time.process_time()
+                with Image.open(p) as im:
+                    im.convert("RGB").load()
+                walls.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu)
+            decode_s += statistics.median(walls)
+            decode_cpu_s += statistics.median(cpus)
+
+            path = Path(p)
+            media = MediaInput(path=path, kind="image", mime="image/jpeg", size=path.stat().st_size)
+            started, cpu = time.perf_counter(), time.process_time()
+            runs = list(run_detectors(detectors, media, context, threads=threads))
+            score_runs(runs, policy)
+            pipeline_s += time.perf_counter() - started
+            pipeline_cpu_s += time.process_time() - cpu
+            for run in runs:
+                per_detector[run.name] = per_detector.get(run.name, 0.0) + run.duration_ms / 1000
+                per_detector_cpu[run.name] = per_detector_cpu.get(run.name, 0.0) + run.cpu_ms / 1000
+                code = run.output.reasons[0].code if run.output.reasons and run.output.status != "ok" else ""
+                statuses.setdefault(run.name, []).append(run.output.status + (f":{code}" if code else ""))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     queue.put(
         {
-            "n": len(paths),
+            "n": len(paths) * repeat,
+            "files": len(paths),
+            "load": os.getloadavg()[0],
             "threads": threads,
             "decode_s": decode_s,
             "decode_cpu_s": decode_cpu_s,
@@ -127,11 +137,11 @@ def _measure(paths: list[str], threads: int | None, queue: Any) -> None:
     )
 
 
-def run_size(width: int, height: int, count: int, folder: Path, threads: int | None) -> dict[str, Any]:
+def run_size(width: int, height: int, count: int, folder: Path, threads: int | None, repeat: int) -> dict[str, Any]:
     paths = [str(p) for p in _make_jpegs(width, height, count, folder)]
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    process = ctx.Process(target=_measure, args=(paths, threads, queue))
+    process = ctx.Process(target=_measure, args=(paths, threads, repeat, queue))
     process.start()
     result = queue.get(timeout=1800)
     process.join()
@@ -143,7 +153,10 @@ def print_result(result: dict[str, Any]) -> None:
     n = result["n"]
     ratio = result["pipeline_s"] / result["decode_s"] if result["decode_s"] else float("inf")
     cpu_ratio = result["pipeline_cpu_s"] / result["decode_cpu_s"] if result["decode_cpu_s"] else float("inf")
-    print(f"\n{result['size']} JPEG q90, {n} files, one process, {result['threads']} detector thread(s)")
+    print(
+        f"\n{result['size']} JPEG q90, {result['files']} files x {n // result['files']} rounds, one process, "
+        f"{result['threads']} detector thread(s), load average {result['load']:.1f} at the end"
+    )
     print(
         f"  decode only:   {result['decode_s'] / n * 1000:8.1f} ms/image wall, {result['decode_cpu_s'] / n * 1000:.1f} "
         f"ms CPU  ({n / result['decode_s']:.1f} images/s)"
@@ -172,13 +185,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", type=int, default=4, help="number of 1024x1024 images")
     parser.add_argument("--large", type=int, default=2, help="number of 4000x3000 images")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds over the files (default 3)")
     parser.add_argument("--threads", type=int, help="detectors run at once (default: analysis.pipeline.THREADS)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hlekkr-bench-") as tmp:
-        small = run_size(1024, 1024, args.small, Path(tmp), args.threads)
+        small = run_size(1024, 1024, args.small, Path(tmp), args.threads, args.repeat)
         print_result(small)
-        large = run_size(4000, 3000, args.large, Path(tmp), args.threads)
+        large = run_size(4000, 3000, args.large, Path(tmp), args.threads, args.repeat)
         print_result(large)
     print("\ntargets:")
     print(
