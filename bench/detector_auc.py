@@ -2,6 +2,7 @@
 
     python bench/detector_auc.py DIR --detector double_jpeg [--split tune] [--set z_midpoint=4.5] [--json out.json]
     python bench/detector_auc.py --detector double_jpeg --time-1024
+    python bench/detector_auc.py --detector double_jpeg --folder ../shared/testdata/photos
 
 For tuning a single detector without the whole pipeline (``manage.py evaluate_detectors --corpus`` gives the
 trust-score figures). DIR is a corpus in the ``--corpus`` format (``bench/forgery_corpus.py``); the save chain is
@@ -12,7 +13,8 @@ it counts nothing in the trust score. ``--set`` overrides fields of the detector
 printed: how many authentic items reach p > 0.5 and the mean / p95 time per item (and per 1024x1024 px).
 ``--time-1024`` instead times the detector on one 1024x1024 doubly-compressed JPEG (q75 then q90, made from
 scikit-image's astronaut) against decoding it, medians of 15 runs in the same process (the decode is shared by the
-pipeline, so the detector's time excludes it).
+pipeline, so the detector's time excludes it). ``--folder`` runs it over every JPEG and PNG of an unlabelled
+folder (real camera photos, say) and prints its outcomes and the files it flags (p > 0.5): its false alarms there.
 """
 
 from __future__ import annotations
@@ -75,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], help="config field=value (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="write every item's result here")
     parser.add_argument("--time-1024", action="store_true", help="time one 1024x1024 JPEG against its decode")
+    parser.add_argument("--folder", type=Path, default=None, help="unlabelled images: report what it flags")
     args = parser.parse_args(argv)
     if args.time_1024:
         return time_1024(build_detector(args.detector, args.set))
+    if args.folder:
+        return scan_folder(build_detector(args.detector, args.set), args.folder)
     if args.corpus is None:
         parser.error("a corpus folder is needed (or --time-1024)")
 
@@ -114,6 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(items, indent=1))
     report(items, args)
+    return 0
+
+
+def scan_folder(detector: Any, folder: Path) -> int:
+    from collections import Counter
+
+    outcomes: Counter[str] = Counter()
+    flagged = []
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    for path in files:
+        media = MediaInput(path=path, kind="image", mime=MIMES.get(path.suffix.lower(), ""), size=path.stat().st_size)
+        out = detector.applies(media) or detector.run(media, DetectorContext())
+        outcomes[str(out.abstain_code or (out.reasons[0].code if out.reasons else out.status))] += 1
+        if out.probability is not None and out.probability > 0.5:
+            flagged.append((path.name, round(out.probability, 3)))
+    print(f"{detector.name} on {folder}: {len(files)} images, {len(flagged)} flagged (p > 0.5) {flagged}")
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
     return 0
 
 
