@@ -126,21 +126,18 @@ def fs_list_parts(upload_id: Any) -> dict[int, StoredPart]:
     return parts
 
 
-def fs_assemble(upload_id: Any, part_numbers: list[int], key: str) -> tuple[int, str]:
-    """Concatenate parts into the storage key; returns (size, sha256), hashed on the way."""
+def fs_assemble(upload_id: Any, part_numbers: list[int], out: IO[bytes], *, on_chunk: Any) -> int:
+    """Concatenate parts into `out` (the object's file), handing every chunk to `on_chunk` on the way: the one
+    pass in which the completion hashes and validates (media.validation.StreamInspector). Returns the size."""
     directory = parts_dir(upload_id)
-    target = Path(default_storage.path(key))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
     size = 0
-    with target.open("wb") as out:
-        for number in part_numbers:
-            with (directory / f"{number:05d}.part").open("rb") as part:
-                while chunk := part.read(COPY_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-    return size, digest.hexdigest()
+    for number in part_numbers:
+        with (directory / f"{number:05d}.part").open("rb") as part:
+            while chunk := part.read(COPY_CHUNK):
+                on_chunk(chunk)
+                size += len(chunk)
+                out.write(chunk)
+    return size
 
 
 def fs_discard(upload_id: Any) -> None:
@@ -204,13 +201,36 @@ def s3_object_size(key: str) -> int | None:
         return None
 
 
-class S3RangeReader(io.RawIOBase):
-    """A seekable read-only file over an S3 object using ranged GETs, so validators (Pillow, PyAV, the polyglot
-    scan) read only what they need, without downloading the object first."""
+# What a completion reads of an S3 object whose checks need only its ends (audio and video: the container's
+# header and first packets, the RIFF length, a ZIP directory at the end): two ranged GETs.
+HEAD_WINDOW = 4 * 1024 * 1024
+TAIL_WINDOW = 1024 * 1024
+
+
+class S3EndsReader(io.RawIOBase):
+    """A seekable read-only file over an S3 object that fetches its first HEAD_WINDOW and last TAIL_WINDOW bytes
+    up front (two ranged GETs) and anything else in 1 MiB ranged GETs, so validators that look at the ends
+    (Pillow's header, PyAV's probe, the ZIP and RIFF checks) cost two requests however large the object is."""
 
     def __init__(self, key: str, size: int) -> None:
         super().__init__()
         self.client, self.bucket, self.key, self.size, self.pos = s3_client(), s3_bucket(), s3_key(key), size, 0
+        self.windows: list[tuple[int, bytes]] = []
+        self.gets = 0
+        self.windows.append((0, self._get(0, min(size, HEAD_WINDOW))))
+        tail_start = max(0, size - TAIL_WINDOW)
+        if tail_start >= HEAD_WINDOW:
+            self.windows.append((tail_start, self._get(tail_start, size)))
+
+    def _get(self, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        self.gets += 1
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
 
     def readable(self) -> bool:
         return True
@@ -229,21 +249,25 @@ class S3RangeReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self.pos >= self.size:
             return 0
-        end = min(self.size, self.pos + len(buffer)) - 1
-        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={self.pos}-{end}")["Body"]
-        data = body.read()
-        body.close()
-        buffer[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
+        for start, data in self.windows:
+            if start <= self.pos < start + len(data):
+                break
+        else:
+            start = self.pos
+            data = self._get(start, min(self.size, start + COPY_CHUNK))
+            self.windows = [*self.windows[:2], (start, data)]  # keep the ends, plus the latest middle window
+        chunk = data[self.pos - start : self.pos - start + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
 
 
 @contextmanager
 def open_stored(key: str, size: int) -> Iterator[IO[bytes]]:
-    """A seekable binary reader for a stored object: the local file on filesystem storage, ranged GETs in
-    1 MiB windows on S3."""
+    """A seekable binary reader for a stored object: the local file on filesystem storage; on S3 its two ends
+    fetched once (S3EndsReader), the middle only if a validator asks for it."""
     if is_s3():
-        reader = io.BufferedReader(S3RangeReader(key, size), buffer_size=COPY_CHUNK)
+        reader = io.BufferedReader(S3EndsReader(key, size), buffer_size=64 * 1024)
         try:
             yield reader
         finally:
@@ -253,16 +277,15 @@ def open_stored(key: str, size: int) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def stored_sha256(key: str) -> str:
-    """SHA-256 of a stored object, streamed in 8 MiB reads (S3: one GET; filesystem: the local file)."""
-    digest = hashlib.sha256()
+def iter_stored(key: str) -> Iterator[bytes]:
+    """A stored object's bytes in 1 MiB chunks, from one GET (S3) or the local file."""
     if is_s3():
         body = s3_client().get_object(Bucket=s3_bucket(), Key=s3_key(key))["Body"]
-        for chunk in body.iter_chunks(8 * COPY_CHUNK):
-            digest.update(chunk)
-        body.close()
+        try:
+            yield from body.iter_chunks(COPY_CHUNK)
+        finally:
+            body.close()
     else:
         with open(default_storage.path(key), "rb") as handle:
-            while chunk := handle.read(8 * COPY_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
+            while chunk := handle.read(COPY_CHUNK):
+                yield chunk

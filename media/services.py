@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -41,11 +42,13 @@ from media import conf, fetch, multipart, storage
 from media.models import FetchState, MediaItem, MediaStatus, MultipartUpload, StorageIntent, UploadState, UrlFetch
 from media.selectors import visible_to
 from media.validation import (
+    SNIFF_BYTES,
     Inspected,
     MediaFacts,
     StreamInspector,
     check_declared_allowed,
     sanitize_filename,
+    sniff,
     validate_media,
 )
 
@@ -423,15 +426,57 @@ def _check_part_list(upload: MultipartUpload, given: list[dict[str, Any]]) -> li
     return parts
 
 
-def _finish_in_storage(upload: MultipartUpload, parts: list[multipart.StoredPart]) -> tuple[int, str | None]:
-    """Assemble the object; returns (stored size, sha256 if computed on the way)."""
+def _finish_in_storage(upload: MultipartUpload, parts: list[multipart.StoredPart]) -> tuple[int, Inspected]:
+    """Assemble the object and judge its bytes without reading it back; returns (size, verdict).
+
+    Filesystem (the embedded run): the parts are concatenated into the object once, and every chunk goes through
+    the StreamInspector on the way (hash and validation in the same pass). S3: CompleteMultipartUpload, then only
+    what the checks need: audio and video are checked from the object's two ends (two ranged GETs, whatever its
+    size) and their SHA-256 is left to the analysis worker, which reads the whole object anyway
+    (media.storage.local_copy -> media_item_record_sha256); images, whose checks need every byte (the JPEG walk
+    and decode, PNG CRCs), are read once through the inspector, which hashes them in the same pass."""
     key = upload.media.storage_key
-    if multipart.is_s3():
-        multipart.s3_complete(key, upload.s3_upload_id, parts)
-        return multipart.s3_object_size(key) or 0, None
-    size, sha256 = multipart.fs_assemble(upload.id, [p.part_number for p in parts], key)
-    multipart.fs_discard(upload.id)
-    return size, sha256
+    declared = upload.declared_content_type
+    if not multipart.is_s3():
+        target = Path(default_storage.path(key))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w+b") as out:
+            inspector = StreamInspector(declared_content_type=declared, spool=out)
+            try:
+                size = multipart.fs_assemble(upload.id, [p.part_number for p in parts], out, on_chunk=inspector.feed)
+                out.flush()
+            except BaseException:
+                inspector.close()
+                raise
+            multipart.fs_discard(upload.id)
+            _check_stored_size(upload, size)
+            return size, inspector.finish()
+    multipart.s3_complete(key, upload.s3_upload_id, parts)
+    size = sum(p.size for p in parts)  # what S3 assembled: the parts it listed, checked against the declared size
+    with multipart.open_stored(key, size) as handle:
+        _mime, kind = sniff(handle.read(SNIFF_BYTES))
+        if kind != "image":
+            facts = validate_media(handle, size=size, declared_content_type=declared)
+            return size, Inspected(facts, "", size)
+    inspector = StreamInspector(declared_content_type=declared)
+    try:
+        for chunk in multipart.iter_stored(key):
+            inspector.feed(chunk)
+    except BaseException:
+        inspector.close()
+        raise
+    inspected = inspector.finish()
+    _check_stored_size(upload, inspected.size)
+    return size, inspected
+
+
+def _check_stored_size(upload: MultipartUpload, size: int) -> None:
+    if size != upload.declared_size:
+        raise ValidationFailed(
+            "The stored object's size differs from the declared size.",
+            code="size_mismatch",
+            details={"declared": upload.declared_size, "stored": size},
+        )
 
 
 def _discard_upload_bytes(upload: MultipartUpload) -> None:
@@ -493,16 +538,8 @@ def multipart_upload_complete(*, owner: User, upload_id: Any, parts: list[dict[s
         raise
     item = upload.media
     try:
-        size, sha256 = _finish_in_storage(upload, stored_parts)
-        if size != upload.declared_size:
-            raise ValidationFailed(
-                "The stored object's size differs from the declared size.",
-                code="size_mismatch",
-                details={"declared": upload.declared_size, "stored": size},
-            )
-        with multipart.open_stored(item.storage_key, size) as handle:
-            facts = validate_media(handle, size=size, declared_content_type=upload.declared_content_type)
-        sha256 = sha256 or multipart.stored_sha256(item.storage_key)
+        size, inspected = _finish_in_storage(upload, stored_parts)
+        facts, sha256 = inspected.facts, inspected.sha256
     except HlekkrError as error:
         _reject_upload(upload, error, actor=owner)
         raise
@@ -513,7 +550,8 @@ def multipart_upload_complete(*, owner: User, upload_id: Any, parts: list[dict[s
     except BaseException:
         _reject_upload(upload, HlekkrError("storage failure", code="storage_error"), actor=owner)
         raise
-    existing = _live_duplicate(owner, sha256)
+    # No SHA-256 yet (audio or video on S3): stored now, de-duplicated when the worker has hashed it.
+    existing = _live_duplicate(owner, sha256) if sha256 else None
     if existing is None:
         try:
             with transaction.atomic():
@@ -559,6 +597,51 @@ def multipart_upload_complete(*, owner: User, upload_id: Any, parts: list[dict[s
         )
         _audit_duplicate(owner=owner, existing=existing, filename=item.original_filename, via="multipart")
     return UploadResult(existing, duplicate=True)
+
+
+def media_item_record_sha256(*, media_id: Any, sha256: str) -> bool:
+    """Record the SHA-256 of an item stored without one (audio or video completed on S3), computed by the worker
+    that copied its bytes. If the owner already has a live item with these bytes, this one resolves to it as a
+    multipart duplicate does at completion: it becomes `deleted`, its upload points at the earlier item
+    (`duplicate_of`), its objects go, and `media.upload_duplicate` is audited. Returns False then, True when
+    the item keeps its bytes (or already had a hash). Idempotent."""
+    with transaction.atomic():
+        item = MediaItem.objects.select_for_update().filter(pk=media_id).first()
+        if item is None or item.sha256 or item.status != MediaStatus.STORED:
+            return item is not None and item.status == MediaStatus.STORED
+        existing = (
+            MediaItem.objects.filter(owner_id=item.owner_id, sha256=sha256, status=MediaStatus.STORED)
+            .exclude(pk=item.pk)
+            .first()
+        )
+        if existing is None:
+            try:
+                with transaction.atomic():
+                    MediaItem.objects.filter(pk=item.pk).update(sha256=sha256, updated_at=timezone.now())
+                    audit_record(actor=None, action="media.hashed", target=item, payload={"sha256": sha256})
+                return True
+            except IntegrityError:  # a concurrent upload of the same bytes committed first
+                existing = _live_duplicate(item.owner, sha256)
+                if existing is None:
+                    raise
+        MediaItem.objects.filter(pk=item.pk).update(
+            status=MediaStatus.DELETED, outcome_version=F("outcome_version") + 1, updated_at=timezone.now()
+        )
+        MultipartUpload.objects.filter(media_id=item.pk).update(duplicate_of=existing)
+        audit_record(
+            actor=None,
+            action="media.upload_duplicate",
+            target=existing,
+            payload={
+                "filename": item.original_filename,
+                "sha256": sha256,
+                "via": "multipart",
+                "media_id": str(item.pk),
+            },
+        )
+        publish(MEDIA_DELETED, {"media_id": str(item.pk), "owner_id": item.owner_id})
+    storage.delete_prefix(item)
+    return False
 
 
 def multipart_upload_abort(*, upload: MultipartUpload, actor: User | None, reason: str = "client") -> MultipartUpload:

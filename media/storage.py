@@ -6,6 +6,7 @@ filenames never reach a key. The same functions work on filesystem storage (embe
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
@@ -46,12 +47,27 @@ def artifact_key(item: MediaItem, name: str) -> str:
 
 @contextmanager
 def local_copy(item: MediaItem) -> Iterator[Path]:
-    """The item's bytes as a local file for detectors, streamed in chunks and removed afterwards."""
+    """The item's bytes as a local file for detectors, streamed in chunks and removed afterwards.
+
+    An item stored without its SHA-256 (audio or video completed on S3, whose completion does not read the
+    object) is hashed on the way and the hash recorded (media.services.media_item_record_sha256); if the owner
+    already had those bytes the item is resolved to that one and deleted, and this raises FileNotFoundError,
+    which the analysis treats as media that went away."""
     directory = Path(tempfile.mkdtemp(prefix="hlekkr-analysis-", dir=settings.FILE_UPLOAD_TEMP_DIR))
     path = directory / "original"
+    digest = hashlib.sha256() if not item.sha256 else None
     try:
         with default_storage.open(item.storage_key, "rb") as source, path.open("wb") as target:
-            shutil.copyfileobj(source, target, COPY_CHUNK)
+            while chunk := source.read(COPY_CHUNK):
+                if digest is not None:
+                    digest.update(chunk)
+                target.write(chunk)
+        if digest is not None:
+            from media.services import media_item_record_sha256
+
+            if not media_item_record_sha256(media_id=item.pk, sha256=digest.hexdigest()):
+                raise FileNotFoundError(f"media {item.pk} is a duplicate of an earlier item and was removed")
+            item.sha256 = digest.hexdigest()
         yield path
     finally:
         shutil.rmtree(directory, ignore_errors=True)

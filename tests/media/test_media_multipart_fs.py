@@ -376,13 +376,14 @@ def test_an_item_deleted_while_its_upload_completes_stays_deleted_and_keeps_no_b
     data = wav_bytes()
     body = start(api, data).json()
     parts = send_all(body, data)
-    validate = services.validate_media
+    # The bytes are judged by the inspector that watched them being assembled (one pass).
+    finish = services.StreamInspector.finish
 
     def owner_deletes_meanwhile(*args: Any, **kwargs: Any) -> Any:
         media_item_delete(owner=client_a, media_id=body["media_id"])  # DELETE media/{id}/ lands mid-completion
-        return validate(*args, **kwargs)
+        return finish(*args, **kwargs)
 
-    monkeypatch.setattr(services, "validate_media", owner_deletes_meanwhile)
+    monkeypatch.setattr(services.StreamInspector, "finish", owner_deletes_meanwhile)
     response = complete(api, body["upload_id"], parts)
     assert response.status_code == 409 and response.json()["code"] == "upload_not_active"
     upload = MultipartUpload.objects.select_related("media").get(pk=body["upload_id"])

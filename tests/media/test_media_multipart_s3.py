@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
 from media_factories import jpeg_bytes, stored_files, wav_bytes
 
-from media import multipart
+from media import multipart, storage
 from media.models import MediaItem, MediaStatus, MultipartUpload, UploadState
 
 pytestmark = pytest.mark.s3
@@ -69,6 +70,11 @@ def test_a_multipart_upload_goes_to_s3_directly_and_completes(
     assert done.status_code == 201, done.content
     item = MediaItem.objects.get(pk=body["media_id"])
     assert item.status == MediaStatus.STORED and item.kind == "audio" and item.size == len(data)
+    # Completion did not read the object back: the worker's copy hashes it (docs/media.md).
+    assert item.sha256 == ""
+    with storage.local_copy(item) as path:
+        assert path.read_bytes() == data
+    item.refresh_from_db()
     assert item.sha256 == hashlib.sha256(data).hexdigest()
     assert stored_files() == [item.storage_key]
     assert open_s3_uploads() == []
@@ -150,3 +156,65 @@ def test_refused_direct_uploads_leave_nothing_in_the_bucket(s3_storage: Any, cli
     response = upload(client_a, "poly.jpg", jpeg_bytes(1) + b"PK\x03\x04" + b"\x00" * 30, "image/jpeg")
     assert response.status_code == 415
     assert stored_files() == [] and not MediaItem.objects.exists()
+
+
+def test_completing_audio_reads_only_the_objects_two_ends(s3_storage: Any, client_a: Any, api_as: Any) -> None:
+    api = api_as(client_a)
+    data = wav_bytes(seconds=200, rate=48000, seed=16)  # ~18 MiB: three parts
+    body = start(api, data)
+    parts = put_parts(body, data)
+    client = multipart.s3_client()
+    with mock.patch.object(client, "get_object", wraps=client.get_object) as get:
+        assert complete(api, body["upload_id"], parts).status_code == 201
+    ranges = [call.kwargs.get("Range") for call in get.call_args_list]
+    assert len(ranges) == 2 and all(ranges), ranges  # the head and the tail, never the whole object
+
+
+def test_a_large_image_is_hashed_and_checked_in_one_read_at_completion(
+    s3_storage: Any, client_a: Any, api_as: Any
+) -> None:
+    api = api_as(client_a)
+    data = jpeg_bytes(17, size=(2600, 2000), quality=98)
+    data = data + b"\x00" * max(0, 8 * MiB + 1 - len(data))  # padding after EOI is allowed; two parts
+    body = start(api, data, ctype="image/jpeg")
+    parts = put_parts(body, data)
+    client = multipart.s3_client()
+    with mock.patch.object(client, "get_object", wraps=client.get_object) as get:
+        done = complete(api, body["upload_id"], parts)
+    assert done.status_code == 201, done.content
+    whole_reads = [call for call in get.call_args_list if not call.kwargs.get("Range")]
+    assert len(whole_reads) == 1
+    assert MediaItem.objects.get(pk=body["media_id"]).sha256 == hashlib.sha256(data).hexdigest()
+    # the same bytes again resolve to that item at completion, as before
+    again = start(api, data, ctype="image/jpeg")
+    second = complete(api, again["upload_id"], put_parts(again, data))
+    assert second.status_code == 200 and second.json()["duplicate"] is True
+    assert second.json()["id"] == body["media_id"]
+
+
+def test_audio_sent_twice_resolves_to_the_first_item_once_the_worker_has_hashed_it(
+    s3_storage: Any, client_a: Any, api_as: Any
+) -> None:
+    from hlekkr.audit.models import AuditEvent
+
+    api = api_as(client_a)
+    data = wav_bytes(seconds=100, rate=48000, seed=18)
+    ids = []
+    for _ in range(2):
+        body = start(api, data)
+        assert complete(api, body["upload_id"], put_parts(body, data)).status_code == 201
+        ids.append(body["media_id"])
+    first, second = (MediaItem.objects.get(pk=i) for i in ids)
+    with storage.local_copy(first):
+        pass
+    with pytest.raises(FileNotFoundError), storage.local_copy(second):
+        pass
+    second.refresh_from_db()
+    assert second.status == MediaStatus.DELETED and second.sha256 == ""
+    assert MultipartUpload.objects.get(media=second).duplicate_of_id == first.pk
+    assert stored_files() == [first.storage_key]
+    duplicate = AuditEvent.objects.get(action="media.upload_duplicate")
+    assert duplicate.payload["media_id"] == str(second.pk)
+    # a later copy of the kept item does not hash it again
+    with mock.patch("media.services.media_item_record_sha256") as record, storage.local_copy(first):
+        record.assert_not_called()
