@@ -263,19 +263,78 @@ def _take_slot(
     opened: bool = False,
 ) -> ReviewAssignment:
     """Give `user` a slot of the locked `item` (callers checked eligibility, duplicates and capacity).
-    Writes only; the caller audits with `_audit_slot` (an outbox insert, in any order: docs/audit.md)."""
-    assignment = ReviewAssignment.objects.create(
+    Writes only; the caller audits with `_audit_slot` (an outbox insert, in any order: docs/audit.md).
+    On PostgreSQL the item's slots and the new assignment are one statement (see `_slot_sql`)."""
+    assignment = ReviewAssignment(
         item=item,
         moderator=user,
         source=source,
         assigned_by=by,
         lease_expires_at=now + dt.timedelta(minutes=policy.lease_minutes),
         opened_at=now if opened else None,
+        created_at=timezone.now(),
     )
+    before = (item.open_slots, item.status, item.updated_at)
     item.open_slots -= 1
     _sync_status(item)
-    item.save(update_fields=["open_slots", "status", "updated_at"])
+    item.updated_at = assignment.created_at
+    try:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(_slot_sql(), _slot_params(item, assignment))
+                assignment.pk = cursor.fetchone()[0]
+            assignment._state.adding, assignment._state.db = False, connection.alias
+        else:
+            assignment.save(force_insert=True)
+            item.save(update_fields=["open_slots", "status", "updated_at"])
+    except BaseException:
+        item.open_slots, item.status, item.updated_at = before  # e.g. the pair's unique constraint refused it
+        raise
     return assignment
+
+
+_SLOT_COLUMNS = (
+    "item_id",
+    "moderator_id",
+    "status",
+    "source",
+    "assigned_by_id",
+    "lease_expires_at",
+    "opened_at",
+    "created_at",
+)
+
+
+def _slot_sql() -> str:
+    """The item's new slot count and status, and the new assignment, in one statement: a data-modifying CTE
+    runs exactly once whether or not the INSERT reads it, and the statement is atomic, so a refused insert (the
+    one-active-assignment-per-pair constraint) leaves the slots as they were."""
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(column) for column in _SLOT_COLUMNS)
+    values = ", ".join(["%s"] * len(_SLOT_COLUMNS))
+    # Only the models' own table and column names are interpolated; every value is a parameter.
+    return (
+        f"WITH slot AS (UPDATE {qn(ReviewItem._meta.db_table)}"  # noqa: S608
+        " SET open_slots = %s, status = %s, updated_at = %s WHERE id = %s)"
+        f" INSERT INTO {qn(ReviewAssignment._meta.db_table)} ({columns}) VALUES ({values}) RETURNING id"
+    )
+
+
+def _slot_params(item: ReviewItem, assignment: ReviewAssignment) -> list[Any]:
+    return [
+        item.open_slots,
+        item.status,
+        item.updated_at,
+        item.pk,
+        item.pk,
+        assignment.moderator_id,
+        AssignmentStatus.ACTIVE.value,
+        assignment.source,
+        assignment.assigned_by_id,
+        assignment.lease_expires_at,
+        assignment.opened_at,
+        assignment.created_at,
+    ]
 
 
 def _audit_slot(item: ReviewItem, assignment: ReviewAssignment, *, by: User | None) -> None:
@@ -400,9 +459,10 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
     among a few candidates by the assignment score, i.e. expertise and workload). Raises at_capacity when the
     caller already holds their maximum and queue_empty when nothing is eligible.
 
-    An ordinary pull claim is five statements (pinned by a test): the context (`_claim_context`), the candidates
-    (SKIP LOCKED), the new assignment, the item's slots and the audit outbox insert. Opening a pushed item is
-    four; a gold probe (at the policy's `gold_rate`) adds its own few, and so does a pick that found every
+    An ordinary pull claim is four statements on PostgreSQL (pinned by a test): the context (`_claim_context`),
+    the candidates (SKIP LOCKED), the item's slots with the new assignment (`_take_slot`), and the audit outbox
+    insert; five on SQLite, where the slot update and the insert are two. Opening a pushed item is four; a gold
+    probe (at the policy's `gold_rate`) adds its own few, and so does a pick that found every
     claimable row locked by other claimers (one blocking pick)."""
     if not user.is_moderator:
         raise PermissionDenied("Only moderators have a review profile.", code="not_a_moderator")

@@ -62,7 +62,7 @@ def _statements(captured: list[dict]) -> list[str]:
     return [q["sql"] for q in captured if not q["sql"].startswith(control)]
 
 
-def test_a_next_item_claim_is_five_statements_and_one_audit_insert(item_factory, policy, senior) -> None:
+def test_a_next_item_claim_is_at_most_five_statements_and_one_audit_insert(item_factory, policy, senior) -> None:
     policy.gold_rate = 0  # a probe hand-out (a 5 % draw by default) adds its own statements
     policy.save()
     item_factory(priority="low")
@@ -72,17 +72,38 @@ def test_a_next_item_claim_is_five_statements_and_one_audit_insert(item_factory,
         services.review_item_claim_next(user=senior)
     statements = _statements(ctx.captured_queries)
     # The profile (locked) with the active policy, the caller's load and any pushed item; the candidates (SKIP
-    # LOCKED); the new assignment; the item's slots; the audit event (an outbox insert: no chain lock).
-    assert len(statements) == 5, statements
+    # LOCKED); the item's slots and the new assignment (one statement on PostgreSQL, two elsewhere); the audit
+    # event (an outbox insert: no chain lock).
     assert "review_escalationpolicy" in statements[0] and "review_reviewassignment" in statements[0]
     assert 'FROM "review_reviewitem"' in statements[1]
-    if connection.features.has_select_for_update_skip_locked:  # SQLite has no row locks
-        assert statements[1].endswith("FOR UPDATE SKIP LOCKED") and statements[0].endswith("FOR UPDATE OF p")
-    assert statements[2].startswith('INSERT INTO "review_reviewassignment"')
-    assert statements[3].startswith('UPDATE "review_reviewitem"')
-    assert statements[4].startswith('INSERT INTO "audit_auditevent"')
+    assert statements[-1].startswith('INSERT INTO "audit_auditevent"')
+    if connection.vendor == "postgresql":
+        assert len(statements) == 4, statements
+        assert statements[0].endswith("FOR UPDATE OF p") and statements[1].endswith("FOR UPDATE SKIP LOCKED")
+        assert statements[2].startswith('WITH slot AS (UPDATE "review_reviewitem"')
+        assert 'INSERT INTO "review_reviewassignment"' in statements[2]
+    else:  # SQLite: no row locks, and the slot update and the insert are two statements
+        assert len(statements) == 5, statements
+        assert statements[2].startswith('INSERT INTO "review_reviewassignment"')
+        assert statements[3].startswith('UPDATE "review_reviewitem"')
     assert len(ctx.captured_queries) <= 5 + 2  # with the SAVEPOINT/RELEASE pair
     assert ReviewAssignment.objects.filter(moderator=senior, status=AssignmentStatus.ACTIVE).count() == 2
+
+
+def test_a_slot_refused_by_the_database_leaves_the_item_as_it_was(item_factory, policy, senior) -> None:
+    from django.db import IntegrityError, transaction
+
+    item = item_factory(priority="low")
+    services.review_item_claim(item_id=item.pk, user=senior)
+    item.refresh_from_db()
+    ReviewItem.objects.filter(pk=item.pk).update(open_slots=1, status=ItemStatus.PENDING)  # as if a slot were free
+    item.refresh_from_db()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        services._take_slot(item, senior, policy, source="pull", by=None, now=timezone.now())
+    assert (item.open_slots, item.status) == (1, ItemStatus.PENDING)
+    item.refresh_from_db()
+    assert (item.open_slots, item.status) == (1, ItemStatus.PENDING)
+    assert ReviewAssignment.objects.filter(item=item, moderator=senior).count() == 1
 
 
 def test_opening_a_pushed_item_through_next_is_four_statements(item_factory, policy, senior) -> None:
