@@ -106,7 +106,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "hlekkr.middleware.LazyMessageMiddleware",  # Django's, storage built on first use (hlekkr/middleware.py)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: limits dashboard/admin logins and dashboard writes; X-RateLimit-* on every limited
     # response (API views are limited by ratelimit.throttling.GroupRateThrottle below).

@@ -272,7 +272,7 @@ class MediaItemView(_MethodGroups, APIView):
             return None
         etag = entry["etag"]
         headers = {"ETag": etag, "Allow": ", ".join(self.allowed_methods)}
-        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        if etag in [tag.strip() for tag in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")]:
             not_modified = HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
             del not_modified["Content-Type"]  # as DRF's empty Response
             return not_modified
