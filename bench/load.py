@@ -2,14 +2,19 @@
 by the same gunicorn settings in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hlekkr REDIS_URL=redis://127.0.0.1:6379/7 \\
-        python bench/load.py [--port 8107] [--seconds 8] [--rate 200] [--connections 16]
+        python bench/load.py [--port 8107] [--bare-port PORT+1] [--seconds 8] [--rounds 4] [--rate 200] \\
+            [--connections 16]
 
 It creates and drops its own database (<name>_bench_load), seeds a client with 200 items, an API key, 50
 moderators and 1,000 review items, raises the rate-limit policies out of the way (the limiter still counts
-every request, on Redis), and starts gunicorn (2 workers x 4 threads, gthread) for Hlekkr, then for
-bench/bare_settings.py, one after the other on the same port. The load generator is asyncio over keep-alive
-HTTP/1.1 connections in this process, which shares the machine's cores with the server: figures are printed
-as ratios to the bare view measured the same way in the same run.
+every request, on Redis), and starts gunicorn (2 workers x 4 threads, gthread) for Hlekkr on `--port` and for
+bench/bare_settings.py on `--bare-port`, side by side (a server that is not being measured idles). The load
+generator is asyncio over keep-alive HTTP/1.1 connections in this process, which shares the machine's cores
+with the server: figures are printed as ratios to the bare view measured the same way in the same run.
+
+Each phase's `--seconds` are split into `--rounds` slices that take turns with the bare view's (bare, health,
+detail, ..., bare, health, detail, ...), so a change in what else the machine runs during the run (other
+sessions' work) falls on the bare view and on Hlekkr alike instead of on whichever was measured at that moment.
 
 Phases:
 1. throughput, closed loop (`--connections` connections, each sending as soon as the last answer came):
@@ -319,13 +324,41 @@ def line(label: str, result: Result, base: Result | None, *, rate_based: bool = 
     return text + (f"  errors {bad}" if bad else "")
 
 
+def interleaved(runs: list[tuple[str, Any]], *, rounds: int) -> dict[str, Any]:
+    """Run each (name, make_slice) `rounds` times in turn and merge each name's slices: {name: Result} or
+    {name: {stream: Result}} as the slices return."""
+    merged: dict[str, Any] = {}
+    for _ in range(rounds):
+        for name, make_slice in runs:
+            piece = asyncio.run(make_slice())
+            if isinstance(piece, Result):
+                merged[name] = _merge(merged.get(name), piece)
+            else:
+                into = merged.setdefault(name, {})
+                for stream, result in piece.items():
+                    into[stream] = _merge(into.get(stream), result)
+    return merged
+
+
+def _merge(into: Result | None, piece: Result) -> Result:
+    into = into or Result()
+    into.latencies += piece.latencies
+    for status, n in piece.statuses.items():
+        into.statuses[status] = into.statuses.get(status, 0) + n
+    into.seconds += piece.seconds
+    return into
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8107")))
+    parser.add_argument("--bare-port", type=int, default=0, help="default: --port + 1")
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
+    port, bare_port = args.port, args.bare_port or args.port + 1
     database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
     if not database_url.startswith("postgres") or not redis_url.startswith("redis"):
         sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL (Redis): the load test measures the production shape")
@@ -363,44 +396,57 @@ def main() -> None:
         ]
         claims = [Req.make("claim", "POST", "/api/v1/review/next/", token=t) for t in data.moderator_jwts]
         bare = [Req.make("bare", "GET", "/bare/")]
-        c, s = args.connections, args.seconds
+        c, s, rounds = args.connections, args.seconds, max(1, args.rounds)
+        piece = s / rounds
         print(f"load test on {os.cpu_count()} cores, shared with other work; gunicorn 2 workers x 4 threads; "
-              f"{c} connections, {s:.0f} s per phase; latency in ms")  # fmt: skip
+              f"{c} connections, {s:.0f} s per phase in {rounds} slices taking turns with the bare view's; "
+              "latency in ms")  # fmt: skip
 
-        with gunicorn("django.core.wsgi:get_wsgi_application()", port=args.port, env={**env,
-                      "DJANGO_SETTINGS_MODULE": "bare_settings"}, probe="/bare/"):  # fmt: skip
-            asyncio.run(closed_loop(args.port, bare, connections=c, seconds=1))  # warm
-            bare_tp = asyncio.run(closed_loop(args.port, bare, connections=c, seconds=s))
-            bare_rate = asyncio.run(constant_rate(args.port, {"bare": (args.rate, bare)}, seconds=s))["bare"]
-            mix_rates = {"bare": (args.rate, bare)}
-            bare_mix = asyncio.run(constant_rate(args.port, mix_rates, seconds=s))["bare"]
+        def loop(at: int, reqs: list[Req]) -> Any:
+            return lambda: closed_loop(at, reqs, connections=c, seconds=piece)
 
-        with gunicorn("hlekkr.wsgi:application", port=args.port, env=env, probe="/health"):
+        def rate(at: int, streams: dict[str, tuple[float, list[Req]]]) -> Any:
+            return lambda: constant_rate(at, streams, seconds=piece)
+
+        mix_streams = {
+            "detail": (args.rate * 0.75, detail),
+            "list": (args.rate * 0.15, listing),
+            "upload_init": (args.rate * 0.05, uploads),
+            "claim": (args.rate * 0.05, claims),
+        }
+        with (
+            gunicorn("django.core.wsgi:get_wsgi_application()", port=bare_port, env={**env,
+                     "DJANGO_SETTINGS_MODULE": "bare_settings"}, probe="/bare/"),
+            gunicorn("hlekkr.wsgi:application", port=port, env=env, probe="/health"),
+        ):  # fmt: skip
+            asyncio.run(closed_loop(bare_port, bare, connections=c, seconds=1))  # warm
             for reqs in (detail, detail_key, details, listing):  # warm: fill the detail cache and auth caches
-                asyncio.run(closed_loop(args.port, reqs, connections=c, seconds=1.5))
-            throughput = {
-                name: asyncio.run(closed_loop(args.port, reqs, connections=c, seconds=s))
-                for name, reqs in (
-                    ("/health", health),
-                    ("GET media/{id}/ JWT, cached", detail),
-                    ("GET media/{id}/ API key, cached", detail_key),
-                    ("GET media/{id}/?include_details=true", details),
-                    ("GET media/ first page (25 rows)", listing),
-                )
-            }
-            at_rate = asyncio.run(constant_rate(args.port, {"detail": (args.rate, detail)}, seconds=s))["detail"]
-            mix = asyncio.run(
-                constant_rate(
-                    args.port,
-                    {
-                        "detail": (args.rate * 0.75, detail),
-                        "list": (args.rate * 0.15, listing),
-                        "upload_init": (args.rate * 0.05, uploads),
-                        "claim": (args.rate * 0.05, claims),
-                    },
-                    seconds=s,
-                )
+                asyncio.run(closed_loop(port, reqs, connections=c, seconds=1.5))
+            throughput = interleaved(
+                [
+                    ("bare", loop(bare_port, bare)),
+                    ("/health", loop(port, health)),
+                    ("GET media/{id}/ JWT, cached", loop(port, detail)),
+                    ("GET media/{id}/ API key, cached", loop(port, detail_key)),
+                    ("GET media/{id}/?include_details=true", loop(port, details)),
+                    ("GET media/ first page (25 rows)", loop(port, listing)),
+                ],
+                rounds=rounds,
             )
+            bare_tp = throughput.pop("bare")
+            at_rate = interleaved(
+                [
+                    ("bare", rate(bare_port, {"bare": (args.rate, bare)})),
+                    ("detail", rate(port, {"detail": (args.rate, detail)})),
+                ],
+                rounds=rounds,
+            )
+            bare_rate, detail_rate = at_rate["bare"]["bare"], at_rate["detail"]["detail"]
+            mixed = interleaved(
+                [("bare", rate(bare_port, {"bare": (args.rate, bare)})), ("mix", rate(port, mix_streams))],
+                rounds=rounds,
+            )
+            bare_mix, mix = mixed["bare"]["bare"], mixed["mix"]
 
     print("\n1. throughput, closed loop")
     print(line("bare Django JsonResponse (no middleware)", bare_tp, None))
@@ -408,7 +454,7 @@ def main() -> None:
         print(line(name, result, bare_tp))
     print(f"\n2. constant rate {args.rate:.0f} req/s (latency from the scheduled start)")
     print(line("bare Django JsonResponse", bare_rate, None))
-    print(line("GET media/{id}/ JWT, cached", at_rate, bare_rate, rate_based=True))
+    print(line("GET media/{id}/ JWT, cached", detail_rate, bare_rate, rate_based=True))
     print(f"\n3. constant-rate mix, {args.rate:.0f} req/s in all (bare view alone at the same total rate as baseline)")
     print(line("bare Django JsonResponse", bare_mix, None))
     for name, result in mix.items():
@@ -417,7 +463,7 @@ def main() -> None:
         f"\ntargets: cached detail >= 0.3x bare throughput: "
         f"{throughput['GET media/{id}/ JWT, cached'].rps / bare_tp.rps:.3f}x; list >= 0.15x: "
         f"{throughput['GET media/ first page (25 rows)'].rps / bare_tp.rps:.3f}x; detail p99 < 20 ms at "
-        f"{args.rate:.0f} req/s: {at_rate.pct(0.99):.1f} ms"
+        f"{args.rate:.0f} req/s: {detail_rate.pct(0.99):.1f} ms"
     )
 
 
