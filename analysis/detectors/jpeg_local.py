@@ -18,7 +18,7 @@ compressed, or were resampled. So:
 When no frequency shows a step (never-compressed images, images resized or filtered after their last JPEG) the
 detector abstains ``unsupported_format`` ("no JPEG trace"). Misses: a donor whose quantisation steps are
 multiples of the host's and that landed on the host grid; a final JPEG save coarser than the original (it
-re-quantises everything onto one new table - then only a double-compression analysis would see the paste);
+re-quantises everything onto one new table - double_jpeg looks for the paste there);
 pastes smaller than ~3 cells. Strong local edits that keep the grid (a brightness change) shift coefficients
 off their steps too, which is what we want.
 """
