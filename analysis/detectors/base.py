@@ -15,14 +15,16 @@ from __future__ import annotations
 import enum
 import io
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from PIL import Image
 
 Status = Literal["ok", "abstained", "error"]
+_T = TypeVar("_T")
 
 
 class Category(enum.StrEnum):
@@ -220,6 +222,8 @@ class MediaInput:
     # functools.cached_property: from Python 3.12 it has no lock at all.)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _shared: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _shared_locks: dict[Hashable, threading.Lock] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def data(self) -> bytes:
@@ -246,6 +250,30 @@ class MediaInput:
                 self._cache["decoded"] = decode_image(self._read_data())
             decoded: DecodedImage = self._cache["decoded"]
             return decoded
+
+    def shared(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """`compute()`, done once per analysis for `key` and handed to every detector that asks for the same key.
+
+        For intermediate results several detectors derive from the same pixels (jpeg_local and double_jpeg both
+        take the block DCT of the same grid-aligned crop): the key must name everything the value depends on
+        (e.g. ``("block_dct", max_side, oy, ox)``). A second caller waits for the first one's result rather than
+        computing it again; other keys are not held up. An array result is made read-only, as `luma` is, so no
+        detector can change what the others see. An exception is not remembered: the next caller computes again.
+        """
+        with self._lock:
+            if key in self._shared:
+                value: _T = self._shared[key]
+                return value
+            lock = self._shared_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._shared:
+                value = self._shared[key]
+                return value
+            value = compute()
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+            self._shared[key] = value
+            return value
 
     def open_image(self) -> Image.Image:
         """A fresh PIL image (lazy; callers call .load() or convert())."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,44 @@ def test_a_truncated_file_makes_every_pixel_detector_abstain_as_unreadable(tmp_p
     for name in ("ela", "spectral", "copy_move", "faces", "known_content"):
         assert runs[name].status == "abstained", name
         assert runs[name].abstain_code == AbstainCode.UNREADABLE, name
+
+
+def test_a_shared_value_is_computed_once_for_concurrent_callers_and_read_only(tmp_path: Path) -> None:
+    media = jpeg_file(tmp_path, data.coffee())
+    calls: list[str] = []
+    first_inside = threading.Event()
+    release = threading.Event()
+
+    def slow() -> np.ndarray:
+        calls.append("slow")
+        first_inside.set()
+        release.wait(10)
+        return np.zeros((8, 8), np.float32)
+
+    results: list[np.ndarray] = []
+    first = threading.Thread(target=lambda: results.append(media.shared(("block_dct", 1024, 0, 0), slow)))
+    first.start()
+    first_inside.wait(10)
+    second = threading.Thread(target=lambda: results.append(media.shared(("block_dct", 1024, 0, 0), slow)))
+    second.start()
+    # Another key is not held up by the first one's computation.
+    other = media.shared(("block_dct", 1024, 4, 4), lambda: np.ones(3))
+    release.set()
+    first.join(10)
+    second.join(10)
+
+    assert calls == ["slow"]
+    assert len(results) == 2 and results[0] is results[1]
+    assert not results[0].flags.writeable
+    assert other.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_failed_shared_computation_is_tried_again(tmp_path: Path) -> None:
+    media = jpeg_file(tmp_path, data.coffee())
+
+    def broken() -> int:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        media.shared("key", broken)
+    assert media.shared("key", lambda: 7) == 7
