@@ -462,8 +462,8 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
     An ordinary pull claim is four statements on PostgreSQL (pinned by a test): the context (`_claim_context`),
     the candidates (SKIP LOCKED), the item's slots with the new assignment (`_take_slot`), and the audit outbox
     insert; five on SQLite, where the slot update and the insert are two. Opening a pushed item is four; a gold
-    probe (at the policy's `gold_rate`) adds its own few, and so does a pick that found every
-    claimable row locked by other claimers (one blocking pick)."""
+    probe (at the policy's `gold_rate`) adds its own few, and a pick that found every claimable row locked by
+    other claimers adds one (a blocking pick)."""
     if not user.is_moderator:
         raise PermissionDenied("Only moderators have a review profile.", code="not_a_moderator")
     now = timezone.now()
@@ -500,8 +500,8 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
         candidates = list(claimable.select_for_update(skip_locked=True)[:PULL_CANDIDATES])
         if not candidates:
             # Every claimable row may be locked by other claimers that are about to take one slot each and
-            # release the rest: wait for the first one rather than call a busy queue empty. No deadlock: a
-            # claimer holding item locks never waits for another claimer.
+            # release the rest: wait for the first one rather than call a busy queue empty. The wait ends when
+            # that claimer commits: a claimer holding candidate locks takes its slot without waiting on anyone.
             candidates = list(claimable.select_for_update()[:1])
         if not candidates:
             raise NotFound("No review item is waiting for you.", code="queue_empty")
