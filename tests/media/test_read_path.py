@@ -408,3 +408,52 @@ def test_other_queries_are_validated_by_drf(client_a: User, api_as: Any, item_a:
     api.get(_url(item_a))
     response = api.get(_url(item_a) + "?include_details=maybe")
     assert response.status_code == 400 and response.json()["code"] == "validation_error"
+
+
+# --- the list's first page from SQL compiled once -----------------------------------------------------------
+def _make_items(owner: User, count: int, *, start: int = 0, **fields: Any) -> None:
+    MediaItem.objects.bulk_create(
+        MediaItem(
+            owner=owner, kind="image", mime_type="image/jpeg", size=10, sha256=f"{i:064x}", status="stored", **fields
+        )
+        for i in range(start, start + count)
+    )
+
+
+def test_the_first_page_is_what_the_orm_pages_give_and_its_next_link_continues_it(
+    client_a: User, client_b: User, api_as: Any, django_assert_num_queries: Any
+) -> None:
+    from django.utils import timezone
+
+    _make_items(client_a, 30)
+    _make_items(client_b, 3, start=100)
+    MediaItem.objects.filter(owner=client_a).update(created_at=timezone.now())  # all tied: the offset cursor
+    gone = MediaItem.objects.filter(owner=client_a).first()
+    assert gone is not None
+    MediaItem.objects.filter(pk=gone.pk).update(status="deleted")
+    api = api_as(client_a)
+    api.get("/api/v1/auth/me/")
+    with django_assert_num_queries(1):
+        first = api.get("/api/v1/media/").json()
+    through_orm = api.get("/api/v1/media/?page_size=25").json()
+    assert first["results"] == through_orm["results"] and first["previous"] is None
+    rest = api.get(first["next"]).json()
+    seen = [row["id"] for row in first["results"] + rest["results"]]
+    expected = {
+        str(pk)
+        for pk in MediaItem.objects.filter(owner=client_a).exclude(status="deleted").values_list("pk", flat=True)
+    }
+    assert len(seen) == len(set(seen)) == 29 and set(seen) == expected and rest["next"] is None
+
+
+def test_the_first_page_sql_is_compiled_once_per_page_size(client_a: User, client_b: User, api_as: Any) -> None:
+    from media import selectors
+
+    selectors._first_page_sql_cache.clear()
+    _make_items(client_a, 2)
+    _make_items(client_b, 1, start=50)
+    assert len(api_as(client_a).get("/api/v1/media/").json()["results"]) == 2
+    assert len(api_as(client_b).get("/api/v1/media/").json()["results"]) == 1
+    assert list(selectors._first_page_sql_cache) == [26]
+    compiled = selectors._first_page_sql_cache[26]
+    assert compiled is not None and compiled[2] == [0]  # the owner id, and nothing else, varies
