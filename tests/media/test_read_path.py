@@ -447,6 +447,8 @@ def test_the_first_page_is_what_the_orm_pages_give_and_its_next_link_continues_i
 
 
 def test_the_first_page_sql_is_compiled_once_per_page_size(client_a: User, client_b: User, api_as: Any) -> None:
+    from django.db import connection
+
     from media import selectors
 
     selectors._first_page_sql_cache.clear()
@@ -456,4 +458,7 @@ def test_the_first_page_sql_is_compiled_once_per_page_size(client_a: User, clien
     assert len(api_as(client_b).get("/api/v1/media/").json()["results"]) == 1
     assert list(selectors._first_page_sql_cache) == [26]
     compiled = selectors._first_page_sql_cache[26]
-    assert compiled is not None and compiled[2] == [0]  # the owner id, and nothing else, varies
+    if connection.vendor == "postgresql":
+        assert compiled is not None and compiled[2] == [0]  # the owner id, and nothing else, varies
+    else:  # SQLite: Django converts its UUID, datetime and boolean columns, so the ORM answers (rightly, above)
+        assert compiled is None
