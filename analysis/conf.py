@@ -79,6 +79,11 @@ def analysis_soft_time_limit_seconds() -> int:
     return int(settings.CELERY_TASK_SOFT_TIME_LIMIT)
 
 
+def detector_threads() -> int:
+    """How many detectors of one analysis run at once (HLEKKR_DETECTOR_THREADS, default 2; analysis/pipeline.py)."""
+    return int(settings.HLEKKR_DETECTOR_THREADS)
+
+
 def lease_seconds() -> int:
     """How long a running analysis's claim lives without renewal (the worker renews it every third of this)."""
     return int(settings.HLEKKR_ANALYSIS_LEASE_SECONDS)

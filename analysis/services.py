@@ -388,7 +388,12 @@ def _run_step(analysis: Analysis, step: steps.Step) -> None:
             analysis_lease_renew(analysis=analysis)  # the copy may have taken a while
             timings.setdefault("download_ms", elapsed_ms(started))
             for run in run_detectors(
-                todo, media_input, context, budget_scale=conf.detector_budget_scale(), heartbeat=heartbeat
+                todo,
+                media_input,
+                context,
+                budget_scale=conf.detector_budget_scale(),
+                heartbeat=heartbeat,
+                threads=conf.detector_threads(),
             ):
                 _store_result(analysis, run, records_calls=step.records_calls)
                 detector_ms[run.name] = run.duration_ms

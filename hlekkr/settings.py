@@ -348,6 +348,9 @@ HLEKKR_PDQ_MIN_QUALITY = env_int("HLEKKR_PDQ_MIN_QUALITY", 50, minimum=0, maximu
 HLEKKR_C2PA_TRUST_ANCHORS_FILE = env_str("HLEKKR_C2PA_TRUST_ANCHORS_FILE")  # added to (or replacing) the shipped lists
 HLEKKR_C2PA_SHIPPED_TRUST_LIST = env_bool("HLEKKR_C2PA_SHIPPED_TRUST_LIST", True)  # false: the file replaces them
 HLEKKR_DETECTOR_BUDGET_SCALE = env_float("HLEKKR_DETECTOR_BUDGET_SCALE", 1.0, minimum=0.01, maximum=100)
+# Detectors one analysis runs at a time: 2 shortens one analysis on an idle worker; 1 for workers that already keep
+# every core busy with concurrent analyses (batch), where a second thread only adds contention.
+HLEKKR_DETECTOR_THREADS = env_int("HLEKKR_DETECTOR_THREADS", 2, minimum=1, maximum=8)
 # Detectors the pipeline may run without when they cannot be loaded (every other one is required).
 HLEKKR_OPTIONAL_DETECTORS = env_list("HLEKKR_OPTIONAL_DETECTORS")
 # Reviewed items the weekly scoring-policy proposal is shadow-evaluated on (analysis/proposals.py).

@@ -407,3 +407,22 @@ def test_media_deleted_while_its_analysis_runs_ends_failed_without_a_verdict_or_
     artifacts = f"{media_prefix(item)}/artifacts"
     assert not default_storage.exists(artifacts) or default_storage.listdir(artifacts)[1] == []
     assert DetectorResult.objects.get(analysis=result, detector="with_artifact").artifacts  # one was stored
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_worker_runs_as_many_detectors_at_once_as_configured(
+    client_a: Any, stored_media: Any, monkeypatch: pytest.MonkeyPatch, settings: Any, threads: int
+) -> None:
+    settings.HLEKKR_DETECTOR_THREADS = threads
+    _use_detectors(monkeypatch, _Fixed, _WithArtifact)
+    seen: list[int] = []
+    real = services.run_detectors
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "run_detectors", recording)
+    analysis = services.analysis_run(analysis_id=_queued(stored_media, client_a).pk)
+    assert analysis is not None and analysis.status == AnalysisStatus.COMPLETED
+    assert seen == [threads]

@@ -76,6 +76,7 @@ def test_good_settings_start() -> None:
         ("HLEKKR_PDQ_MIN_QUALITY", True, "must be an integer"),
         ("HLEKKR_DETECTOR_BUDGET_SCALE", float("nan"), "must be a finite number"),
         ("HLEKKR_DETECTOR_BUDGET_SCALE", 0, "must be >= 0.01"),
+        ("HLEKKR_DETECTOR_THREADS", 0, "must be >= 1"),
         ("HLEKKR_MAX_DIRECT_UPLOAD_BYTES", 0, "must be >= 1"),
     ],
 )
