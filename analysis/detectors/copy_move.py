@@ -61,9 +61,14 @@ class CopyMoveConfig:
     cluster_radius: float = 0.12  # of the working long side: pairs this close at both ends share a cluster
     min_inliers: int = 6
     weak_inliers: int = 3  # a cluster of 3-5 pairs is kept when the warped region correlates over a larger area
-    weak_min_area: float = 0.004
+    weak_min_area: float = 0.0025
     weak_min_correlation: float = 0.85  # mean correlation over the verified region a weak cluster needs
     max_overlap: float = 0.3  # source and copy overlapping more than this share: a periodic texture, not a clone
+    max_repeats: int = 2  # a patch of the source found more often than this elsewhere: repeated content
+    repeat_patch: int = 32  # px at working scale, the patch looked for
+    repeat_correlation: float = 0.75
+    verify_margin: int = 64  # px at working scale around a cluster's inliers that the correlation check covers
+    detect_cap: int = 2250
     tiles: int = 4  # keypoints are kept evenly over tiles x tiles cells, so a copy on weak texture keeps some
     ransac_px: float = 3.0
     correlation: float = 0.6  # zero-mean correlation a pixel needs to belong to the verified region
@@ -120,7 +125,7 @@ class CopyMoveDetector(PixelDetector):
             mask |= cv2.resize(dense.pop("mask"), (g.shape[1], g.shape[0]), interpolation=cv2.INTER_NEAREST)
         else:
             dense.pop("mask")
-        for region in found["regions"]:
+        for region in found["regions"] + found["rejected"]:
             region["offset"] = [round(v * scale, 1) for v in region["offset"]]
             region["bbox"] = [int(v * scale) for v in region["bbox"]]
         area = float((mask > 0).mean())
@@ -130,6 +135,8 @@ class CopyMoveDetector(PixelDetector):
             "keypoints": found["keypoints"],
             "candidate_pairs": found["pairs"],
             "clusters": found["regions"],
+            # verified transforms that did not count (too few pairs for their area, or repeated content)
+            "rejected_clusters": found["rejected"][:4],
             "dense": dense,
             "masked_fraction": round(area, 4),
         }
@@ -160,14 +167,22 @@ def _cap_side(a: np.ndarray, side: int) -> np.ndarray:
 
 # --- keypoints ----------------------------------------------------------------------------------------------------
 def _keypoint_regions(g: np.ndarray, cfg: CopyMoveConfig) -> dict[str, Any]:
-    sift = cv2.SIFT_create(contrastThreshold=cfg.contrast_threshold)  # type: ignore[attr-defined]
+    # SIFT keeps its strongest `detect_cap` before describing them (descriptors are most of its cost); the tiles
+    # then choose `n_features` of those.
+    sift = cv2.SIFT_create(nfeatures=cfg.detect_cap, contrastThreshold=cfg.contrast_threshold)  # type: ignore[attr-defined]
     # One pass over the scale space for every keypoint (detecting first and describing the chosen ones after
     # builds the pyramid twice, which costs more than the surplus descriptors).
     keypoints, desc = sift.detectAndCompute(g, None)
     if desc is not None and len(keypoints) > cfg.n_features:
         chosen = _balanced(keypoints, g.shape, cfg)
         keypoints, desc = [keypoints[i] for i in chosen], desc[chosen]
-    out: dict[str, Any] = {"keypoints": len(keypoints or ()), "pairs": 0, "regions": [], "weak_area": 0.0}
+    out: dict[str, Any] = {
+        "keypoints": len(keypoints or ()),
+        "pairs": 0,
+        "regions": [],
+        "rejected": [],
+        "weak_area": 0.0,
+    }
     if desc is None or len(keypoints) < 3:
         return out
     pts = np.asarray([k.pt for k in keypoints], np.float32)
@@ -184,7 +199,10 @@ def _keypoint_regions(g: np.ndarray, cfg: CopyMoveConfig) -> dict[str, Any]:
         if _accepted(region, cfg):
             out["regions"].append(region)
         else:  # kept as a graded hint for the ranking (below 0.5), never as a finding
-            out["weak_area"] = max(out["weak_area"], region["area"] * region["correlation"])
+            region.pop("mask")
+            out["rejected"].append(region)
+            if region["repeats"] <= cfg.max_repeats:
+                out["weak_area"] = max(out["weak_area"], region["area"] * region["correlation"])
         if len(out["regions"]) >= cfg.max_clusters:
             break
     out["regions"].sort(key=lambda r: -r["area"])
@@ -211,7 +229,7 @@ def _balanced(keypoints: Any, shape: tuple[int, ...], cfg: CopyMoveConfig) -> np
 
 def _accepted(region: dict[str, Any], cfg: CopyMoveConfig) -> bool:
     """A verified region counts as a copy: enough agreeing pairs, or fewer with a larger, well-correlated area."""
-    if region["area"] <= 0 or region["overlap"] > cfg.max_overlap:
+    if region["area"] <= 0 or region["overlap"] > cfg.max_overlap or region["repeats"] > cfg.max_repeats:
         return False
     if region["matches"] >= cfg.min_inliers:
         return True
@@ -272,21 +290,39 @@ def _verify(g: np.ndarray, src: np.ndarray, dst: np.ndarray, cfg: CopyMoveConfig
     if float(np.median(np.hypot(*(b - a).T))) < cfg.min_shift:
         return None
     # Dense check: correlate the image with itself seen through the transform. warpAffine with WARP_INVERSE_MAP
-    # samples g at m(x), so `moved[y, x]` = g(m(x, y)): a source pixel next to its supposed copy.
-    moved = cv2.warpAffine(g, m, (g.shape[1], g.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
-    corr = _local_correlation(g, moved)
+    # samples g at m(x), so `moved[y, x]` = g(m(x, y)): a source pixel next to its supposed copy. Only a window
+    # around the inliers is checked (a cloned object is not much larger than the spread of its keypoints), which
+    # keeps the many 3-5 pair clusters cheap to reject.
+    h, w = g.shape
+    extent = float(np.ptp(a, axis=0).max())
+    margin = max(cfg.verify_margin, extent)
+    x0, y0 = (max(0, int(v - margin)) for v in a.min(axis=0))
+    x1, y1 = min(w, int(a[:, 0].max() + margin) + 1), min(h, int(a[:, 1].max() + margin) + 1)
+    local = np.asarray(m, np.float64).copy()
+    local[:, 2] += local[:, :2] @ np.array([x0, y0], np.float64)  # window coordinates in, image coordinates out
+    size = (x1 - x0, y1 - y0)
+    window = g[y0:y1, x0:x1]
+    moved = cv2.warpAffine(g, local, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
+    corr = _local_correlation(window, moved)
     # Clipped highlights are flat but for their outline, and identical lamps or windows share that outline: a
     # window touching one carries shape only, not the texture a clone copies.
-    clipped = cv2.dilate((np.maximum(g, moved) >= 250).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    clipped = cv2.dilate((np.maximum(window, moved) >= 250).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     corr[clipped] = 0.0
-    valid = cv2.warpAffine(np.ones_like(g), m, (g.shape[1], g.shape[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    shift_ok = _far_from_own_position(m, g.shape, cfg.min_shift)
+    valid = cv2.warpAffine(np.ones_like(g), local, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    shift_ok = _far_from_own_position(m, (y0, y1, x0, x1), cfg.min_shift)
     good = ((corr > cfg.correlation) & (valid > 0) & shift_ok).astype(np.uint8)
     good = cv2.morphologyEx(good, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     _, labels = cv2.connectedComponents(good, connectivity=8)
-    inside = labels[np.clip(a[:, 1].astype(int), 0, g.shape[0] - 1), np.clip(a[:, 0].astype(int), 0, g.shape[1] - 1)]
+    inside = labels[
+        np.clip(a[:, 1].astype(int) - y0, 0, size[1] - 1), np.clip(a[:, 0].astype(int) - x0, 0, size[0] - 1)
+    ]
     ids = [i for i in np.unique(inside) if i != 0 and (inside == i).sum() >= 2]
-    source = np.isin(labels, ids).astype(np.uint8) * 255 if ids else np.zeros_like(g)
+    source = np.zeros_like(g)
+    if ids:
+        source[y0:y1, x0:x1] = np.isin(labels, ids).astype(np.uint8) * 255
+    full_corr = np.zeros(g.shape, np.float32)
+    full_corr[y0:y1, x0:x1] = corr
+    corr = full_corr
     area = float((source > 0).mean())
     target = np.asarray(cv2.warpAffine(source, m, (g.shape[1], g.shape[0]), flags=cv2.INTER_NEAREST), np.uint8)
     inside_source = source > 0
@@ -294,6 +330,7 @@ def _verify(g: np.ndarray, src: np.ndarray, dst: np.ndarray, cfg: CopyMoveConfig
     # then overlaps its own source, which a cloned object placed elsewhere does not.
     overlap = float(((target > 0) & inside_source).sum() / max(1, int(inside_source.sum())))
     correlation = float(corr[inside_source].mean()) if inside_source.any() else 0.0
+    repeats = _repeats(g, a, cfg) if area > 0 else 0
     mask = cv2.dilate(np.asarray(source, np.uint8) | target, np.ones((5, 5), np.uint8))
     ys, xs = np.nonzero(mask)
     return {
@@ -301,6 +338,7 @@ def _verify(g: np.ndarray, src: np.ndarray, dst: np.ndarray, cfg: CopyMoveConfig
         "area": round(area, 4),
         "correlation": round(correlation, 3),
         "overlap": round(overlap, 3),
+        "repeats": repeats,
         "offset": [float(np.median(b[:, 0] - a[:, 0])), float(np.median(b[:, 1] - a[:, 1]))],
         "rotation_deg": round(float(np.degrees(np.arctan2(m[1, 0], m[0, 0]))), 1),
         "scale": round(float(np.sqrt(abs(det))), 3),
@@ -309,9 +347,34 @@ def _verify(g: np.ndarray, src: np.ndarray, dst: np.ndarray, cfg: CopyMoveConfig
     }
 
 
-def _far_from_own_position(m: np.ndarray, shape: tuple[int, ...], min_shift: float) -> np.ndarray:
-    """Pixels the transform moves by at least `min_shift` (near a rotation's fixed point a pixel matches itself)."""
-    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+def _repeats(g: np.ndarray, src: np.ndarray, cfg: CopyMoveConfig) -> int:
+    """How many other places a patch of the source matches: a clone appears twice, tiles and facades many times.
+
+    The patch is cut around the most textured inlier; its zero-mean normalised correlation with the whole image
+    peaks at itself and at every copy. Peaks are counted after suppressing their neighbourhoods (a patch also
+    matches itself a pixel or two off).
+    """
+    half = cfg.repeat_patch // 2
+    h, w = g.shape
+    x, y = np.clip(np.median(src, axis=0).astype(int), half, (w - half - 1, h - half - 1))
+    if w < 4 * half or h < 4 * half:
+        return 0
+    # On the high-pass image: a smooth ramp correlates with every other ramp, texture only with itself.
+    f = g.astype(np.float32)
+    detail = f - cv2.GaussianBlur(f, (0, 0), 2.0)
+    patch = detail[y - half : y + half, x - half : x + half]
+    if float(patch.std()) < 1.0:
+        return 0
+    response = cv2.matchTemplate(detail, patch, cv2.TM_CCOEFF_NORMED)
+    peaks = (response >= cfg.repeat_correlation) & (response >= cv2.dilate(response, np.ones((half + 1, half + 1))))
+    return max(0, int(peaks.sum()) - 1)  # less the patch itself
+
+
+def _far_from_own_position(m: np.ndarray, window: tuple[int, int, int, int], min_shift: float) -> np.ndarray:
+    """Pixels of the window (y0, y1, x0, x1) the transform moves by at least `min_shift` (near a rotation's fixed
+    point a pixel matches itself)."""
+    y0, y1, x0, x1 = window
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     mx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
     my = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
     return np.hypot(mx - xs, my - ys) >= min_shift

@@ -184,3 +184,73 @@ def test_the_dense_path_finds_the_shift_of_a_translated_patch(tmp_path: Path) ->
     assert out.status == "ok"
     assert out.evidence["dense"]["support"] > 0
     assert out.evidence["dense"]["shift"] is not None
+
+
+def generated_texture(side: int = 640, seed: int = 7) -> np.ndarray:
+    """A made-up textured scene: smooth noise at several scales (no photo, no repetition), as RGB."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    grey = np.zeros((side, side), np.float32)
+    for cells, weight in ((8, 60.0), (32, 35.0), (128, 20.0)):
+        layer = cv2.resize(rng.random((cells, cells)).astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC)
+        grey += weight * layer
+    grey = (grey - grey.min()) / (grey.max() - grey.min()) * 200 + 28
+    return np.dstack([grey, grey * 0.9 + 10, grey * 0.8 + 20]).clip(0, 255).astype(np.uint8)
+
+
+def clone(
+    image: np.ndarray, centre: tuple[float, float], to: tuple[float, float], angle: float, scale: float
+) -> np.ndarray:
+    """A feathered elliptic region around `centre` pasted at `to`, rotated by `angle` and scaled by `scale`."""
+    import cv2
+
+    m = cv2.getRotationMatrix2D(centre, angle, scale)
+    m[:, 2] += np.array(to) - np.array(centre)
+    moved = cv2.warpAffine(image, m, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR)
+    ellipse = np.zeros(image.shape[:2], np.float32)
+    cv2.ellipse(ellipse, (round(to[0]), round(to[1])), (60, 45), 30, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(ellipse, (0, 0), 3)[..., None]
+    return np.clip(mask * moved + (1 - mask) * image, 0, 255).astype(np.uint8)
+
+
+def test_a_rotated_scaled_feathered_clone_on_a_generated_texture_is_masked_at_both_ends(tmp_path: Path) -> None:
+    image = clone(generated_texture(), (170.0, 180.0), (460.0, 430.0), 20.0, 1.1)
+    out = run(save(tmp_path, image, "clone.png"))
+    assert out.probability is not None and out.probability > 0.6
+    assert any(r.code == "copy_move" and r.category == Category.MANIPULATED for r in out.reasons)
+    (artifact,) = out.artifacts
+    assert artifact.name == "copy_move_mask.png" and artifact.content_type == "image/png"
+    mask = np.asarray(Image.open(io.BytesIO(artifact.data)))
+    assert mask.shape == (640, 640)
+    assert mask[150:210, 140:200].mean() > 128  # the source
+    assert mask[400:460, 430:490].mean() > 128  # the copy
+    assert mask[500:, :200].mean() < 10 and mask.mean() < 0.15 * 255  # and little else
+
+
+def test_the_untouched_generated_texture_is_not_flagged(tmp_path: Path) -> None:
+    out = run(save(tmp_path, generated_texture(), "texture.png"))
+    assert out.probability is not None and out.probability < 0.5
+    assert out.artifacts == []
+
+
+def test_a_repeated_texture_is_not_taken_for_a_clone(tmp_path: Path) -> None:
+    # Tiles: one textured 48 px tile repeated over the image, as a floor or a facade repeats.
+    tile = generated_texture(48, seed=3)
+    tiled = np.tile(tile, (12, 12, 1))
+    out = run(save(tmp_path, tiled, "tiles.jpg"))
+    assert out.probability is not None and out.probability < 0.5
+    assert not any(r.category == Category.MANIPULATED for r in out.reasons)
+
+
+def test_a_flat_image_is_not_flagged_whatever_its_size(tmp_path: Path) -> None:
+    for side in (64, 700):
+        out = run(save(tmp_path, np.full((side, side, 3), 90, np.uint8), f"flat{side}.png"))
+        assert out.status == "abstained" and out.abstain_code == AbstainCode.LOW_QUALITY
+        assert out.probability is None and out.artifacts == []
+
+
+def test_an_image_below_the_minimum_side_abstains_as_too_small(tmp_path: Path) -> None:
+    out = run(save(tmp_path, generated_texture()[:40, :300], "strip.png"))
+    assert out.abstain_code == AbstainCode.TOO_SMALL
+    assert out.evidence == {"width": 300, "height": 40}
