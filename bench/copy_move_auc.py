@@ -1,6 +1,7 @@
 """The copy_move detector alone over a forgery-corpus split: AUC per save chain, found/flagged counts, ms per image.
 
-    python bench/copy_move_auc.py DIR [--split tune] [--compare OLD.py] [--speed 4] [--set key=value ...] [--json F]
+    python bench/copy_move_auc.py DIR [--split tune] [--compare OLD.py] [--speed 4] [--photos DIR]
+                                      [--set key=value ...] [--json F] [--limit N]
 
 Runs `CopyMoveDetector` in-process (no Django, no database) on the `manipulated/copy_move` and `authentic` items of
 one split of a corpus built by bench/forgery_corpus.py, and prints: the detector's AUC of copy-moves against all
@@ -10,7 +11,8 @@ copy-moves it finds (probability >= 0.5) and how many authentic items it flags; 
 ``--compare OLD.py`` loads another version of the detector module (e.g. ``git show main:analysis/detectors/
 copy_move.py > /tmp/old.py``) and runs it on the same items in the same process, so "before" and "after" are
 measured under the same machine load. ``--speed N`` also times both on N 1024x1024 JPEGs made like
-bench/analysis.py's (scikit-image photos scaled up with mild noise, quality 90). ``--set`` overrides a
+bench/analysis.py's (scikit-image photos scaled up with mild noise, quality 90); ``--photos DIR`` counts the
+camera JPEGs of DIR (e.g. ../shared/testdata/photos) each version flags (probability >= 0.5). ``--set`` overrides a
 `CopyMoveConfig` field of the current version (for tuning on the tune split only; the eval split is not for this).
 """
 
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="CopyMoveConfig override")
     parser.add_argument("--json", type=Path, default=None, help="write every item's figures here")
     parser.add_argument("--limit", type=int, default=0, help="only the first N items of each label (quick looks)")
+    parser.add_argument("--photos", type=Path, default=None, help="also count false alarms on these camera JPEGs")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
 
@@ -163,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
                 # the median: other processes on the machine make single runs slow at random
                 print(f"{name}: {np.median(t):.0f} ms per 1024x1024 JPEG (median of {len(t)}, decode excluded)")
                 summary[name]["ms_1024"] = round(float(np.median(t)), 1)
+    if args.photos:
+        photos = sorted(args.photos.glob("*.jpg"))
+        for name, detector in detectors.items():
+            scored = [(path.name, run_one(detector, path)[0]) for path in photos]
+            flagged = [f"{n} {p:.2f}" for n, p in scored if p >= 0.5]
+            print(f"{name}: {len(flagged)} of {len(scored)} camera photos in {args.photos} flagged {flagged}")
+            summary[name]["photos_flagged"] = flagged
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "items": items}, indent=1, default=str))
     return 0

@@ -5,25 +5,35 @@ Two complementary searches on the luminance at a working scale (long side ``work
 1. **Keypoints** (after Amerini et al. 2011): SIFT keypoints and RootSIFT descriptors are matched against the
    same image with the *generalised* 2NN test - for each keypoint the sorted distances to its other neighbours
    d1 <= d2 <= ... are scanned, and every neighbour before the first ratio d_i/d_(i+1) above ``g2nn_ratio`` is a
-   match, so an object cloned several times matches every copy. Pairs closer than ``min_shift`` are dropped.
-   The pairs are clustered (two pairs join when both their ends are near each other) and each cluster is
-   verified by a RANSAC affine transform (rotation, scale, shear, translation); a transform supported by at
-   least ``min_inliers`` pairs is then checked densely: the zero-mean correlation between the image and the
-   image warped by the transform must be high over a compact region around the inliers. That region and its
-   image under the transform form the mask.
+   match, so an object cloned several times matches every copy. The ``n_features`` keypoints are chosen evenly
+   over ``tiles`` x ``tiles`` cells (strongest first within each), not the strongest of the whole image, so a
+   copy pasted on weaker texture keeps its keypoints. Pairs closer than ``min_shift`` are dropped.
+   The pairs are clustered (two pairs join when both their ends are near each other) and each cluster of at least
+   ``weak_inliers`` pairs is verified by a RANSAC transform (affine from ``min_inliers`` pairs, a similarity below
+   that) and then densely, in a window around its inliers: the zero-mean correlation between the image and the
+   image warped by the transform must be high over a compact region around the inliers (clipped highlights left
+   out). The region counts when it had ``min_inliers`` pairs, or 3-5 pairs with at least ``weak_min_area`` of the
+   image correlating at ``weak_min_correlation`` on average - the verified area, not the pair count, is the
+   evidence. It does not count when it overlaps its own copy (a short-period texture) or when a high-pass patch
+   of it matches more than ``max_repeats`` other places (tiles, facades, identical lamps: content that repeats
+   is not a clone). The region and its image under the transform form the mask.
 2. **Dense blocks** (after Fridrich et al. 2003) for weakly textured images that yield few keypoints (fewer than
    ``dense_below_keypoints``; on textured images the search costs more than everything else together): 8x8
    blocks of a small version of the image are described by their 3x3 lowest DCT coefficients; each block's
    nearest blocks in that feature space (a k-d tree - lexicographic sorting breaks as soon as JPEG noise moves a
    coefficient across a step) vote for their spatial shift, and the winning shift is verified pixel by pixel.
 
-The probability grows with the verified area and the number of agreeing pairs; ``copy_move_mask.png`` (grey: both
-regions 255, the rest 0 - which one is the original cannot be told from pixels) is attached when anything is found.
+The probability grows with the verified area and its mean correlation (>= 0.55 for any counted region); without
+one it stays below 0.35, graded by the self-matching pairs and any smaller verified area, so the ranking still
+carries weak evidence. ``copy_move_mask.png`` (grey: both regions 255, the rest 0 - which one is the original
+cannot be told from pixels) is attached when anything is found.
 
 Misses: copies of flat regions (sky, walls) carry no structure to match - nor can a viewer see them; the dense path
 sees translation only (a rotated or scaled small copy needs keypoints); strong blur or noise on the copy; very
-small copies (< ~1.5 % of the image). False alarms: genuinely repeated content (tiles, windows, identical products)
-is duplication too; the correlation check and the compactness requirement keep random texture from scoring.
+small copies (< ~1 % of the image) or ones with fewer than 3 matching keypoints; an object cloned three or more
+times (the repeat test takes it for repeated content). False alarms: genuinely repeated content that appears
+exactly twice (a pair of identical windows) is duplication too; the correlation check, the compactness
+requirement and the repeat test keep random and periodic texture from scoring.
 """
 
 from __future__ import annotations
@@ -91,7 +101,7 @@ class CopyMoveDetector(PixelDetector):
     """SIFT g2NN self-matching with clustering and affine RANSAC, verified by correlation; dense block fallback."""
 
     name = "copy_move"
-    version = "2.0.0"
+    version = "2.1.0"
     time_budget_s = 10.0
 
     def __init__(self, config: CopyMoveConfig | None = None) -> None:
