@@ -60,7 +60,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "ela": 0.35,
     "jpeg": 0.3,
     "spectral": 0.35,
-    "copy_move": 0.5,
+    "copy_move": 0.75,  # verified copies only (copy_move 2.1); migration 0015
     "jpeg_local": 0.3,
     "double_jpeg": 1.0,  # only ever raises the score (p >= 0.5); migration 0014
     "noise_residual": 0.0,  # at chance on the forgery corpus (docs/analysis.md): shown, not weighted

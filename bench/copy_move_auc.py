@@ -40,14 +40,8 @@ import numpy as np  # noqa: E402
 
 from analysis.detectors.base import DECODE_ERRORS, DetectorContext, MediaInput  # noqa: E402
 from analysis.evaluation import auc  # noqa: E402
+from bench.detector_auc import save_chain as chain_of  # noqa: E402
 from bench.forgery_corpus import iter_labels  # noqa: E402
-
-CHAINS = ("jpeg_png", "jpeg", "png")  # longest first: "-jpeg_png." also ends like "-png."
-
-
-def chain_of(path: str) -> str:
-    stem = Path(path).stem
-    return next((c for c in CHAINS if stem.endswith("-" + c)), "camera")
 
 
 def load_detector(module_path: Path | None, overrides: dict[str, str]) -> Any:
