@@ -8,8 +8,13 @@ miss the host's: non-aligned, NA-DJPG) or at another table, so on the host grid 
 the manner of Bianchi & Piva (IEEE TIFS 2012, "Image forgery localization via block-grained analysis of JPEG
 artifacts"):
 
-1. The last quantisation Q2: a JPEG's own luminance table (Pillow ``quantization``) on the file's grid; for
-   JPEG-origin images saved losslessly (JPEG-then-PNG), the grid and the steps jpeg_local estimates from pixels.
+1. The last quantisation Q2: a JPEG's own luminance table (Pillow ``quantization``) on the file's grid. For
+   JPEG-origin images saved losslessly (JPEG-then-PNG) it is read from the pixels: the grid is the offset (of 64)
+   where the coefficients near zero are exact zeros blurred only by rounding, the steps jpeg_local's estimator
+   finds there name an IJG quality (the table family nearly all software writes; the estimator misses steps of 1-2
+   and sometimes returns a multiple), and of that table and every finer IJG table the one the coefficients sit on
+   exactly is kept (after two compressions they also sit roughly on the first table, which the estimator tends
+   to return). Tables outside the IJG family fall back to the per-frequency estimates.
 2. Every block on that grid is re-transformed (DCT-II of the decoded Y plane) and divided by Q2: the integers k
    the last compression stored, up to rounding. For each of the lowest AC frequencies, the primary step Q1 is
    estimated from the periodic artefacts of the |k| histogram: the DQ model is p(k) = p0(k) n(k), where n(k) (mean
@@ -57,6 +62,7 @@ from analysis.detectors.base import (
     grid_centre_crop,
 )
 from analysis.detectors.heatmaps import heatmap_png
+from analysis.detectors.jpeg import DCT
 from analysis.detectors.jpeg_local import (
     ZIGZAG,
     JpegLocalConfig,
@@ -66,6 +72,8 @@ from analysis.detectors.jpeg_local import (
     grid_offset,
 )
 
+# Low and middle frequencies (row, column) for locating the grid: their steps are 2 or more up to quality ~95.
+_GRID_FREQUENCIES = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0), (1, 2), (2, 1), (2, 2))
 ALPHAS = (0.5, 0.75, 0.9, 0.97)  # share of the image assumed doubly compressed (the rest: pastes, flat blocks)
 
 
@@ -98,7 +106,7 @@ class DoubleJpegDetector(PixelDetector):
     """Per-block aligned double-JPEG likelihood against the image's own estimated primary quantisation."""
 
     name = "double_jpeg"
-    version = "1.0.0"
+    version = "1.1.0"
     time_budget_s = 6.0
 
     def __init__(self, config: DoubleJpegConfig | None = None) -> None:
@@ -222,7 +230,7 @@ def _last_quantisation(
         return (0, 0), q[picks[:, 0], picks[:, 1]], "file_table"
     # Not a JPEG file: a JPEG-origin image saved losslessly keeps the last JPEG's grid and steps in its pixels.
     local = JpegLocalConfig(frequencies=len(picks))
-    oy, ox = grid_offset(g, axis=0), grid_offset(g, axis=1)
+    oy, ox = _grid_by_zero_spike(g)
     coefficients = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]
     steps = np.array([estimate_step(coefficients[..., i].ravel(), local) for i in range(len(picks))], np.float32)
     steps[steps < 2] = 0  # a "step" of 1 is no evidence of quantisation
@@ -232,7 +240,114 @@ def _last_quantisation(
             "No trace of JPEG compression: the double-quantisation model does not apply.",
             format=media.decoded.format,
         )
+    quality = _ijg_quality(steps, picks)
+    if quality is not None:
+        quality = _finest_exact_table(coefficients, picks, quality)
+        # The per-frequency estimates miss steps of 1-2 (rounding noise of the RGB round trip reaches them) and
+        # now and then lock onto a multiple; the IJG table they agree with gives every step at once.
+        return (oy, ox), _ijg_table(quality)[picks[:, 0], picks[:, 1]], f"ijg_quality_{quality}"
     return (oy, ox), steps, "estimated_from_pixels"
+
+
+# The IJG (libjpeg) luminance table at quality 50 (ITU T.81 Annex K), natural order: what Pillow, libjpeg-turbo
+# and most software write, scaled by quality.
+IJG_LUMA = np.array(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    np.float32,
+)
+
+
+def _ijg_table(quality: int) -> np.ndarray:
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip(np.floor((IJG_LUMA * scale + 50) / 100), 1, 255).astype(np.float32)
+
+
+def _ijg_quality(steps: np.ndarray, picks: np.ndarray, min_agree: int = 5) -> int | None:
+    """The IJG quality whose table the estimated steps (0 = unknown) agree with, within one step or 10 %: at least
+    `min_agree` frequencies and two thirds of the estimated ones; None when no table fits that well."""
+    known = steps >= 2
+    best: tuple[int, float, int] | None = None
+    for quality in range(20, 101):
+        table = _ijg_table(quality)[picks[:, 0], picks[:, 1]]
+        error = np.abs(steps - table)
+        agree = known & (error <= np.maximum(1.0, 0.1 * table))
+        key = (int(agree.sum()), -float(error[agree].sum()), quality)
+        # On a tie the finer table wins: steps the estimate did not see are more likely small ones.
+        if best is None or key[:2] >= best[:2]:
+            best = key
+    if best is None or best[0] < min_agree or best[0] < 2 * int(known.sum()) / 3:
+        return None
+    return best[2]
+
+
+def _finest_exact_table(coefficients: np.ndarray, picks: np.ndarray, quality: int, sigma: float = 0.45) -> int:
+    """The last table among `quality` and the finer IJG ones: the one whose lattice the coefficients sit on exactly.
+
+    After two compressions the values sit exactly on the last step's multiples and only roughly on the first's
+    (off by up to half a last step), and the per-frequency estimate, taking the largest step that fits, often
+    returns the first table. So each finer table is scored by its periodicity (mean cos(2 pi c / q) over values
+    past half a step) relative to what rounding noise alone (`sigma`, DCT units) leaves of an exact lattice; a
+    rough lattice scores well below 1, a non-divisor table near 0. Ties go to the finer table.
+    """
+    values = coefficients.reshape(-1, coefficients.shape[-1])
+    values = values[:: values.shape[0] // 4000 + 1]
+    best, best_score = quality, -np.inf
+    seen: set[bytes] = set()
+    for candidate in range(quality, 101):
+        steps = _ijg_table(candidate)[picks[:, 0], picks[:, 1]]
+        if steps.tobytes() in seen:
+            continue
+        seen.add(steps.tobytes())
+        scores = []
+        for i, step in enumerate(steps):
+            if step < 2:
+                continue
+            big = values[:, i][np.abs(values[:, i]) >= step / 2]
+            if big.size < 50:
+                continue
+            expected = math.exp(-2 * math.pi**2 * sigma**2 / float(step) ** 2)
+            scores.append(float(np.cos(2 * np.pi * big / step).mean()) / expected)
+        if len(scores) >= 5 and float(np.mean(scores)) >= best_score - 0.02:
+            best, best_score = candidate, max(best_score, float(np.mean(scores)))
+    return best
+
+
+def _grid_by_zero_spike(g: np.ndarray, side: int = 512) -> tuple[int, int]:
+    """The 8x8 grid offset (rows, columns) of the last JPEG in a losslessly saved image.
+
+    On the grid the last compression rounded every coefficient to a multiple of its step (2 or more at these
+    frequencies for any quality below ~95), so after decoding, the values near zero are a spike of exact zeros
+    blurred only by pixel rounding: nearly all |c| < 1.5 also have |c| < 0.5. Off the grid the values spread
+    smoothly and about a third do. Differences across block borders (``grid_offset``) miss faint blocking at
+    high qualities; this does not. Every offset at once: separable 8-tap DCT filters over a centre crop.
+    """
+    h, w = g.shape
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    x = np.ascontiguousarray(g[top : top + side, left : left + side]) - 128.0
+    by, bx = (x.shape[0] - 7) // 8, (x.shape[1] - 7) // 8
+    if min(by, bx) < 4:
+        return grid_offset(g, axis=0), grid_offset(g, axis=1)
+    rows = {v: cv2.filter2D(x, cv2.CV_32F, DCT[v][None, :], anchor=(0, 0)) for v in (0, 1, 2)}
+    small = np.zeros((8, 8), np.float64)
+    near = np.zeros((8, 8), np.float64)
+    for u, v in _GRID_FREQUENCIES:
+        c = np.abs(cv2.filter2D(rows[v], cv2.CV_32F, DCT[u][:, None], anchor=(0, 0)))
+        c = c[: by * 8, : bx * 8].reshape(by, 8, bx, 8)
+        small += (c < 0.5).sum(axis=(0, 2))
+        near += (c < 1.5).sum(axis=(0, 2))
+    ratio = small / np.maximum(near, 1.0)
+    py, px = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    # Phases of the crop's block origins, back in the coordinates of `g`.
+    return int((py + top) % 8), int((px + left) % 8)
 
 
 def _clipped_colour_blocks(

@@ -13,7 +13,14 @@ from PIL import Image
 from skimage import data
 
 from analysis.detectors.base import AbstainCode, Category, DetectorContext, DetectorOutput, MediaInput
-from analysis.detectors.double_jpeg import DoubleJpegDetector, _periodic
+from analysis.detectors.double_jpeg import (
+    DoubleJpegDetector,
+    _grid_by_zero_spike,
+    _ijg_quality,
+    _ijg_table,
+    _periodic,
+)
+from analysis.detectors.jpeg_local import ZIGZAG
 
 
 def run(path: Path) -> DetectorOutput:
@@ -120,3 +127,27 @@ def test_the_periodic_model_has_empty_bins_when_the_first_step_is_coarser() -> N
     assert n[4][5] > 2 and 1 < n[4][2] < 1.5
     assert n[4][1] < 0.05 and n[4][4] < 0.05  # ... and bins 1 and 4 stay empty
     assert abs(n[1][1:].mean() - 1) < 0.05  # Q1 = Q2: no trace, n is flat around 1
+
+
+def test_a_paste_in_a_jpeg_later_saved_as_png_is_found_with_the_last_table_read_from_pixels(tmp_path: Path) -> None:
+    out = run(save(tmp_path, jpeg_decoded(spliced(), 90), "splice.png"))
+    assert out.evidence["last_quantisation"] == "ijg_quality_90"
+    assert out.probability is not None and out.probability > 0.5
+    x, y = out.evidence["region_px"]
+    assert 260 <= x <= 470 and 180 <= y <= 390
+
+
+def test_the_grid_of_a_high_quality_jpeg_saved_as_png_is_found_off_the_origin() -> None:
+    # Cropped by (3, 5) px after a q92 save: the last grid starts at row 5, column 3 of what is left. Blocking at
+    # q92 is faint; the exact zeros the quantiser left on the grid are not.
+    decoded = jpeg_decoded(host(), 92)[5:, 3:]
+    luma = np.asarray(Image.fromarray(np.ascontiguousarray(decoded)).convert("L"), np.float32)
+    assert _grid_by_zero_spike(luma) == ((8 - 5) % 8, (8 - 3) % 8)
+
+
+def test_the_ijg_quality_is_read_from_steps_with_the_small_ones_missing() -> None:
+    picks = np.array(ZIGZAG[:15])
+    steps = _ijg_table(92)[picks[:, 0], picks[:, 1]].copy()
+    steps[:8] = 0  # the steps of 2 went unseen under the rounding noise; 3 and 4 remain
+    assert _ijg_quality(steps, picks) == 92
+    assert _ijg_quality(np.array([0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], np.float32), picks) is None
