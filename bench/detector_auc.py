@@ -12,8 +12,8 @@ format-matched controls of the same chain ("resaved"); an abstention or a missin
 it counts nothing in the trust score. ``--set`` overrides fields of the detector's config dataclass. Also
 printed: how many authentic items reach p > 0.5 and the mean / p95 time per item (and per 1024x1024 px).
 ``--time-1024`` instead times the detector on one 1024x1024 doubly-compressed JPEG (q75 then q90, made from
-scikit-image's astronaut) and on the same image saved again as PNG (JPEG-then-PNG) against decoding each, medians of 15 runs in the same process (the decode is shared by the
-pipeline, so the detector's time excludes it). ``--folder`` runs it over every JPEG and PNG of an unlabelled
+scikit-image's astronaut) and on the same image saved again as PNG (JPEG-then-PNG), each against decoding it,
+medians of 15 runs in the same process (the decode is shared by the pipeline, so the detector's time excludes it). ``--folder`` runs it over every JPEG and PNG of an unlabelled
 folder (real camera photos, say) and prints its outcomes and the files it flags (p > 0.5): its false alarms there.
 """
 
