@@ -15,6 +15,7 @@ import io
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -215,12 +216,17 @@ class S3EndsReader(io.RawIOBase):
     def __init__(self, key: str, size: int) -> None:
         super().__init__()
         self.client, self.bucket, self.key, self.size, self.pos = s3_client(), s3_bucket(), s3_key(key), size, 0
-        self.windows: list[tuple[int, bytes]] = []
         self.gets = 0
-        self.windows.append((0, self._get(0, min(size, HEAD_WINDOW))))
+        ends = [(0, min(size, HEAD_WINDOW))]
         tail_start = max(0, size - TAIL_WINDOW)
         if tail_start >= HEAD_WINDOW:
-            self.windows.append((tail_start, self._get(tail_start, size)))
+            ends.append((tail_start, size))
+        # Both ends at once: the completion waits for the slower of the two, not their sum.
+        with ThreadPoolExecutor(max_workers=len(ends)) as pool:
+            fetched = list(pool.map(lambda span: self._get(*span), ends))
+        self.windows: list[tuple[int, bytes]] = [
+            (start, data) for (start, _end), data in zip(ends, fetched, strict=True)
+        ]
 
     def _get(self, start: int, end: int) -> bytes:
         if end <= start:
