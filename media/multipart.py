@@ -194,14 +194,6 @@ def s3_abort(key: str, s3_upload_id: str) -> None:
         client.abort_multipart_upload(Bucket=s3_bucket(), Key=s3_key(key), UploadId=s3_upload_id)
 
 
-def s3_object_size(key: str) -> int | None:
-    client = s3_client()
-    try:
-        return int(client.head_object(Bucket=s3_bucket(), Key=s3_key(key))["ContentLength"])
-    except client.exceptions.ClientError:
-        return None
-
-
 # What a completion reads of an S3 object whose checks need only its ends (audio and video: the container's
 # header and first packets, the RIFF length, a ZIP directory at the end): two ranged GETs.
 HEAD_WINDOW = 4 * 1024 * 1024

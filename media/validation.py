@@ -647,7 +647,9 @@ class _JpegDecode:
         self.skip = offset  # the decoder's data starts here (absolute offset)
         self.error: BaseException | None = None
         self.finished = False
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        # At most 4 MiB waiting: if decoding falls behind, receiving waits for it (memory stays flat; the
+        # request could not finish before the decode anyway).
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         self.thread = threading.Thread(target=self._run, name="hlekkr-jpeg-decode", daemon=True)

@@ -17,6 +17,7 @@ copy to storage each read it again; here every byte is touched once on the way i
 
 from __future__ import annotations
 
+import bisect
 import io
 import logging
 import uuid
@@ -40,7 +41,7 @@ class InspectedUpload(UploadedFile):
     `relay` (when not None) holds an S3 PutObject of exactly these bytes, complete but for its last chunk, to the
     key of `media_id`; closing the file aborts it unless the service committed it."""
 
-    def __init__(self, buffer: io.BytesIO, *, name: str, content_type: str, size: int, charset: str | None,
+    def __init__(self, buffer: io.BufferedReader, *, name: str, content_type: str, size: int, charset: str | None,
                  inspector: StreamInspector, complete: bool, media_id: uuid.UUID,
                  relay: storage.StreamingPut | None) -> None:  # fmt: skip
         super().__init__(buffer, name, content_type, size, charset)
@@ -53,6 +54,49 @@ class InspectedUpload(UploadedFile):
         if self.relay is not None:
             self.relay.abort()
         super().close()
+
+
+class ChunkedBuffer(io.RawIOBase):
+    """A seekable read-only file over the chunks as they arrived: the upload is kept once, never joined into a
+    second copy."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self.chunks = chunks
+        self.starts: list[int] = []
+        total = 0
+        for chunk in chunks:
+            self.starts.append(total)
+            total += len(chunk)
+        self.size, self.pos = total, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self.pos >= self.size:
+            return 0
+        index = bisect.bisect_right(self.starts, self.pos) - 1
+        view, written = memoryview(buffer).cast("B"), 0
+        while written < len(view) and index < len(self.chunks):
+            chunk, offset = self.chunks[index], self.pos - self.starts[index]
+            piece = chunk[offset : offset + len(view) - written]
+            view[written : written + len(piece)] = piece
+            written += len(piece)
+            self.pos += len(piece)
+            index += 1
+        return written
 
 
 class _Replay:
@@ -205,10 +249,9 @@ class InspectingUploadHandler(FileUploadHandler):
         assert self.inspector is not None
         if self.relay is not None and file_size != self.expected_length:
             self._drop_relay()
-        data = b"".join(self.chunks)
-        self.chunks = []
+        kept, self.chunks = self.chunks, []
         upload = InspectedUpload(
-            io.BytesIO(data),
+            io.BufferedReader(ChunkedBuffer(kept), buffer_size=1024 * 1024),
             name=self.file_name or "",
             content_type=self.content_type or "",
             size=file_size,
