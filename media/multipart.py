@@ -200,35 +200,11 @@ HEAD_WINDOW = 4 * 1024 * 1024
 TAIL_WINDOW = 1024 * 1024
 
 
-class S3EndsReader(io.RawIOBase):
-    """A seekable read-only file over an S3 object that fetches its first HEAD_WINDOW and last TAIL_WINDOW bytes
-    up front (two ranged GETs) and anything else in 1 MiB ranged GETs, so validators that look at the ends
-    (Pillow's header, PyAV's probe, the ZIP and RIFF checks) cost two requests however large the object is."""
+class SeekableReader(io.RawIOBase):
+    """A read-only, seekable raw file of a known `size`; subclasses fill `readinto` from `pos`."""
 
-    def __init__(self, key: str, size: int) -> None:
-        super().__init__()
-        self.client, self.bucket, self.key, self.size, self.pos = s3_client(), s3_bucket(), s3_key(key), size, 0
-        self.gets = 0
-        ends = [(0, min(size, HEAD_WINDOW))]
-        tail_start = max(0, size - TAIL_WINDOW)
-        if tail_start >= HEAD_WINDOW:
-            ends.append((tail_start, size))
-        # Both ends at once: the completion waits for the slower of the two, not their sum.
-        with ThreadPoolExecutor(max_workers=len(ends)) as pool:
-            fetched = list(pool.map(lambda span: self._get(*span), ends))
-        self.windows: list[tuple[int, bytes]] = [
-            (start, data) for (start, _end), data in zip(ends, fetched, strict=True)
-        ]
-
-    def _get(self, start: int, end: int) -> bytes:
-        if end <= start:
-            return b""
-        self.gets += 1
-        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")["Body"]
-        try:
-            return bytes(body.read())
-        finally:
-            body.close()
+    size = 0
+    pos = 0
 
     def readable(self) -> bool:
         return True
@@ -243,6 +219,35 @@ class S3EndsReader(io.RawIOBase):
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
         self.pos = max(0, base + offset)
         return self.pos
+
+
+class S3EndsReader(SeekableReader):
+    """A seekable read-only file over an S3 object that fetches its first HEAD_WINDOW and last TAIL_WINDOW bytes
+    up front (two ranged GETs) and anything else in 1 MiB ranged GETs, so validators that look at the ends
+    (Pillow's header, PyAV's probe, the ZIP and RIFF checks) cost two requests however large the object is."""
+
+    def __init__(self, key: str, size: int) -> None:
+        super().__init__()
+        self.client, self.bucket, self.key, self.size, self.pos = s3_client(), s3_bucket(), s3_key(key), size, 0
+        ends = [(0, min(size, HEAD_WINDOW))]
+        tail_start = max(0, size - TAIL_WINDOW)
+        if tail_start >= HEAD_WINDOW:
+            ends.append((tail_start, size))
+        # Both ends at once: the completion waits for the slower of the two, not their sum.
+        with ThreadPoolExecutor(max_workers=len(ends)) as pool:
+            fetched = list(pool.map(lambda span: self._get(*span), ends))
+        self.windows: list[tuple[int, bytes]] = [
+            (start, data) for (start, _end), data in zip(ends, fetched, strict=True)
+        ]
+
+    def _get(self, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
 
     def readinto(self, buffer: Any) -> int:
         if self.pos >= self.size:

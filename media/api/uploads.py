@@ -28,7 +28,7 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest
 from django.utils.http import parse_header_parameters
 
-from media import storage
+from media import multipart, storage
 from media.validation import StreamInspector
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class InspectedUpload(UploadedFile):
         super().close()
 
 
-class ChunkedBuffer(io.RawIOBase):
+class ChunkedBuffer(multipart.SeekableReader):
     """A seekable read-only file over the chunks as they arrived: the upload is kept once, never joined into a
     second copy."""
 
@@ -69,20 +69,6 @@ class ChunkedBuffer(io.RawIOBase):
             self.starts.append(total)
             total += len(chunk)
         self.size, self.pos = total, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
 
     def readinto(self, buffer: Any) -> int:
         if self.pos >= self.size:
