@@ -228,6 +228,7 @@ REST_FRAMEWORK = {
         "hlekkr.accounts.permissions.HasScope",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "hlekkr.api.JsonNegotiation",  # DRF's, short-cut for plain JSON
     "DEFAULT_PARSER_CLASSES": [
         "hlekkr.parsers.LimitedJSONParser",
         "rest_framework.parsers.MultiPartParser",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -122,3 +123,14 @@ def test_a_dashboard_page_while_the_database_refuses_is_a_503_not_a_500(client_a
         response = client.get("/dashboard/")
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
+
+
+def test_content_negotiation_still_refuses_what_it_cannot_render(api_as: Any, client_a: Any) -> None:
+    api = api_as(client_a)
+    for accept in ("", "*/*", "application/json"):
+        response = api.get("/api/v1/media/", HTTP_ACCEPT=accept) if accept else api.get("/api/v1/media/")
+        assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    refused = api.get("/api/v1/media/", HTTP_ACCEPT="text/html")
+    assert refused.status_code == 406 and refused.json()["code"] == "not_acceptable"
+    assert api.get("/api/v1/media/?format=xml").status_code == 404  # DRF's answer to an unknown format
+    assert api.get("/api/v1/media/", HTTP_ACCEPT="application/json; indent=2").content.startswith(b'{\n  "')
