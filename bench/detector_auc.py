@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                 "abstain": str(out.abstain_code or ""),
                 "ms": ms,
                 "ms_per_mp": ms / max(pixels / 2**20, 1e-6) if pixels else None,
-                "evidence": {k: v for k, v in out.evidence.items() if k in {"region_z", "region_px", "primary_steps"}},
+                "evidence": {
+                    k: v
+                    for k, v in out.evidence.items()
+                    if k in {"region_z", "region_px", "primary_steps", "off_grid_z"}
+                },
             }
         )
     if args.json:

@@ -71,6 +71,7 @@ from analysis.detectors.jpeg_local import (
     estimate_step,
     grid_offset,
 )
+from analysis.detectors.off_grid import OffGrid, ijg_table, off_grid_evidence
 
 # Low and middle frequencies (row, column) for locating the grid: their steps are 2 or more up to quality ~95.
 _GRID_FREQUENCIES = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0), (1, 2), (2, 1), (2, 2))
@@ -100,6 +101,10 @@ class DoubleJpegConfig:
     # no second compression at all): the detector only ever raises the score.
     p_min: float = 0.5
     p_max: float = 0.92
+    # The off-grid map (analysis/detectors/off_grid.py). Tune split: authentic regions reach z 8.3 (a periodic
+    # wallpaper texture, "Aqua"), all others stay under 5.5; the one splice it sees reaches 10.9.
+    off_grid_midpoint: float = 10.0
+    off_grid_slope: float = 0.5
 
 
 class DoubleJpegDetector(PixelDetector):
@@ -125,6 +130,7 @@ class DoubleJpegDetector(PixelDetector):
         if isinstance(last, DetectorOutput):
             return last
         (oy, ox), q2, source = last
+        off = off_grid_evidence(g, (oy, ox))
         aligned = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
         shifted = block_dct(g[oy + 4 :, ox + 4 :])[:, :, picks[:, 0], picks[:, 1]]
         # Steps coarser than the primary candidates leave nearly every coefficient at 0: nothing to fit.
@@ -146,6 +152,7 @@ class DoubleJpegDetector(PixelDetector):
             "grid_offset": [int(ox), int(oy)],
             "primary_steps": primary,  # frequency "rc": [last step, estimated primary step]
         }
+        p_off, off_reasons = self._off_grid(off, evidence, top, left)
         if len(informative) < 2:
             reasons = [
                 Reason(
@@ -154,7 +161,13 @@ class DoubleJpegDetector(PixelDetector):
                     Category.INFO,
                 )
             ]
-            return DetectorOutput(status="ok", probability=None, reasons=reasons, evidence=evidence)
+            if not off_reasons:
+                return DetectorOutput(status="ok", probability=None, reasons=reasons, evidence=evidence)
+            # A single compressed host can still hold a paste with a lattice of its own.
+            artifact = _heatmap_artifact([], off, (h, w), (top, left))
+            return DetectorOutput(
+                status="ok", probability=p_off, reasons=off_reasons + reasons, evidence=evidence, artifacts=[artifact]
+            )
 
         llr, count = _block_llr(k, informative, cfg.max_bin)
         # Blocks with clipped pixels were rounded into range after an IDCT: their coefficients left the primary
@@ -173,6 +186,7 @@ class DoubleJpegDetector(PixelDetector):
             )
         z, strength, (cx, cy) = _region_evidence(cell_llr, cell_count, cell_valid, cfg)
         p = min(cfg.p_max, max(cfg.p_min, 1 / (1 + math.exp(-(strength - cfg.z_midpoint) * cfg.z_slope))))
+        p = max(p, p_off or 0.0)
         cell_px = 8 * cfg.cell_blocks
         evidence.update(
             {
@@ -193,6 +207,9 @@ class DoubleJpegDetector(PixelDetector):
                 )
             ]
         else:
+            reasons = []
+        reasons += off_reasons
+        if not reasons:
             reasons = [
                 Reason(
                     "double_jpeg_consistent",
@@ -200,12 +217,56 @@ class DoubleJpegDetector(PixelDetector):
                     Category.INFO,
                 )
             ]
-        heat = np.zeros((h // cell_px + 1, w // cell_px + 1), np.float32)
-        y0, x0 = (top + oy) // cell_px, (left + ox) // cell_px
-        hh, ww = min(z.shape[0], heat.shape[0] - y0), min(z.shape[1], heat.shape[1] - x0)
-        heat[y0 : y0 + hh, x0 : x0 + ww] = np.where(cell_valid, z, 0)[:hh, :ww]
-        artifact = Artifact("double_jpeg_heatmap.png", "image/png", heatmap_png(heat, w, h, lo=0.0, hi=8.0))
+        cells = [(np.where(cell_valid, z, 0), (top + oy, left + ox), cell_px)]
+        artifact = _heatmap_artifact(cells, off, (h, w), (top, left))
         return DetectorOutput(status="ok", probability=p, reasons=reasons, evidence=evidence, artifacts=[artifact])
+
+    def _off_grid(
+        self, off: OffGrid | None, evidence: dict[str, Any], top: int, left: int
+    ) -> tuple[float | None, list[Reason]]:
+        """The off-grid map's probability (None when it saw nothing) and reason; its figures go into `evidence`."""
+        cfg = self.config
+        if off is None:
+            return None, []
+        ry, rx = off.region
+        x, y = int(left + (rx + 1) * off.tile_px), int(top + (ry + 1) * off.tile_px)  # the region's centre
+        evidence.update(
+            {"off_grid_z": round(off.strength, 3), "off_grid_shift": list(off.shift[::-1]), "off_grid_px": [x, y]}
+        )
+        if off.strength < cfg.off_grid_midpoint:
+            return None, []
+        z = off.strength - cfg.off_grid_midpoint
+        p = min(cfg.p_max, max(cfg.p_min, 1 / (1 + math.exp(-z * cfg.off_grid_slope))))
+        reason = Reason(
+            "double_jpeg_off_grid",
+            f"Blocks around ({x}, {y}) px carry a JPEG lattice on their own 8x8 grid, offset ({off.shift[1]}, "
+            f"{off.shift[0]}) px from the image's (z = {off.strength:.1f}), as a piece pasted from another JPEG "
+            "would.",
+            Category.MANIPULATED,
+        )
+        return p, [reason]
+
+
+def _heatmap_artifact(
+    cells: list[tuple[np.ndarray, tuple[int, int], int]],
+    off: OffGrid | None,
+    shape: tuple[int, int],
+    origin: tuple[int, int],
+) -> Artifact:
+    """One heatmap of both maps at 32 px: the double-JPEG cells' z and the off-grid tiles' z (each tile 2x2
+    cells), whichever is larger; maps are placed at their (top, left) in the image."""
+    h, w = shape
+    cell_px = 32
+    heat = np.zeros((h // cell_px + 1, w // cell_px + 1), np.float32)
+    layers = list(cells)
+    if off is not None:
+        up = off.tile_px // cell_px
+        layers.append((np.maximum(np.kron(off.tile_z, np.ones((up, up), np.float32)), 0), origin, cell_px))
+    for values, (top, left), _ in layers:
+        y0, x0 = top // cell_px, left // cell_px
+        hh, ww = min(values.shape[0], heat.shape[0] - y0), min(values.shape[1], heat.shape[1] - x0)
+        heat[y0 : y0 + hh, x0 : x0 + ww] = np.maximum(heat[y0 : y0 + hh, x0 : x0 + ww], values[:hh, :ww])
+    return Artifact("double_jpeg_heatmap.png", "image/png", heatmap_png(heat, w, h, lo=0.0, hi=8.0))
 
 
 def _last_quantisation(
@@ -245,30 +306,8 @@ def _last_quantisation(
         quality = _finest_exact_table(coefficients, picks, quality)
         # The per-frequency estimates miss steps of 1-2 (rounding noise of the RGB round trip reaches them) and
         # now and then lock onto a multiple; the IJG table they agree with gives every step at once.
-        return (oy, ox), _ijg_table(quality)[picks[:, 0], picks[:, 1]], f"ijg_quality_{quality}"
+        return (oy, ox), ijg_table(quality)[picks[:, 0], picks[:, 1]], f"ijg_quality_{quality}"
     return (oy, ox), steps, "estimated_from_pixels"
-
-
-# The IJG (libjpeg) luminance table at quality 50 (ITU T.81 Annex K), natural order: what Pillow, libjpeg-turbo
-# and most software write, scaled by quality.
-IJG_LUMA = np.array(
-    [
-        [16, 11, 10, 16, 24, 40, 51, 61],
-        [12, 12, 14, 19, 26, 58, 60, 55],
-        [14, 13, 16, 24, 40, 57, 69, 56],
-        [14, 17, 22, 29, 51, 87, 80, 62],
-        [18, 22, 37, 56, 68, 109, 103, 77],
-        [24, 35, 55, 64, 81, 104, 113, 92],
-        [49, 64, 78, 87, 103, 121, 120, 101],
-        [72, 92, 95, 98, 112, 100, 103, 99],
-    ],
-    np.float32,
-)
-
-
-def _ijg_table(quality: int) -> np.ndarray:
-    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return np.clip(np.floor((IJG_LUMA * scale + 50) / 100), 1, 255).astype(np.float32)
 
 
 def _ijg_quality(steps: np.ndarray, picks: np.ndarray, min_agree: int = 5) -> int | None:
@@ -277,7 +316,7 @@ def _ijg_quality(steps: np.ndarray, picks: np.ndarray, min_agree: int = 5) -> in
     known = steps >= 2
     best: tuple[int, float, int] | None = None
     for quality in range(20, 101):
-        table = _ijg_table(quality)[picks[:, 0], picks[:, 1]]
+        table = ijg_table(quality)[picks[:, 0], picks[:, 1]]
         error = np.abs(steps - table)
         agree = known & (error <= np.maximum(1.0, 0.1 * table))
         key = (int(agree.sum()), -float(error[agree].sum()), quality)
@@ -303,7 +342,7 @@ def _finest_exact_table(coefficients: np.ndarray, picks: np.ndarray, quality: in
     best, best_score = quality, -np.inf
     seen: set[bytes] = set()
     for candidate in range(quality, 101):
-        steps = _ijg_table(candidate)[picks[:, 0], picks[:, 1]]
+        steps = ijg_table(candidate)[picks[:, 0], picks[:, 1]]
         if steps.tobytes() in seen:
             continue
         seen.add(steps.tobytes())

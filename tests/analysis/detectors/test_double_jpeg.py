@@ -17,10 +17,10 @@ from analysis.detectors.double_jpeg import (
     DoubleJpegDetector,
     _grid_by_zero_spike,
     _ijg_quality,
-    _ijg_table,
     _periodic,
 )
 from analysis.detectors.jpeg_local import ZIGZAG
+from analysis.detectors.off_grid import ijg_table
 
 
 def run(path: Path) -> DetectorOutput:
@@ -147,7 +147,37 @@ def test_the_grid_of_a_high_quality_jpeg_saved_as_png_is_found_off_the_origin() 
 
 def test_the_ijg_quality_is_read_from_steps_with_the_small_ones_missing() -> None:
     picks = np.array(ZIGZAG[:15])
-    steps = _ijg_table(92)[picks[:, 0], picks[:, 1]].copy()
+    steps = ijg_table(92)[picks[:, 0], picks[:, 1]].copy()
     steps[:8] = 0  # the steps of 2 went unseen under the rounding noise; 3 and 4 remain
     assert _ijg_quality(steps, picks) == 92
     assert _ijg_quality(np.array([0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], np.float32), picks) is None
+
+
+def off_grid_spliced() -> np.ndarray:
+    """The astronaut (never compressed) with 256 px of the coffee photo, JPEG q50 on its own grid, pasted 2 rows
+    and 3 columns off the host's grid."""
+    out = data.astronaut().copy()
+    out[194:450, 243:499] = jpeg_decoded(data.coffee(), 50)[96:352, 96:352]
+    return out
+
+
+def test_a_paste_on_its_own_jpeg_grid_is_found_and_placed(tmp_path: Path) -> None:
+    out = run(save(tmp_path, off_grid_spliced(), "splice.jpg", quality=90))
+    assert out.status == "ok" and out.probability is not None and out.probability > 0.5
+    assert out.reasons[0].code == "double_jpeg_off_grid"
+    assert out.reasons[0].category == Category.MANIPULATED
+    assert out.evidence["off_grid_shift"] == [3, 2]  # (x, y) px of the paste's grid from the host's
+    x, y = out.evidence["off_grid_px"]
+    assert 243 <= x <= 499 and 194 <= y <= 450
+    (artifact,) = out.artifacts
+    heat = np.asarray(Image.open(io.BytesIO(artifact.data)).convert("L"), dtype=np.float32)
+    assert heat[194:450, 243:499].mean() > 2 * heat.mean()
+
+
+def test_a_jpeg_cropped_off_its_grid_as_a_whole_is_not_flagged(tmp_path: Path) -> None:
+    # Every region carries the same foreign lattice: that is a crop, not a paste.
+    cropped = np.ascontiguousarray(jpeg_decoded(data.astronaut(), 60)[3:, 5:])
+    out = run(save(tmp_path, cropped, "cropped.jpg", quality=90))
+    assert out.status == "ok" and (out.probability is None or out.probability <= 0.5)
+    assert not any(r.category == Category.MANIPULATED for r in out.reasons)
+    assert out.evidence["off_grid_z"] < 5
