@@ -111,7 +111,7 @@ class DoubleJpegDetector(PixelDetector):
     """Per-block aligned double-JPEG likelihood against the image's own estimated primary quantisation."""
 
     name = "double_jpeg"
-    version = "1.1.0"
+    version = "1.2.0"
     time_budget_s = 6.0
 
     def __init__(self, config: DoubleJpegConfig | None = None) -> None:
