@@ -99,12 +99,14 @@ def audit_seal_pending(*, limit: int = SEAL_BATCH) -> int | None:
 
 
 def audit_seal_after_commit() -> None:
-    """The on-commit drain: seal until a pass finds nothing or another sequencer holds the lock. That one
-    makes one more pass after each pass that sealed something, so a row committed while it ran is normally
-    sealed by it; the one that slips between its last empty pass and its commit waits for the next audited
-    commit or the periodic run (`audit_seal_task`, every 10 s). Never raises into the request."""
+    """The on-commit drain: one pass, more only while a pass fills a whole batch (a backlog), and none when
+    another sequencer holds the lock. A row committed while another sequencer runs, after its read of the
+    pending rows, is sealed by the next audited commit or the periodic run (`audit_seal_task`, every 10 s).
+    It used to make an extra, empty pass to catch that row: a third of a review claim's time went into the two
+    sealing transactions, and on a busy system the next commit comes within milliseconds anyway. Never raises
+    into the request."""
     try:
-        while audit_seal_pending():
+        while audit_seal_pending() == SEAL_BATCH:
             pass
     except Exception:
         logger.exception("audit sequencer failed; the periodic run will seal the pending events")

@@ -55,3 +55,40 @@ def test_the_sequencer_seals_in_commit_order_of_ids_and_is_idempotent(client_a):
 
 
 # Tampering (edits, deletions, reordering), the PostgreSQL trigger and parallel writers: tests/ops/test_audit_verification.py
+
+
+def test_a_commit_seals_its_events_in_one_pass(client_a, monkeypatch, django_capture_on_commit_callbacks):
+    from hlekkr.audit import services
+
+    passes: list[int | None] = []
+    real = services.audit_seal_pending
+
+    def counted(**kwargs):
+        passes.append(real(**kwargs))
+        return passes[-1]
+
+    monkeypatch.setattr(services, "audit_seal_pending", counted)
+    with django_capture_on_commit_callbacks(execute=True):
+        audit_record(actor=client_a, action="thing.created", target=client_a)
+        audit_record(actor=client_a, action="thing.changed", target=client_a)
+    assert passes == [2]  # no second, empty pass
+    assert not AuditEvent.objects.filter(sequence__isnull=True).exists()
+
+
+def test_a_backlog_is_drained_in_batches(client_a, monkeypatch):
+    from hlekkr.audit import services
+
+    passes: list[int | None] = []
+    real = services.audit_seal_pending
+    monkeypatch.setattr(services, "SEAL_BATCH", 2)
+
+    def counted(**kwargs):
+        passes.append(real(limit=2))
+        return passes[-1]
+
+    monkeypatch.setattr(services, "audit_seal_pending", counted)
+    for n in range(5):  # left unsealed, as by processes that died after their commits
+        audit_record(actor=None, action="thing.backlog", object_id=str(n))
+    services.audit_seal_after_commit()
+    assert passes == [2, 2, 1]
+    assert not AuditEvent.objects.filter(sequence__isnull=True).exists()
