@@ -28,10 +28,14 @@ artifacts"):
    the image's mean ratio per coefficient is standardised by the square root of the cell's count and the robust
    spread over the cells; a compact region (3x3 cells) sums deviations and counts the same way, and the score
    is the z of the least doubly-compressed region. ``double_jpeg_heatmap.png`` maps the per-cell z.
+4. A second map (``off_grid.py``, NA-DJPG): regions carrying a JPEG lattice on their own 8x8 grid, offset from the
+   host's - a paste from another JPEG, whatever the host's history. Its probability joins the first by max (also
+   for hosts compressed once), and the heatmap shows the larger of the two per 32 px cell.
 
 Sees: pastes into a JPEG whose last save was JPEG (on the host's table) or JPEG-then-PNG, when the host carries a
-visible primary compression (Q1 not equal to, nor a divisor of, Q2 at several frequencies). Misses: images
-compressed once (nothing to compare: ``double_jpeg_single``, no probability), a last save whose steps are
+visible primary compression (Q1 not equal to, nor a divisor of, Q2 at several frequencies); with the second map,
+large pastes compressed coarser than the last save. Misses: images compressed once (nothing to compare:
+``double_jpeg_single``, no probability) unless the second map finds a paste, a last save whose steps are
 multiples of the first (Q1 divides Q2: no periodic trace), a primary quality equal to the last, a host resized or
 cropped off-grid between the saves, pastes that were themselves aligned with the host grid and the host's primary
 table, pastes under ~3 cells, and a doubly-compressed paste in a singly-compressed host (the reverse case).
