@@ -133,9 +133,10 @@ class DoubleJpegDetector(PixelDetector):
         last = _last_quantisation(media, g, picks)
         if isinstance(last, DetectorOutput):
             return last
-        (oy, ox), q2, source = last
+        (oy, ox), q2, source, aligned = last
         off = off_grid_evidence(g, (oy, ox))
-        aligned = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
+        if aligned is None:
+            aligned = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
         shifted = block_dct(g[oy + 4 :, ox + 4 :])[:, :, picks[:, 0], picks[:, 1]]
         # Steps coarser than the primary candidates leave nearly every coefficient at 0: nothing to fit.
         known = (q2 >= 1) & (q2 <= cfg.max_primary)
@@ -275,8 +276,9 @@ def _heatmap_artifact(
 
 def _last_quantisation(
     media: MediaInput, g: np.ndarray, picks: np.ndarray
-) -> tuple[tuple[int, int], np.ndarray, str] | DetectorOutput:
-    """The grid offset, the last step of each picked frequency (0 = unknown) and where they came from."""
+) -> tuple[tuple[int, int], np.ndarray, str, np.ndarray | None] | DetectorOutput:
+    """The grid offset, the last step of each picked frequency (0 = unknown), where they came from, and the picked
+    coefficients on that grid when reading the steps from pixels needed them already."""
     if media.decoded.format == "JPEG":
         try:
             with media.open_image() as image:
@@ -292,7 +294,7 @@ def _last_quantisation(
                 mode=mode,
             )
         q = np.asarray(table, dtype=np.float32).reshape(8, 8)  # natural (row-major) order, as Pillow reports it
-        return (0, 0), q[picks[:, 0], picks[:, 1]], "file_table"
+        return (0, 0), q[picks[:, 0], picks[:, 1]], "file_table", None
     # Not a JPEG file: a JPEG-origin image saved losslessly keeps the last JPEG's grid and steps in its pixels.
     local = JpegLocalConfig(frequencies=len(picks))
     oy, ox = _grid_by_zero_spike(g)
@@ -310,8 +312,8 @@ def _last_quantisation(
         quality = _finest_exact_table(coefficients, picks, quality)
         # The per-frequency estimates miss steps of 1-2 (rounding noise of the RGB round trip reaches them) and
         # now and then lock onto a multiple; the IJG table they agree with gives every step at once.
-        return (oy, ox), ijg_table(quality)[picks[:, 0], picks[:, 1]], f"ijg_quality_{quality}"
-    return (oy, ox), steps, "estimated_from_pixels"
+        return (oy, ox), ijg_table(quality)[picks[:, 0], picks[:, 1]], f"ijg_quality_{quality}", coefficients
+    return (oy, ox), steps, "estimated_from_pixels", coefficients
 
 
 def _ijg_quality(steps: np.ndarray, picks: np.ndarray, min_agree: int = 5) -> int | None:
