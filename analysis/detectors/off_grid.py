@@ -95,7 +95,7 @@ def off_grid_evidence(
         n = np.count_nonzero(big, axis=(-2, -1))
         np.multiply(values, np.float32(2 * np.pi) / steps, out=phase)
         np.cos(phase, out=phase)
-        phase[~big] = 0
+        np.multiply(phase, big, out=phase)  # values under half a step do not count
         z = phase.sum(axis=(-2, -1)) / np.sqrt(np.maximum(n, 1) / 2)  # cos of a uniform phase has variance 1/2
         best = np.maximum(best, np.where(n >= min_values, z, -np.inf))
     valid = np.isfinite(best)
