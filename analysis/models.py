@@ -51,6 +51,13 @@ class ScoringPolicy(models.Model):
     manipulated_threshold = models.PositiveSmallIntegerField(default=DEFAULT_POLICY.manipulated_threshold)
     # Editing evidence alone (resize, re-save) can reach "suspicious" at worst, never "likely manipulated".
     edited_only_cap = models.BooleanField(default=DEFAULT_POLICY.edited_only_cap)
+    # The most log-odds that detectors finding nothing may add towards "authentic" together (docs/scoring.md).
+    clean_evidence_cap = models.FloatField(
+        null=True,
+        blank=True,
+        default=DEFAULT_POLICY.clean_evidence_cap,
+        help_text="Detectors that found nothing add at most this many log-odds (<= 0) together. Empty: uncapped.",
+    )
     notes = models.TextField(blank=True)
     proposed_by_calibration = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -81,6 +88,9 @@ class ScoringPolicy(models.Model):
             errors["clip"] = "Must be above 0 and below 0.5 (probabilities are clipped to [clip, 1 - clip])."
         if not _is_finite_number(self.bias):
             errors["bias"] = "Must be a finite number."
+        cap = self.clean_evidence_cap
+        if cap is not None and (not _is_finite_number(cap) or not -1000 < cap <= 0):
+            errors["clean_evidence_cap"] = "A log-odds value at most 0 (or empty for no cap)."
         if errors:
             raise ValidationError(errors)
 

@@ -16,6 +16,14 @@ Rules on top of the formula:
 * declaration floor: a declaration of AI generation (C2PA or metadata), a broken C2PA integrity check or a
   known-fake match holds P at least at the likely-manipulated band, whatever the forensic detectors found:
   no number of clean pixel statistics outweighs the file saying it was generated.
+* clean-evidence cap: detectors that looked and found nothing are weak, correlated witnesses (they read the
+  same pixels), not independent ones. Their combined pull towards "authentic" counts in full up to half of
+  `clean_evidence_cap` and is then compressed smoothly towards the cap (-5.5: with the bias, a photo where every
+  forensic detector is clean sits at trust ~98). Smoothly, so that "cleaner" still ranks as more authentic; the
+  knee at half the cap leaves items with one or two weighted detectors (audio, video) as they were. Without it,
+  each detector added to the ensemble pushed clean and weakly doctored photos alike to trust 100, where a
+  finding no longer moved the integer score. Evidence *for* authenticity (camera metadata, a known original,
+  trusted provenance) and findings are never capped.
 * positive evidence: a trust score in the top band is ``likely_authentic`` only when something positive is
   known (a trusted capture manifest without AI, a known-original match); otherwise it is
   ``no_manipulation_found`` - nothing was found, which is not proof.
@@ -95,10 +103,13 @@ class Policy:
     authentic_threshold: int = 70
     manipulated_threshold: int = 40
     edited_only_cap: bool = True
+    clean_evidence_cap: float | None = -5.5  # None: uncapped (see the module docstring)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.clip < 0.5:
             raise ValueError("clip must lie in (0, 0.5)")
+        if self.clean_evidence_cap is not None and not -1000.0 < self.clean_evidence_cap <= 0.0:
+            raise ValueError("clean_evidence_cap must be a log-odds value <= 0 (or None)")
         if not 0 < self.manipulated_threshold < self.authentic_threshold <= 100:
             raise ValueError("thresholds must satisfy 0 < manipulated < authentic <= 100")
 
@@ -113,7 +124,12 @@ class Policy:
             authentic_threshold=int(obj.authentic_threshold),
             manipulated_threshold=int(obj.manipulated_threshold),
             edited_only_cap=bool(getattr(obj, "edited_only_cap", True)),
+            clean_evidence_cap=_optional_float(getattr(obj, "clean_evidence_cap", None)),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 DEFAULT_POLICY = Policy(version=0)
@@ -244,6 +260,10 @@ def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
         return ScoreResult(None, None, 0.0, INCONCLUSIVE, breakdown)
 
     weighted = sum(c["weight"] * c["logit"] for c in contributions)
+    clean = sum(c["contribution"] for c in contributions if c["direction"] == "none" and c["contribution"] < 0)
+    counted_clean = capped_clean_evidence(clean, policy.clean_evidence_cap)
+    clean_capped = counted_clean != clean
+    weighted += counted_clean - clean
     shifts = sum(d["shift"] for d in decisive)
     total_logit = policy.bias + weighted + shifts
     probability = sigmoid(total_logit)
@@ -275,6 +295,8 @@ def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
             "weighted_sum": round(weighted, 4),
             "decisive_shift": round(shifts, 4),
             "edited_only_cap_applied": capped,
+            "clean_evidence": round(clean, 4),
+            "clean_evidence_cap_applied": clean_capped,
             "declaration_floor_applied": floored,
             "positive_evidence": positive,
             "examined_share": round(examined, 3),
@@ -283,6 +305,15 @@ def score(results: Iterable[DetectorEvidence], policy: Policy) -> ScoreResult:
     )
     breakdown["summary"] = _summary(verdict, findings, decisive, capped)
     return ScoreResult(round(probability, 4), trust, confidence, verdict, breakdown)
+
+
+def capped_clean_evidence(clean: float, cap: float | None) -> float:
+    """The log-odds that `clean` (the sum of "found nothing" contributions, <= 0) counts for: all of it down to
+    half the cap, then compressed with tanh so it approaches `cap` and never passes it (strictly monotonic)."""
+    if cap is None or cap >= 0 or clean >= cap / 2:
+        return clean
+    knee = cap / 2
+    return knee + knee * math.tanh((clean - knee) / knee)
 
 
 def _direction(reasons: Sequence[Mapping[str, str]]) -> str:

@@ -813,6 +813,7 @@ def scoring_policy_create(
             authentic_threshold=carried.authentic_threshold,
             manipulated_threshold=carried.manipulated_threshold,
             edited_only_cap=carried.edited_only_cap,
+            clean_evidence_cap=carried.clean_evidence_cap,
             notes=notes,
             proposed_by_calibration=proposed_by_calibration,
             created_by=actor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from analysis.scoring import (
     SUSPICIOUS,
     DetectorEvidence,
     Policy,
+    capped_clean_evidence,
     logit,
     score,
     sigmoid,
@@ -236,3 +238,57 @@ def test_the_evidence_balance_counts_only_findings_not_editing_or_silence() -> N
     assert balance["manipulation"] == pytest.approx(0.5 * logit(0.95), abs=1e-3)
     assert balance["authenticity"] == pytest.approx(-1.0 * logit(0.1), abs=1e-3)
     assert balance["conflict"] == pytest.approx(min(balance["manipulation"], balance["authenticity"]))
+
+
+# --- the clean-evidence cap ---------------------------------------------------------------------------------
+CLEAN_SIX = dict.fromkeys(("ela", "jpeg", "spectral", "copy_move", "jpeg_grid", "generated"), 0.5)
+
+
+def _clean(*names: str, p: float = 0.02) -> list[DetectorEvidence]:
+    return [ok(name, p, (f"{name}_clean", "info")) for name in names]
+
+
+def test_many_detectors_finding_nothing_count_only_up_to_the_cap() -> None:
+    policy = Policy(version=3, bias=1.5, weights=CLEAN_SIX, clean_evidence_cap=-5.5)
+    result = score(_clean(*CLEAN_SIX), policy)  # uncapped: 6 * 0.5 * logit(0.02) = -11.7, trust 100
+    assert result.breakdown["clean_evidence_cap_applied"] is True
+    assert result.breakdown["clean_evidence"] == pytest.approx(6 * 0.5 * logit(0.02), abs=1e-3)
+    assert -5.5 < capped_clean_evidence(6 * 0.5 * logit(0.02), -5.5) < -5.4
+    assert result.trust_score == 98
+
+
+def test_the_cap_is_smooth_so_cleaner_still_ranks_as_more_authentic() -> None:
+    counted = [capped_clean_evidence(clean, -5.5) for clean in (-1.0, -2.75, -4.0, -8.0, -12.0, -40.0)]
+    assert counted[:2] == [-1.0, -2.75]  # in full down to half the cap
+    assert all(a > b for a, b in itertools.pairwise(counted)) and counted[-1] >= -5.5
+    policy = Policy(version=3, bias=1.5, weights=CLEAN_SIX, clean_evidence_cap=-5.5)
+    cleaner, less_clean = score(_clean(*CLEAN_SIX, p=0.02), policy), score(_clean(*CLEAN_SIX, p=0.06), policy)
+    assert cleaner.manipulation_probability < less_clean.manipulation_probability  # type: ignore[operator]
+
+
+def test_under_the_cap_a_finding_still_moves_the_integer_score() -> None:
+    capped = Policy(version=3, bias=1.5, weights=CLEAN_SIX, clean_evidence_cap=-5.5)
+    uncapped = Policy(version=4, bias=1.5, weights=CLEAN_SIX, clean_evidence_cap=None)
+    clean = _clean(*CLEAN_SIX)
+    found = [
+        *_clean("ela", "jpeg", "spectral", "copy_move", "generated"),
+        ok("jpeg_grid", 0.9, ("grid", "manipulated")),
+    ]
+    assert score(clean, uncapped).trust_score == score(found, uncapped).trust_score == 100  # why the cap exists
+    assert score(found, capped).trust_score < score(clean, capped).trust_score  # type: ignore[operator]
+
+
+def test_the_cap_leaves_evidence_for_authenticity_and_few_detectors_alone() -> None:
+    policy = Policy(version=3, bias=1.5, weights={**CLEAN_SIX, "metadata": 1.5, "video": 0.8}, clean_evidence_cap=-5.5)
+    camera = ok("metadata", 0.02, ("camera_make", "authentic"))  # evidence *for*: never capped
+    with_camera = score([*_clean(*CLEAN_SIX), camera], policy)
+    counted = capped_clean_evidence(6 * 0.5 * logit(0.02), -5.5)
+    assert with_camera.manipulation_probability == pytest.approx(sigmoid(1.5 + counted + 1.5 * logit(0.02)), abs=1e-4)
+    video = score([ok("video", 0.05, ("video_clean", "info"))], policy)  # one detector: above the knee, unchanged
+    assert video.breakdown["clean_evidence_cap_applied"] is False
+    assert video.manipulation_probability == pytest.approx(sigmoid(1.5 + 0.8 * logit(0.05)), abs=1e-4)
+
+
+def test_a_policy_refuses_a_positive_cap() -> None:
+    with pytest.raises(ValueError, match="clean_evidence_cap"):
+        Policy(version=3, clean_evidence_cap=1.0)
