@@ -142,6 +142,9 @@ if DATABASE_URL:
         DATABASES["default"]["OPTIONS"].setdefault(  # type: ignore[attr-defined]
             "connect_timeout", env_int("HLEKKR_DB_CONNECT_TIMEOUT", 3, minimum=1)
         )
+        # Django's backend with the per-request `SELECT 1` of CONN_HEALTH_CHECKS made only for a connection idle at
+        # least this long, and a SELECT that meets a dead connection sent again on a new one (hlekkr/db/base.py).
+        DATABASES["default"]["ENGINE"] = "hlekkr.db"
 else:
     DATABASES = {
         "default": {
@@ -155,6 +158,7 @@ else:
             },
         }
     }
+HLEKKR_DB_HEALTH_CHECK_IDLE_SECONDS = env_float("HLEKKR_DB_HEALTH_CHECK_IDLE_SECONDS", 5.0, minimum=0.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache ----------------------------------------------------------------------------------------------

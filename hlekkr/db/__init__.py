@@ -1,0 +1,1 @@
+"""Hlekkr's PostgreSQL database backend (ENGINE "hlekkr.db"): see base.py."""
