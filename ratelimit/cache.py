@@ -6,23 +6,26 @@ same keys, same serializer; settings use it when REDIS_URL is set).
   connection out of the pool per command), so keep one per pool.
 - `incr` was EXISTS then INCRBY: two round trips, and a key that expires between them comes back without a
   TTL. Here it is one atomic Lua call that still raises ValueError for a missing key, as Django documents.
-- `count_many` does django-ratelimit's add-then-increment for every window of a request in one Lua call, and
-  `precounted` lets django-ratelimit's own `get_usage` read those results through its usual `add`/`incr`
-  calls (see ratelimit/limiter.py): the rate limiter costs one round trip per request, whatever the number of
-  windows, and django-ratelimit still decides keys, windows and limits. It can also read a few other keys in
-  that same call (`read`), so a view that needs a cached value anyway (the media detail body) does not pay a
-  second round trip for it.
+- `count_many_and_get` does django-ratelimit's add-then-increment for every window of a request in one Lua
+  call (ratelimit/limiter.py computes django-ratelimit's usage from the counts it returns): the rate limiter
+  costs one round trip per request, whatever the number of windows. It can also read a few other keys in that
+  same call, so a view that needs a cached value anyway (the media detail body) does not pay a second round
+  trip for it. That call is sent on a pooled connection directly (`_evalsha`), not through redis-py's
+  `execute_command`, whose retry wrapper, observability hooks and per-call closures were about a sixth of a
+  cached media read's CPU; it keeps what matters of them: EVAL when Redis lost the script, one retry on a new
+  connection when a pooled one turns out dead, the connection dropped when a reply was not read to the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import hashlib
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _INCR_IF_EXISTS = """
 if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end
@@ -46,6 +49,8 @@ for i = n + 1, #KEYS do
 end
 return out
 """
+# Redis names a script by its SHA-1 (EVALSHA): an identifier, not a security measure.
+_ADD_OR_INCR_MANY_SHA = hashlib.sha1(_ADD_OR_INCR_MANY.encode(), usedforsecurity=False).hexdigest()
 
 
 class RedisCacheClient(DjangoRedisCacheClient):
@@ -53,7 +58,6 @@ class RedisCacheClient(DjangoRedisCacheClient):
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
         self._incr_script: Any = None
-        self._count_script: Any = None
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
@@ -78,53 +82,54 @@ class RedisCacheClient(DjangoRedisCacheClient):
         """(counts of `keys`, values of `read` deserialized, None where absent), in one round trip."""
         read = read or []
         client = self.get_client(keys[0] if keys else None, write=True)
-        if self._count_script is None:
-            self._count_script = client.register_script(_ADD_OR_INCR_MANY)
-        out = self._count_script(keys=[*keys, *read], args=[len(keys), *ttls], client=client)
+        out = _evalsha(client.connection_pool, _ADD_OR_INCR_MANY, [*keys, *read], [len(keys), *ttls])
         counts, raw = out[: len(keys)], out[len(keys) :]
         return [int(n) for n in counts], [None if v is None else self._serializer.loads(v) for v in raw]  # type: ignore[attr-defined]
 
 
-class RedisCache(DjangoRedisCache):
-    """Instances are per thread (Django's `caches`), so the precounted answers below are this thread's own."""
+def _evalsha(pool: Any, source: str, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA of the counting script on one pooled connection (EVAL if Redis lost it): one round trip."""
+    conn = pool.get_connection()
+    try:
+        for attempt in (1, 2):
+            try:
+                conn.send_command("EVALSHA", _ADD_OR_INCR_MANY_SHA, len(keys), *keys, *args)
+                try:
+                    return conn.read_response()
+                except NoScriptError:  # a restarted or flushed Redis: EVAL runs it and caches it again
+                    conn.send_command("EVAL", source, len(keys), *keys, *args)
+                    return conn.read_response()
+            except (RedisConnectionError, RedisTimeoutError):
+                # A pooled connection Redis closed (restart, idle timeout): redis-py retries those on a new
+                # connection too. A timeout may have counted this request already; one extra count is the same
+                # risk redis-py's own retry takes.
+                conn.disconnect()
+                if attempt == 2:
+                    raise
+    except BaseException:
+        conn.disconnect()  # a reply half read must not be read by the next command on this connection
+        raise
+    finally:
+        pool.release(conn)
 
+
+class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
-        self._precounted: dict[str, int] = {}
-
-    def count_many(self, keys_and_ttls: list[tuple[str, int]]) -> dict[str, int]:
-        """Add-then-increment each key (with its TTL in seconds) in one round trip: {key: count after}."""
-        return self.count_many_and_get(keys_and_ttls, [])[0]
 
     def count_many_and_get(
         self, keys_and_ttls: list[tuple[str, int]], read: list[str]
     ) -> tuple[dict[str, int], dict[str, Any]]:
-        """count_many, and `get_many(read)` in the same round trip: ({key: count after}, {key: value})."""
-        made = [self.make_and_validate_key(key) for key, _ in keys_and_ttls]
+        """django-ratelimit's add-then-increment of each key (with its TTL in seconds), and `get_many(read)`, in
+        one round trip: ({key: count after}, {key: value} of those present). The keys are the limiter's and the
+        detail cache's own (hex digests and ids), so they are prefixed without Django's per-character
+        memcached-compatibility scan."""
         client: RedisCacheClient = self._cache  # type: ignore[assignment]
         counts, values = client.add_or_incr_many(
-            made, [ttl for _, ttl in keys_and_ttls], [self.make_and_validate_key(key) for key in read]
+            [self.make_key(key) for key, _ in keys_and_ttls],
+            [ttl for _, ttl in keys_and_ttls],
+            [self.make_key(key) for key in read],
         )
         found = {key: value for key, value in zip(read, values, strict=True) if value is not None}
         return {key: count for (key, _), count in zip(keys_and_ttls, counts, strict=True)}, found
-
-    @contextmanager
-    def precounted(self, counts: dict[str, int]) -> Iterator[None]:
-        """While open, `add(key)` and `incr(key)` of these keys answer from `counts` (what `count_many`
-        already did in Redis) instead of doing it again: add is "the count is 1", incr is the count."""
-        self._precounted = counts
-        try:
-            yield
-        finally:
-            self._precounted = {}
-
-    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
-        if key in self._precounted and version is None:
-            return self._precounted[key] == 1
-        return bool(super().add(key, value, timeout, version))
-
-    def incr(self, key: Any, delta: int = 1, version: Any = None) -> int:
-        if key in self._precounted and version is None and delta == 1:
-            return self._precounted.pop(key)
-        return int(super().incr(key, delta, version))

@@ -21,13 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, get_usage
 
@@ -142,8 +141,19 @@ def _fail_closed_groups() -> frozenset[str]:
     return frozenset(getattr(settings, "HLEKKR_RATELIMIT_FAIL_CLOSED_GROUPS", ("auth",)))
 
 
-def _cache_key(rl_group: str, value: str, limit: int, period: int) -> str:
-    return str(_make_cache_key(rl_group, _get_window(value, period), (limit, period), value, ALL))
+def _cache_key(rl_group: str, value: str, limit: int, period: int, window_end: int) -> str:
+    return str(_make_cache_key(rl_group, window_end, (limit, period), value, ALL))
+
+
+class _Planned(NamedTuple):
+    """One window of a request: what django-ratelimit counts it by and under which cache key."""
+
+    window: Window
+    value: str
+    limit: int
+    rl_group: str
+    window_end: int
+    cache_key: str
 
 
 def _unavailable(decision: Decision) -> Decision:
@@ -156,26 +166,36 @@ def _unavailable(decision: Decision) -> Decision:
     return decision
 
 
-@contextmanager
-def _counted_in_one_round_trip(plan: list[Any], decision: Decision, also_get: Sequence[str]) -> Iterator[None]:
-    """On Redis, do django-ratelimit's add-then-increment for every window in one Lua call first (reading the
-    `also_get` keys in the same call); its `get_usage` then reads the results through the cache's `add`/`incr`
-    (ratelimit/cache.py). Elsewhere (local memory) get_usage counts as it always does, and `also_get` is one
-    `get_many` after it."""
+def _usage(count: int, limit: int, window_end: int) -> dict[str, Any]:
+    """django-ratelimit's `get_usage` answer for a count it made (core.get_usage's last lines)."""
+    return {"count": count, "limit": limit, "should_limit": count > limit, "time_left": window_end - int(time.time())}
+
+
+def _count(
+    request: Any, plan: list[_Planned], decision: Decision, also_get: Sequence[str]
+) -> Iterator[dict[str, Any] | None]:
+    """django-ratelimit's usage of each planned window, counted.
+
+    On Redis every window's add-then-increment (and the `also_get` reads) is one Lua call, and the usage is
+    computed from its counts with the cache key and window end the plan already holds: calling `get_usage`
+    would rebuild and rehash the same key per window only to read back the count. Elsewhere (local memory)
+    `get_usage` counts as it always does, and `also_get` is one `get_many` after it."""
     count_many_and_get = getattr(cache, "count_many_and_get", None)
-    if count_many_and_get is None:
-        yield
-        if also_get:
-            try:
-                decision.fetched = cache.get_many(list(also_get))
-            except Exception:  # the caller's read, not the limiter's: it reads again (and decides) itself
-                decision.fetched = None
+    if count_many_and_get is not None:
+        ttls = {p.cache_key: p.window.period + EXPIRATION_FUDGE for p in plan}
+        counts, decision.fetched = count_many_and_get(list(ttls.items()), list(also_get))
+        for p in plan:
+            yield _usage(counts[p.cache_key], p.limit, p.window_end)
         return
-    unique = {cache_key: window.period + EXPIRATION_FUDGE for window, _v, _l, _g, cache_key in plan}
-    backend = caches["default"]
-    counts, decision.fetched = count_many_and_get(list(unique.items()), list(also_get))
-    with backend.precounted(counts):  # type: ignore[attr-defined]
-        yield
+    for p in plan:
+        yield get_usage(
+            request, group=p.rl_group, key=lambda _g, _r, v=p.value: v, rate=(p.limit, p.window.period), increment=True
+        )
+    if also_get:
+        try:
+            decision.fetched = cache.get_many(list(also_get))
+        except Exception:  # the caller's read, not the limiter's: it reads again (and decides) itself
+            decision.fetched = None
 
 
 def check(
@@ -205,31 +225,25 @@ def check(
         value = keys[window.key_type]
         limit = window.limit_for(role)
         rl_group = f"hlekkr:{window.group}:{window.key_type}"
-        plan.append((window, value, limit, rl_group, _cache_key(rl_group, value, limit, window.period)))
+        window_end = _get_window(value, window.period)
+        cache_key = _cache_key(rl_group, value, limit, window.period, window_end)
+        plan.append(_Planned(window, value, limit, rl_group, window_end, cache_key))
     refused_resets: list[int] = []
     tightest: Usage | None = None
     try:
-        with _counted_in_one_round_trip(plan, decision, also_get):
-            for window, value, limit, rl_group, cache_key in plan:
-                usage = get_usage(
-                    request,
-                    group=rl_group,
-                    key=lambda _g, _r, v=value: v,
-                    rate=(limit, window.period),
-                    increment=True,
-                )
-                if usage is None:
-                    continue
-                if usage["limit"] == 0 and usage["time_left"] == -1:
-                    # get_usage's own signal that the cache returned nothing (add and incr both failed).
-                    raise RuntimeError("cache returned no count")
-                decision.counted.append(cache_key)
-                reset = max(1, int(usage["time_left"]))
-                current = Usage(limit=limit, remaining=max(0, limit - int(usage["count"])), reset=reset)
-                if usage["should_limit"]:
-                    refused_resets.append(reset)
-                if tightest is None or (current.remaining, -current.reset) < (tightest.remaining, -tightest.reset):
-                    tightest = current
+        for p, usage in zip(plan, _count(request, plan, decision, also_get), strict=True):
+            if usage is None:
+                continue
+            if usage["limit"] == 0 and usage["time_left"] == -1:
+                # get_usage's own signal that the cache returned nothing (add and incr both failed).
+                raise RuntimeError("cache returned no count")
+            decision.counted.append(p.cache_key)
+            reset = max(1, int(usage["time_left"]))
+            current = Usage(limit=p.limit, remaining=max(0, p.limit - int(usage["count"])), reset=reset)
+            if usage["should_limit"]:
+                refused_resets.append(reset)
+            if tightest is None or (current.remaining, -current.reset) < (tightest.remaining, -tightest.reset):
+                tightest = current
     except Exception as exc:
         circuit.trip(group, exc)
         decision.fetched = None

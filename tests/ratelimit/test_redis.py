@@ -145,16 +145,17 @@ def test_on_redis_counts_whose_database_write_fails_are_kept_for_the_next_flush(
 
 
 class RoundTrips:
-    """Counts commands sent to Redis (a pipeline counts once) by the thread running a block: what a request
-    waits for (the monitor's timer thread pushes beside it)."""
+    """Counts what the thread running a block sends to Redis (a command, or a pipeline's batch, counts once):
+    what a request waits for (the monitor's timer thread pushes beside it). Counted on the connection, where
+    both redis-py's commands and the limiter's direct EVALSHA (ratelimit/cache.py) pass."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import redis
+        from redis.connection import AbstractConnection
 
         self.count = 0
         self.counting = False
         self.thread: threading.Thread | None = None
-        for cls, name in ((redis.Redis, "execute_command"), (redis.client.Pipeline, "execute")):
+        for cls, name in ((AbstractConnection, "send_packed_command"),):
             original = getattr(cls, name)
 
             def wrapped(self_: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
@@ -227,3 +228,28 @@ def test_no_request_waits_for_the_monitors_push(on_redis: None, monkeypatch: pyt
     while time.time() < deadline and client.hget(monitor._hash_key(minute), "read|user:6|n") != b"4":
         time.sleep(0.1)
     assert client.hget(monitor._hash_key(minute), "read|user:6|n") == b"4"
+
+
+def test_counting_survives_a_redis_that_forgot_the_script_or_dropped_the_connection(
+    on_redis: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limiter's EVALSHA is sent on a pooled connection directly (ratelimit/cache.py): it must still run the
+    script when Redis does not know it (a restart) and reconnect once when Redis closed the pooled connection.
+    Both are made for this test's own connection only: other processes share the Redis server."""
+    from ratelimit import cache as cache_module
+
+    backend = caches["default"]
+    client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+    key = f"probe-{time.time_ns()}"
+    assert backend.count_many_and_get([(key, 30)], [])[0] == {key: 1}  # type: ignore[attr-defined]
+    with monkeypatch.context() as m:
+        m.setattr(cache_module, "_ADD_OR_INCR_MANY_SHA", "0" * 40)  # a script Redis has never seen: NOSCRIPT
+        assert backend.count_many_and_get([(key, 30)], [])[0] == {key: 2}  # type: ignore[attr-defined]
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    conn.send_command("CLIENT", "ID")
+    pooled_id = conn.read_response()
+    pool.release(conn)  # the next command takes this connection again
+    assert client.client_kill_filter(_id=pooled_id, skipme=False) == 1  # sent on that same connection
+    assert backend.count_many_and_get([(key, 30)], [])[0] == {key: 3}  # type: ignore[attr-defined]
+    assert limiter.circuit.open_until == 0
