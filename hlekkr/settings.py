@@ -102,10 +102,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hlekkr.csp.ContentSecurityPolicyMiddleware",  # strict: no inline scripts or styles (hlekkr/csp.py)
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, auth and message middleware, skipped for a cookie-less token API request
+    # (hlekkr/middleware.py); CSRF is Django's own and runs for every request.
+    "hlekkr.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "hlekkr.middleware.AuthenticationMiddleware",
     "hlekkr.middleware.LazyMessageMiddleware",  # Django's, storage built on first use (hlekkr/middleware.py)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: limits dashboard/admin logins and dashboard writes; X-RateLimit-* on every limited
