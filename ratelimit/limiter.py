@@ -2,7 +2,8 @@
 
 Counting is django-ratelimit's `get_usage(increment=True)`: a fixed window per (group, key type, limit, key)
 in the Django cache (Redis in production), an atomic add-then-increment, so N parallel requests against a
-limit L admit at most L per window on every process. Two refinements on top:
+limit L admit at most L per window on every process (on Redis the same add-then-increment of every window in
+one Lua call, with django-ratelimit's keys and windows: `_count`). Two refinements on top:
 
 - A refused request gives its increments back, so hammering while refused does not eat the hourly budget of
   a group with several windows.
