@@ -314,7 +314,7 @@ def _slot_sql() -> str:
     values = ", ".join(["%s"] * len(_SLOT_COLUMNS))
     # Only the models' own table and column names are interpolated; every value is a parameter.
     return (
-        f"WITH slot AS (UPDATE {qn(ReviewItem._meta.db_table)}"  # noqa: S608
+        f"WITH slot AS (UPDATE {qn(ReviewItem._meta.db_table)}"  # noqa: S608  # nosec B608
         " SET open_slots = %s, status = %s, updated_at = %s WHERE id = %s)"
         f" INSERT INTO {qn(ReviewAssignment._meta.db_table)} ({columns}) VALUES ({values}) RETURNING id"
     )
@@ -416,7 +416,7 @@ def _claim_context_sql() -> str:
     lock = " FOR UPDATE OF p" if connection.features.has_select_for_update_of else ""
     # Only the models' own table and column names are interpolated; every value is a parameter.
     return (
-        f"SELECT {profile_columns}, {policy_columns},"  # noqa: S608
+        f"SELECT {profile_columns}, {policy_columns},"  # noqa: S608  # nosec B608
         f" (SELECT count(*) FROM {qn(assignment)} a WHERE a.moderator_id = p.user_id AND a.status = %(active)s)"
         " AS held,"
         f" (SELECT a.id FROM {qn(assignment)} a JOIN {qn(item)} i ON i.id = a.item_id"
