@@ -72,7 +72,9 @@ from analysis.detectors.jpeg_local import (
     JpegLocalConfig,
     block_dct,
     clipped_blocks,
+    clipped_colour_blocks,
     estimate_step,
+    grid_block_dct,
     grid_offset,
 )
 from analysis.detectors.off_grid import OffGrid, ijg_table, off_grid_evidence
@@ -136,7 +138,7 @@ class DoubleJpegDetector(PixelDetector):
         (oy, ox), q2, source, aligned = last
         off = off_grid_evidence(g, (oy, ox))
         if aligned is None:
-            aligned = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
+            aligned = grid_block_dct(media, g, oy, ox)[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
         shifted = block_dct(g[oy + 4 :, ox + 4 :])[:, :, picks[:, 0], picks[:, 1]]
         # Steps coarser than the primary candidates leave nearly every coefficient at 0: nothing to fit.
         known = (q2 >= 1) & (q2 <= cfg.max_primary)
@@ -179,7 +181,7 @@ class DoubleJpegDetector(PixelDetector):
         # lattice without any edit. That includes a colour channel clipped in RGB between the two saves (a
         # saturated red petal), which moves the luminance off the lattice with the luminance itself mid-range.
         clipped = clipped_blocks(g[oy:, ox:])[: count.shape[0], : count.shape[1]]
-        clipped |= _clipped_colour_blocks(media, (left + ox, top + oy), clipped.shape, cfg.clip_margin)
+        clipped |= clipped_colour_blocks(media, (left + ox, top + oy), clipped.shape, cfg.clip_margin)
         llr[clipped], count[clipped] = 0, 0
         cell_llr, cell_count, cell_valid = _cells(llr, count, cfg.cell_blocks, cfg.min_cell_coefficients)
         if int(cell_valid.sum()) < cfg.min_cells:
@@ -298,7 +300,7 @@ def _last_quantisation(
     # Not a JPEG file: a JPEG-origin image saved losslessly keeps the last JPEG's grid and steps in its pixels.
     local = JpegLocalConfig(frequencies=len(picks))
     oy, ox = _grid_by_zero_spike(g)
-    coefficients = block_dct(g[oy:, ox:])[:, :, picks[:, 0], picks[:, 1]]
+    coefficients = grid_block_dct(media, g, oy, ox)[:, :, picks[:, 0], picks[:, 1]]
     steps = np.array([estimate_step(coefficients[..., i].ravel(), local) for i in range(len(picks))], np.float32)
     steps[steps < 2] = 0  # a "step" of 1 is no evidence of quantisation
     if int((steps > 0).sum()) < 2:
@@ -393,25 +395,6 @@ def _grid_by_zero_spike(g: np.ndarray, side: int = 512) -> tuple[int, int]:
     py, px = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     # Phases of the crop's block origins, back in the coordinates of `g`.
     return int((py + top) % 8), int((px + left) % 8)
-
-
-def _clipped_colour_blocks(
-    media: MediaInput, origin: tuple[int, int], shape: tuple[int, int], margin: int
-) -> np.ndarray:
-    """Blocks (of `shape`, from `origin` in the image) where any colour channel is near 0 or 255."""
-    x, y = origin
-    out = np.zeros(shape, bool)
-    try:
-        with media.open_image() as image:
-            if image.mode == "L":
-                return out  # the luminance check already covers grey images
-            rgb = np.asarray(image.crop((x, y, x + shape[1] * 8, y + shape[0] * 8)).convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return out
-    hit = np.asarray(((rgb <= margin) | (rgb >= 255 - margin)).any(axis=2), bool)
-    by, bx = min(shape[0], hit.shape[0] // 8), min(shape[1], hit.shape[1] // 8)
-    out[:by, :bx] = hit[: by * 8, : bx * 8].reshape(by, 8, bx, 8).any(axis=(1, 3))
-    return out
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from analysis.detectors.base import (
+    DECODE_ERRORS,
     AbstainCode,
     Artifact,
     Category,
@@ -86,7 +86,7 @@ class JpegLocalDetector(PixelDetector):
         crop, top, left = grid_centre_crop(luma, cfg.max_side)
         g = crop.astype(np.float32)
         oy, ox = grid_offset(g, axis=0), grid_offset(g, axis=1)
-        coefficients = block_dct(g[oy:, ox:])  # (by, bx, 8, 8)
+        coefficients = grid_block_dct(media, g, oy, ox)  # (by, bx, 8, 8)
         picks = np.array(ZIGZAG[: cfg.frequencies])
         values = coefficients[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
         steps = np.array([estimate_step(values[..., i].ravel(), cfg) for i in range(values.shape[2])])
@@ -164,16 +164,21 @@ def clipped_blocks(g: np.ndarray) -> np.ndarray:
     return np.asarray(((blocks <= 1) | (blocks >= 254)).any(axis=(1, 3)), bool)
 
 
-def clipped_colour_blocks(media: MediaInput, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+def clipped_colour_blocks(
+    media: MediaInput, origin: tuple[int, int], shape: tuple[int, int], margin: int = 1
+) -> np.ndarray:
+    """Blocks (of `shape`, from `origin` in the image) where any colour channel is within `margin` of 0 or 255."""
     x, y = origin
+    out = np.zeros(shape, bool)
     try:
         with media.open_image() as image:
+            if image.mode == "L":
+                return out  # a grey image's channels are its luminance, which clipped_blocks already checks
             rgb = np.asarray(image.crop((x, y, x + shape[1] * 8, y + shape[0] * 8)).convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return np.zeros(shape, bool)
-    hit = np.asarray(((rgb <= 1) | (rgb >= 254)).any(axis=2), bool)
+    except DECODE_ERRORS:
+        return out
+    hit = np.asarray(((rgb <= margin) | (rgb >= 255 - margin)).any(axis=2), bool)
     by, bx = min(shape[0], hit.shape[0] // 8), min(shape[1], hit.shape[1] // 8)
-    out = np.zeros(shape, bool)
     out[:by, :bx] = hit[: by * 8, : bx * 8].reshape(by, 8, bx, 8).any(axis=(1, 3))
     return out
 
@@ -187,6 +192,12 @@ def _dct_matrix() -> np.ndarray:
 
 
 _DCT = _dct_matrix()
+
+
+def grid_block_dct(media: MediaInput, g: np.ndarray, oy: int, ox: int) -> np.ndarray:
+    """`block_dct(g[oy:, ox:])`, computed once per analysis: jpeg_local and double_jpeg both take it of the same
+    grid-aligned centre crop. `g` is the float32 `grid_centre_crop` of the luma, so its shape names the crop."""
+    return media.shared(("grid_block_dct", g.shape, oy, ox), lambda: block_dct(g[oy:, ox:]))
 
 
 def block_dct(g: np.ndarray) -> np.ndarray:
