@@ -459,9 +459,10 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
     among a few candidates by the assignment score, i.e. expertise and workload). Raises at_capacity when the
     caller already holds their maximum and queue_empty when nothing is eligible.
 
-    An ordinary pull claim is four statements on PostgreSQL (pinned by a test): the context (`_claim_context`),
-    the candidates (SKIP LOCKED), the item's slots with the new assignment (`_take_slot`), and the audit outbox
-    insert; five on SQLite, where the slot update and the insert are two. Opening a pushed item is four; a gold
+    An ordinary pull claim is five statements on PostgreSQL (pinned by a test): the context (`_claim_context`),
+    the caller's load counted again under the profile lock, the candidates (SKIP LOCKED), the item's slots with
+    the new assignment (`_take_slot`), and the audit outbox insert; five on SQLite too, where there is no recount
+    but the slot update and the insert are two. Opening a pushed item is four; a gold
     probe (at the policy's `gold_rate`) adds its own few, and a pick that found every claimable row locked by
     other claimers adds one (a blocking pick)."""
     if not user.is_moderator:
@@ -487,6 +488,12 @@ def review_item_claim_next(*, user: User) -> ReviewItem:
             pushed = ReviewItem.objects.get(assignments__pk=pushed_id)
             audit_record(actor=user, action="review.opened", target=pushed, payload={"via": "next"})
             return pushed
+        if connection.features.has_select_for_update_of:
+            # The load counted in the locking statement used that statement's snapshot, taken before it waited
+            # for the profile lock, so a batch run that held the lock and committed a push is missing from it
+            # (CI overfilled a moderator 6 of 5 that way). Count again now that the lock is held. SQLite runs one
+            # write transaction at a time: its count is already fresh.
+            load = _active_load(user)
         if load >= profile.capacity:
             raise Conflict(
                 f"You already hold {load} items, your maximum. Decide or release one first.",
