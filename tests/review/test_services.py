@@ -81,7 +81,7 @@ def test_a_next_item_claim_is_at_most_five_statements_and_one_audit_insert(item_
         # its wait for the lock (see review_item_claim_next).
         assert len(statements) == 5, statements
         assert statements[0].endswith("FOR UPDATE OF p")
-        assert statements[1].startswith('SELECT COUNT(*)') and 'FROM "review_reviewassignment"' in statements[1]
+        assert statements[1].startswith("SELECT COUNT(*)") and 'FROM "review_reviewassignment"' in statements[1]
         assert 'FROM "review_reviewitem"' in statements[2] and statements[2].endswith("FOR UPDATE SKIP LOCKED")
         assert statements[3].startswith('WITH slot AS (UPDATE "review_reviewitem"')
         assert 'INSERT INTO "review_reviewassignment"' in statements[3]
