@@ -254,3 +254,39 @@ def test_an_image_below_the_minimum_side_abstains_as_too_small(tmp_path: Path) -
     out = run(save(tmp_path, generated_texture()[:40, :300], "strip.png"))
     assert out.abstain_code == AbstainCode.TOO_SMALL
     assert out.evidence == {"width": 300, "height": 40}
+
+
+def test_the_ratio_prefilter_finds_the_same_pairs_as_a_k_nn_of_every_keypoint() -> None:
+    # RootSIFT-like unit descriptors with exact duplicates, near copies and a descriptor found three times.
+    import itertools
+
+    import cv2
+
+    from analysis.detectors.copy_move import _g2nn_pairs
+
+    rng = np.random.default_rng(5)
+    desc = rng.random((600, 128), dtype=np.float32) ** 3
+    desc[100:110] = desc[0:10]
+    # Near copies with more and more noise: their ratio d1 / d2 runs from 0.1 to 0.75, across the 0.6 cut.
+    noise = np.linspace(0.01, 0.2, 80, dtype=np.float32)[:, None]
+    desc[200:280] = desc[20:100] + np.abs(rng.normal(0, 1, (80, 128))).astype(np.float32) * noise
+    desc[300:305] = desc[50:55]
+    desc[400:405] = desc[50:55]
+    desc = np.sqrt(desc / desc.sum(axis=1, keepdims=True)).astype(np.float32)
+    pts = (rng.random((600, 2)) * 500).astype(np.float32)
+    cfg = CopyMoveConfig()
+
+    dist, idx = cv2.batchDistance(desc, desc, -1, normType=cv2.NORM_L2, K=9, update=0, crosscheck=False)
+    pairs = set()
+    for i in range(len(desc)):
+        others = [(d, j) for d, j in zip(dist[i], idx[i], strict=True) if j != i][:8]
+        for (d1, j), (d2, _) in itertools.pairwise(others):
+            if d1 / max(d2, 1e-6) > cfg.g2nn_ratio:
+                break
+            if np.hypot(*(pts[i] - pts[j])) >= cfg.min_shift:
+                a, b = sorted((i, int(j)), key=lambda n: (pts[n, 0], pts[n, 1]))
+                pairs.add((tuple(pts[a]), tuple(pts[b])))
+
+    src, dst = _g2nn_pairs(desc, pts, cfg)
+    assert len(pairs) >= 30
+    assert {(tuple(s), tuple(d)) for s, d in zip(src, dst, strict=True)} == pairs
