@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from analysis.detectors.base import (
@@ -150,12 +151,24 @@ class JpegLocalDetector(PixelDetector):
 def grid_offset(g: np.ndarray, axis: int) -> int:
     """The phase (mod 8) where differences across `axis` jump: JPEG block borders."""
     d = np.abs(np.diff(g, axis=1 - axis if axis == 0 else 1)) if axis == 1 else np.abs(np.diff(g, axis=0))
-    profile = np.median(d, axis=0) if axis == 1 else np.median(d, axis=1)
+    profile = _integer_median(d, axis=0) if axis == 1 else _integer_median(d, axis=1)
     profile = profile + np.mean(d, axis=0 if axis == 1 else 1)  # the median is 0 on smooth photos; add the mean
     n = len(profile) // 8 * 8
     energy = profile[:n].reshape(-1, 8).mean(axis=0)
     # A difference at index i is between pixels i and i+1: a border before pixel 8k+o shows at i = 8k+o-1.
     return int((int(np.argmax(energy)) + 1) % 8)
+
+
+def _integer_median(d: np.ndarray, axis: int) -> np.ndarray:
+    """`np.median(d, axis)` (float32) of a float32 array holding whole numbers 0..255, as pixel differences do.
+
+    Sorting the values as bytes (OpenCV sorts each row in place) is ~5x faster than numpy's float partition,
+    and the middle values of whole numbers, averaged, are exactly what np.median returns.
+    """
+    rows = np.ascontiguousarray((d if axis == 1 else d.T).astype(np.uint8))
+    ordered = cv2.sort(rows, cv2.SORT_EVERY_ROW | cv2.SORT_ASCENDING)
+    n = ordered.shape[1]
+    return (ordered[:, (n - 1) // 2].astype(np.float32) + ordered[:, n // 2].astype(np.float32)) / np.float32(2)
 
 
 def clipped_blocks(g: np.ndarray) -> np.ndarray:
@@ -215,11 +228,19 @@ def estimate_step(c: np.ndarray, cfg: JpegLocalConfig) -> int:
     best = 1
     if c.size > 20000:  # the periodicity is clear from a sample; every block costs 40 trial steps otherwise
         c = c[:: c.size // 20000 + 1]
-    for q in range(2, cfg.max_step + 1):
-        big = c[np.abs(c) >= q / 2]
+    # cos(2 pi c / q) is even in c, so the magnitudes are ordered once by floor(2 |c|) (|c| >= q / 2 exactly when
+    # that is >= q) and each trial step takes its coefficients as a tail slice: the same values as picking them
+    # out of `c` 39 times, summed in another order.
+    magnitudes = np.abs(c)
+    bucket = np.minimum(2 * magnitudes, cfg.max_step + 1).astype(np.uint8)
+    order = np.argsort(bucket, kind="stable")  # a radix sort of bytes
+    angles = 2 * np.pi * magnitudes[order]
+    starts = np.searchsorted(bucket[order], np.arange(2, cfg.max_step + 1), side="left")
+    for q, start in zip(range(2, cfg.max_step + 1), starts.tolist(), strict=True):
+        big = angles[start:]
         if big.size < 50:
             break
-        if float(np.cos(2 * np.pi * big / q).mean()) >= cfg.min_periodicity:
+        if float(np.cos(big / q).mean()) >= cfg.min_periodicity:
             best = q
     return best
 

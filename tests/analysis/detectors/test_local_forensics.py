@@ -112,3 +112,28 @@ def test_a_truncated_file_is_unreadable(tmp_path: Path, detector: type[Detector]
     path = save(tmp_path, data.coffee(), "cut.jpg")
     path.write_bytes(path.read_bytes()[:2000])
     assert run(detector(), path).abstain_code == AbstainCode.UNREADABLE
+
+
+def test_the_fast_step_estimate_and_median_match_the_plain_computations() -> None:
+    from analysis.detectors.jpeg_local import JpegLocalConfig, _integer_median, estimate_step
+
+    rng = np.random.default_rng(2)
+    d = rng.integers(0, 256, (301, 200)).astype(np.float32)
+    for axis in (0, 1):
+        assert np.array_equal(_integer_median(d, axis), np.median(d, axis=axis))
+    assert np.array_equal(_integer_median(d[:300], 1), np.median(d[:300], axis=1))
+
+    def plain(c: np.ndarray, cfg: JpegLocalConfig) -> int:
+        best = 1
+        for q in range(2, cfg.max_step + 1):
+            big = c[np.abs(c) >= q / 2]
+            if big.size < 50:
+                break
+            if float(np.cos(2 * np.pi * big / q).mean()) >= cfg.min_periodicity:
+                best = q
+        return best
+
+    cfg = JpegLocalConfig()
+    for step in (1, 2, 3, 7, 12):
+        c = (np.round(rng.laplace(0, 20, 8000) / step) * step + rng.normal(0, 0.3, 8000)).astype(np.float32)
+        assert estimate_step(c, cfg) == plain(c, cfg)
