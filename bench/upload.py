@@ -7,7 +7,10 @@ What it does:
    pointing django-storages at moto) on a temporary SQLite database; rate-limit policies are disabled there;
 2. direct upload: POST /api/v1/media/ of a ~25 MB JPEG (requests, file as the form's only part, as curl -F
    sends it) vs boto3 put_object of the same bytes (median of 5); Hlekkr's time includes the client encoding
-   the form, the validation (JPEG walk and 1/8-scale decode) and the database rows;
+   the form, the validation (JPEG walk and 1/8-scale decode) and the database rows. Two floors beside it, same
+   run: the same form posted to a pass-through web process (bench/passthrough_wsgi.py under the same gunicorn
+   options: the body streamed into one PutObject, no parsing, checks, database or Django), and the CPU time of the
+   1/8-scale decode of those bytes alone (Pillow, in this process);
 3. multipart: a 256 MiB WAV through POST media/uploads/ + presigned part PUTs (4 threads) + complete, vs boto3
    upload_fileobj with the same part size and concurrency (both pay moto's CompleteMultipartUpload);
 4. peak memory of the web worker during its first 25 MB direct upload (measured before the others): VmHWM
@@ -144,6 +147,29 @@ class Web:
             self.proc.wait(timeout=20)
 
 
+class PassThrough(Web):
+    """bench/passthrough_wsgi.py under the same gunicorn options: the floor of an upload through a web process."""
+
+    def __init__(self, moto_url: str, bucket: str, workdir: Path) -> None:
+        super().__init__(moto_url, bucket, workdir)
+        self.env.update({"BENCH_S3_URL": moto_url, "BENCH_BUCKET": bucket})
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(Path(PY).parent / "gunicorn"), "passthrough_wsgi:app", "--pythonpath", str(ROOT / "bench"),
+             "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4", "--timeout", "300",
+             "--log-level", "warning"],
+            cwd=ROOT, env=self.env,
+        )  # fmt: skip
+        for _ in range(120):
+            try:
+                if requests.get(self.url, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.5)
+        raise SystemExit("the pass-through web process did not come up")
+
+
 def proc_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -152,10 +178,10 @@ def proc_kib(pid: int, field: str) -> int:
 
 
 # --- client side -------------------------------------------------------------------------------------------
-def direct_upload(web: Web, token: str, name: str, data: bytes, ctype: str) -> float:
+def direct_upload(web: Web, token: str, name: str, data: bytes, ctype: str, *, path: str = "/api/v1/media/") -> float:
     started = time.perf_counter()
     response = requests.post(
-        f"{web.url}/api/v1/media/",
+        f"{web.url}{path}",
         headers={"Authorization": f"Bearer {token}"},
         files={"file": (name, data, ctype)},
         timeout=300,
@@ -259,9 +285,11 @@ def main() -> None:
     s3.create_bucket(Bucket=bucket)
     workdir = Path(tempfile.mkdtemp(prefix="hlekkr-bench-"))
     web = Web(moto_url, bucket, workdir)
+    passthrough = PassThrough(moto_url, bucket, workdir)
     try:
         token = web.prepare()
         web.start()
+        passthrough.start()
         print(f"setup: moto at {moto_url}, web at {web.url} ({time.perf_counter() - t0:.1f} s)")
 
         jpeg = big_jpeg()
@@ -281,18 +309,27 @@ def main() -> None:
         )
 
         # 2. direct upload vs put_object ------------------------------------------------------------------
-        ours, base = [], []
+        direct_upload(passthrough, token, "warmup.jpg", small_jpeg(), "image/jpeg", path="/")
+        ours, base, floor = [], [], []
         for i in range(5):
             data = variant(jpeg, i + 1)
             ours.append(direct_upload(web, token, f"photo{i}.jpg", data, "image/jpeg"))
             started = time.perf_counter()
             s3.put_object(Bucket=bucket, Key=f"baseline/direct-{i}", Body=data)
             base.append(time.perf_counter() - started)
+            floor.append(direct_upload(passthrough, token, f"photo{i}.jpg", data, "image/jpeg", path="/"))
         size_mb = len(jpeg) / 1e6
-        o, b = statistics.median(ours), statistics.median(base)
+        o, b, f = statistics.median(ours), statistics.median(base), statistics.median(floor)
         print(
             f"direct upload ({size_mb:.1f} MB JPEG, median of 5): hlekkr {size_mb / o:.0f} MB/s, "
             f"put_object {size_mb / b:.0f} MB/s -> ratio {b / o:.2f}"
+        )
+        decode_cpu = min(jpeg_decode_cpu(jpeg) for _ in range(3))
+        print(
+            f"  floors, same run: the same form through a pass-through web process (gunicorn, body streamed into one "
+            f"PutObject, nothing checked) {size_mb / f:.0f} MB/s -> ratio {b / f:.2f}; hlekkr = {f / o:.2f}x the "
+            f"pass-through; the 1/8-scale decode of these bytes alone takes {decode_cpu * 1000:.0f} ms of CPU "
+            f"(put_object's median wall time: {b * 1000:.0f} ms)"
         )
 
         # 3. multipart 256 MiB vs boto3's own multipart --------------------------------------------------------
@@ -348,8 +385,18 @@ def main() -> None:
         )
         print(f"total runtime {time.perf_counter() - t0:.0f} s")
     finally:
+        passthrough.stop()
         web.stop()
         moto.stop()
+
+
+def jpeg_decode_cpu(data: bytes) -> float:
+    """CPU seconds of the check's JPEG decode alone (1/8 scale through draft, every scan byte read)."""
+    started = time.process_time()
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (image.width // 8, image.height // 8))
+    image.load()
+    return time.process_time() - started
 
 
 def small_jpeg() -> bytes:
