@@ -152,9 +152,11 @@ def media_item_create_from_upload(
 
     The bytes are hashed, sniffed and validated in one pass (media.validation.StreamInspector): while the request
     body arrives when the API's handler received it (media/api/uploads.py), else here over the file's chunks.
-    Only bytes that passed are written, in one request. Any refusal raises a HlekkrError (the codes are in
-    media/validation.py) after an audit event, with no row and no object left behind. The same owner's live
-    item with the same bytes is returned with `duplicate=True`; then nothing is stored or published.
+    Only bytes that passed are kept: a streamed write's last bytes go out once every check but the JPEG decode
+    has passed, and a decode that then fails deletes the object again (_write_upload). Any refusal raises a
+    HlekkrError (the codes are in media/validation.py) after an audit event, with no row and no object left
+    behind. The same owner's live item with the same bytes is returned with `duplicate=True`; then nothing is
+    stored or published.
     """
     name = sanitize_filename(filename if filename is not None else uploaded_file.name)
     declared = declared_content_type if declared_content_type is not None else (uploaded_file.content_type or "")
@@ -169,37 +171,55 @@ def media_item_create_from_upload(
                 code="payload_too_large",
                 details={"size": size, "max_bytes": limit},
             )
-        inspected = _inspect_upload(uploaded_file, declared)
+        inspector = _inspected_stream(uploaded_file, declared)
+        inspected = inspector.finish_but_decode()
     except HlekkrError as error:
         _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
         raise
     facts, sha256 = inspected.facts, inspected.sha256
 
-    existing = _live_duplicate(owner, sha256)
-    if existing is not None:
-        _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
-        return UploadResult(existing, duplicate=True)
+    def judge_decode() -> None:  # the last check, still running on its thread: refused like every other check
+        try:
+            inspector.finish_decode()
+        except HlekkrError as error:
+            _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
+            raise
 
-    item = MediaItem(
-        id=getattr(uploaded_file, "media_id", None) or uuid.uuid4(),
-        owner=owner,
-        size=size,
-        sha256=sha256,
-        original_filename=name,
-        review_requested=review_requested,
-        priority=priority,
-        status=MediaStatus.STORED,
-    )
-    _apply_facts(item, facts)
-    item.storage_key = saved_name = storage.original_key(item)
-    intent = _intend(media_id=item.id, key=item.storage_key)
     try:
-        _write_upload(uploaded_file, item, size=size)
-    except Exception as exc:
-        # A write that failed half-way may have left part of the object behind (filesystem storage does).
-        _delete_object(item.storage_key)
-        _forget(intent)
-        raise _storage_unavailable(exc) from exc
+        existing = _live_duplicate(owner, sha256)
+        if existing is not None:
+            judge_decode()
+            _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
+            return UploadResult(existing, duplicate=True)
+        item = MediaItem(
+            id=getattr(uploaded_file, "media_id", None) or uuid.uuid4(),
+            owner=owner,
+            size=size,
+            sha256=sha256,
+            original_filename=name,
+            review_requested=review_requested,
+            priority=priority,
+            status=MediaStatus.STORED,
+        )
+        _apply_facts(item, facts)
+        item.storage_key = saved_name = storage.original_key(item)
+        intent = _intend(media_id=item.id, key=item.storage_key)
+        try:
+            _write_upload(uploaded_file, item, size=size, judge=judge_decode)
+        except _RefusedAfterWrite as refused:
+            if refused.deleted:
+                _forget(intent)  # else the orphan sweep removes what S3 may still store
+            raise refused.error from None
+        except HlekkrError:
+            _forget(intent)  # refused before anything could be stored
+            raise
+        except Exception as exc:
+            # A write that failed half-way may have left part of the object behind (filesystem storage does).
+            _delete_object(item.storage_key)
+            _forget(intent)
+            raise _storage_unavailable(exc) from exc
+    finally:
+        inspector.close()
     try:
         with transaction.atomic():
             item.save(force_insert=True)
@@ -227,12 +247,48 @@ def media_item_create_from_upload(
     return UploadResult(item)
 
 
-def _write_upload(uploaded_file: UploadedFile, item: MediaItem, *, size: int) -> None:
-    """The one write of a direct upload: finish the PutObject that streamed while the body arrived (its last
-    chunk was held back until now), else write the kept bytes in one request."""
+class _RefusedAfterWrite(Exception):
+    """The JPEG decode refused bytes whose streamed write had already gone out; `deleted`: the object is gone."""
+
+    def __init__(self, error: HlekkrError, *, deleted: bool) -> None:
+        super().__init__(error.code)
+        self.error, self.deleted = error, deleted
+
+
+def _write_upload(uploaded_file: UploadedFile, item: MediaItem, *, size: int, judge: Any) -> None:
+    """The one write of a direct upload, around `judge()` (the JPEG decode's verdict, the only check that can
+    still be running). Streamed on S3: the PutObject's held last chunk goes out first, so S3 stores the object
+    while the decode finishes; a refusal then waits for S3's answer and deletes the object (the committed intent
+    covers a crash in between, and a storage that does not answer). Otherwise the kept bytes are written after
+    the verdict, in one request."""
     relay = getattr(uploaded_file, "relay", None)
     if relay is not None:
         uploaded_file.relay = None  # type: ignore[attr-defined]
+        try:
+            relay.send_rest()
+        except Exception as exc:
+            logger.warning("streamed write failed, writing the upload again: %s: %s", type(exc).__name__, exc)
+            relay.abort()
+            relay = None
+    try:
+        judge()
+    except HlekkrError as error:
+        if relay is None or not relay.body_sent:
+            if relay is not None:
+                relay.abort()
+            raise
+        try:
+            relay.commit()  # S3's answer first, so the delete comes after the object
+            answered = True
+        except Exception:
+            answered = False
+        _delete_object(item.storage_key)
+        raise _RefusedAfterWrite(error, deleted=answered) from None
+    except BaseException:
+        if relay is not None:
+            relay.abort()
+        raise
+    if relay is not None:
         try:
             relay.commit()
             return
@@ -242,12 +298,12 @@ def _write_upload(uploaded_file: UploadedFile, item: MediaItem, *, size: int) ->
     storage.write_object(item.storage_key, uploaded_file, size=size, content_type=item.mime_type)
 
 
-def _inspect_upload(uploaded_file: UploadedFile, declared: str) -> Inspected:
-    """The verdict on an upload's bytes: from the inspector that watched them arrive when there is one (and it
-    judged them against the same declared type), else from one pass over the file's chunks now."""
+def _inspected_stream(uploaded_file: UploadedFile, declared: str) -> StreamInspector:
+    """The inspector that watched the upload's bytes arrive when there is one (and it judged them against the
+    same declared type), else one fed with the file's chunks now; either way every chunk has been fed."""
     inspector = getattr(uploaded_file, "inspector", None)
     if isinstance(inspector, StreamInspector) and inspector.declared == declared:
-        return inspector.finish()
+        return inspector
     inspector = StreamInspector(declared_content_type=declared)
     uploaded_file.seek(0)
     try:
@@ -256,7 +312,7 @@ def _inspect_upload(uploaded_file: UploadedFile, declared: str) -> Inspected:
     except BaseException:
         inspector.close()
         raise
-    return inspector.finish()
+    return inspector
 
 
 # --- multipart ---------------------------------------------------------------------------------------------

@@ -147,8 +147,9 @@ class StreamingPut:
     PutObject needs the length up front; the caller knows it (media/api/uploads.py works it out from the request's
     Content-Length when the file is the form's last part). The request goes to a presigned URL (the signature
     covers host, key and content type; the payload is UNSIGNED, as for any presigned PUT), on a connection of its
-    own. The last bytes are held back until `commit()`: a refused or duplicate upload is `abort()`ed by closing
-    the connection mid-body, and S3 never creates an object from an incomplete body.
+    own. The last bytes are held back until `send_rest()` (or `commit()`): an upload refused before then is
+    `abort()`ed by closing the connection mid-body, and S3 never creates an object from an incomplete body.
+    `commit()` waits for S3's answer.
     """
 
     def __init__(self, key: str, *, size: int, content_type: str, timeout: float = 60.0) -> None:
@@ -173,18 +174,30 @@ class StreamingPut:
         self.connection.endheaders()
 
     def write(self, chunk: bytes) -> None:
-        """Send what was held and hold `chunk` (the body's end is only sent by commit)."""
+        """Send what was held and hold `chunk` (the body's end is only sent by send_rest or commit)."""
         if self.held:
             self.connection.send(self.held)
             self.sent += len(self.held)
         self.held = chunk
 
-    def commit(self) -> None:
-        """Send the held bytes and wait for S3's answer; raises when S3 did not store the object."""
+    @property
+    def body_sent(self) -> bool:
+        """The whole body went out: S3 may now create the object, whatever happens to this connection."""
+        return self.sent == self.size and not self.held
+
+    def send_rest(self) -> None:
+        """Send the held bytes without waiting for S3's answer (it stores the object meanwhile)."""
         if self.sent + len(self.held) != self.size:
             raise RuntimeError(f"streamed {self.sent + len(self.held)} bytes of {self.size}")
-        try:
+        if self.held:
             self.connection.send(self.held)
+            self.sent += len(self.held)
+            self.held = b""
+
+    def commit(self) -> None:
+        """Send what is still held and wait for S3's answer; raises when S3 did not store the object."""
+        try:
+            self.send_rest()
             response = self.connection.getresponse()
             answer = response.read(4096)
         finally:

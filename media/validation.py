@@ -17,6 +17,7 @@ Nothing here reads a whole file into memory: sniffing reads the first 8 KiB, the
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import re
@@ -502,7 +503,8 @@ HEAD_BYTES = 64 * 1024
 HEADER_CAP = 16 * 1024 * 1024
 # The ZIP end-of-central-directory search window (_zip_tail): the last 64 KiB plus the record itself.
 TAIL_BYTES = 65_535 + 22
-DECODE_BATCH = 1024 * 1024
+# How many bytes may wait for the JPEG decoder before feeding waits (see _JpegDecode).
+DECODE_BACKLOG = 4 * 1024 * 1024
 # The spool of formats checked at the end stays in memory up to this size (Django's own default), then disk.
 SPOOL_IN_MEMORY = 2_621_440
 _ZIP_NEEDLES = (_LOCAL_HEADER, _EOCD, _CENTRAL_HEADER)
@@ -631,10 +633,13 @@ class _JpegWalk:
 
 class _JpegDecode:
     """The decode check_image runs (1/8 scale through draft, every scan byte read), fed incrementally on a
-    thread of its own: Pillow's decoder releases the GIL, so decoding overlaps receiving and storing."""
+    thread of its own: Pillow's decoder releases the GIL, so decoding overlaps receiving and storing.
 
-    def __init__(self, image: Any, width: int, height: int) -> None:
-        import queue
+    Chunks are handed over as they are (no joining, no copy) and at most `backlog` bytes wait: past that, feeding
+    waits for the decoder. A caller that keeps every chunk anyway (the direct upload keeps the whole file) passes a
+    backlog as large as the file, so receiving never waits for decoding and the waiting chunks cost no memory."""
+
+    def __init__(self, image: Any, width: int, height: int, *, backlog: int = DECODE_BACKLOG) -> None:
         import threading
 
         image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
@@ -647,11 +652,11 @@ class _JpegDecode:
         self.skip = offset  # the decoder's data starts here (absolute offset)
         self.error: BaseException | None = None
         self.finished = False
-        # At most 4 MiB waiting: if decoding falls behind, receiving waits for it (memory stays flat; the
-        # request could not finish before the decode anyway).
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
+        self.backlog = max(1, backlog)
+        self.ready = threading.Condition()
+        self.waiting: collections.deque[bytes | None] = collections.deque()
+        self.waiting_bytes = 0
+        self.stopped = False  # cancelled: drop what waits, stop decoding
         self.thread = threading.Thread(target=self._run, name="hlekkr-jpeg-decode", daemon=True)
         self.thread.start()
 
@@ -660,50 +665,59 @@ class _JpegDecode:
             return
         if offset < self.skip:
             chunk = chunk[self.skip - offset :]
-        self.pending.append(chunk)
-        self.pending_bytes += len(chunk)
-        if self.pending_bytes >= DECODE_BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            self.queue.put(b"".join(self.pending))
-            self.pending, self.pending_bytes = [], 0
+        with self.ready:
+            while self.waiting_bytes >= self.backlog and not self.stopped:
+                self.ready.wait()
+            self.waiting.append(chunk)
+            self.waiting_bytes += len(chunk)
+            self.ready.notify_all()
 
     def _run(self) -> None:
         data = b""
         while True:
-            chunk = self.queue.get()
+            with self.ready:
+                while not self.waiting:
+                    self.ready.wait()
+                chunk = self.waiting.popleft()
             if chunk is None:
                 break
-            if self.finished or self.error is not None:
-                continue  # keep draining so the feeder never blocks
-            data = data + chunk if data else chunk
-            try:
-                consumed, status = self.decoder.decode(data)
-            except Exception as exc:
-                self.error = exc
-                continue
-            if consumed < 0:
-                self.finished = True
-                if status < 0:
-                    self.error = OSError(f"decoder error {status}")
-                data = b""
-                continue
-            data = data[consumed:]
+            if not (self.finished or self.stopped or self.error is not None):
+                data = data + chunk if data else chunk
+                try:
+                    consumed, status = self.decoder.decode(data)
+                except Exception as exc:
+                    self.error = exc
+                else:
+                    if consumed < 0:
+                        self.finished = True
+                        if status < 0:
+                            self.error = OSError(f"decoder error {status}")
+                        data = b""
+                    else:
+                        data = data[consumed:]
+            with self.ready:
+                self.waiting_bytes = max(0, self.waiting_bytes - len(chunk))
+                self.ready.notify_all()
         if not self.finished and self.error is None:
             self.error = OSError("image file is truncated")
 
+    def _end(self) -> None:
+        with self.ready:
+            self.waiting.append(None)
+            self.ready.notify_all()
+
     def result(self) -> BaseException | None:
-        self._flush()
-        self.queue.put(None)
+        self._end()
         self.thread.join()
         self.decoder.cleanup()
         return self.error
 
     def cancel(self) -> None:
-        self.pending = []
-        self.queue.put(None)
+        with self.ready:
+            self.stopped = True
+            self.waiting.clear()
+            self.waiting_bytes = 0
+        self._end()
 
 
 @dataclass(frozen=True)
@@ -722,10 +736,14 @@ class StreamInspector:
     audio and video) are written to `spool` as they pass and checked from that local copy by validate_media at
     the end; the caller may pass its own local file as the spool (the assembled multipart file). `refusal`
     is set as soon as the first bytes settle the matter (type not allowed, declared type wrong, too many
-    pixels), so callers can stop storing early; finish() raises it."""
+    pixels), so callers can stop storing early; finish() raises it. `decode_backlog`: how many bytes may wait for
+    the JPEG decoder (callers that keep every chunk anyway pass the file's size limit: no wait, no memory)."""
 
-    def __init__(self, *, declared_content_type: str | None, spool: IO[bytes] | None = None) -> None:
+    def __init__(
+        self, *, declared_content_type: str | None, spool: IO[bytes] | None = None, decode_backlog: int = DECODE_BACKLOG
+    ) -> None:
         self.declared = declared_content_type
+        self.decode_backlog = decode_backlog
         self.digest = hashlib.sha256()
         self.size = 0
         self.head = bytearray()
@@ -824,7 +842,7 @@ class StreamInspector:
             self._fall_back_to_spool(head)  # MPO and other multi-frame JPEGs: check_image's own path
             return
         try:
-            self._decode = _JpegDecode(image, width, height)
+            self._decode = _JpegDecode(image, width, height, backlog=self.decode_backlog)
         except Exception:
             self._fall_back_to_spool(head)
             return
@@ -840,9 +858,36 @@ class StreamInspector:
     def finish(self) -> Inspected:
         """Every check that needed the end of the stream, in validate_media's order; raises the refusal."""
         try:
-            return self._finish()
+            inspected = self._finish()
+            self._await_decode()
+            return inspected
         finally:
             self.close()
+
+    def finish_but_decode(self) -> Inspected:
+        """finish() without waiting for the JPEG decode, the last check, which may still be running: every other
+        refusal is raised here (the SHA-256 is known), so the caller can go on (de-duplicate, send the last bytes
+        to storage) meanwhile. Then finish_decode() raises the decode's refusal, or close() drops it."""
+        try:
+            return self._finish()
+        except BaseException:
+            self.close()
+            raise
+
+    def finish_decode(self) -> None:
+        """The JPEG decode's verdict after finish_but_decode() (none to wait for on the other paths)."""
+        try:
+            self._await_decode()
+        finally:
+            self.close()
+
+    def _await_decode(self) -> None:
+        if self._decode is None:
+            return
+        error = self._decode.result()
+        self._decode = None
+        if error is not None:
+            raise _corrupt("The image is truncated or corrupt.", error)
 
     def _finish(self) -> Inspected:
         if self.size <= 0:
@@ -874,10 +919,6 @@ class StreamInspector:
                 raise _corrupt("The image cannot be read.")
         if self._decode is None:
             raise _corrupt("The image cannot be read.")
-        error = self._decode.result()
-        self._decode = None
-        if error is not None:
-            raise _corrupt("The image is truncated or corrupt.", error)
         return Inspected(MediaFacts(self.mime, self.kind, self._width, self._height), sha256, self.size)
 
     def close(self) -> None:

@@ -9,10 +9,11 @@ copy to storage each read it again; here every byte is touched once on the way i
   reading, and bytes past the limit are counted, not kept; the service answers 413), for the fallback write;
 * on S3, when the file's length is known before its bytes arrive (the form's last part: its length is the
   request's Content-Length minus what precedes it and the closing boundary, `file_length_from_prefix`), it is
-  streamed into one PutObject as it arrives (media.storage.StreamingPut). The last chunk is held back until the
-  service has accepted the upload, so a refusal or a duplicate never creates an object. Otherwise (fields after
-  the file, other object parameters, storage refusing the connection) the service writes the kept bytes in one
-  request once they passed.
+  streamed into one PutObject as it arrives (media.storage.StreamingPut). The last chunk is held back until
+  every check but the JPEG decode has passed and the bytes are not a duplicate, so those refusals never create an
+  object; S3 then stores it while the decode finishes, and a decode refusal deletes it (media.services). Otherwise
+  (fields after the file, other object parameters, storage refusing the connection) the service writes the kept
+  bytes in one request once they passed.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class InspectingUploadHandler(FileUploadHandler):
     """Keeps each uploaded file in memory, feeds it to a StreamInspector chunk by chunk and, when `stream_key`
     and `expected_length` are given, relays the `file` field to storage as it arrives."""
 
-    chunk_size = 256 * 1024  # fewer parser round trips than Django's 64 KiB; the limit bounds memory anyway
+    chunk_size = 1024 * 1024  # fewer parser round trips (and copies) than Django's 64 KiB; the limit bounds memory anyway
 
     def __init__(self, request: Any = None, *, max_bytes: int, owner_key: Any = None,
                  expected_length: int | None = None) -> None:  # fmt: skip
@@ -179,7 +180,8 @@ class InspectingUploadHandler(FileUploadHandler):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
         self._drop_relay()
         self.chunks = []
-        self.inspector = StreamInspector(declared_content_type=content_type)
+        # Every chunk is kept (self.chunks), so the decoder may lag by the whole file at no cost in memory.
+        self.inspector = StreamInspector(declared_content_type=content_type, decode_backlog=self.max_bytes)
         self.received = 0
         self.media_id = uuid.uuid4()
         self.relaying = (

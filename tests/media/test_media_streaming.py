@@ -10,6 +10,7 @@ import random
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pytest
 from django.test import Client
 from media_factories import jpeg_bytes, png_bomb, stored_files, wav_bytes, zip_bytes
@@ -215,6 +216,7 @@ def test_on_s3_storage_failing_mid_stream_and_after_it_is_a_503_that_leaves_noth
 ) -> None:
     data = jpeg_bytes(12, size=(1600, 1200))
     with (
+        mock.patch.object(storage.StreamingPut, "send_rest", side_effect=ConnectionResetError("gone")),
         mock.patch.object(storage.StreamingPut, "commit", side_effect=ConnectionResetError("gone")),
         mock.patch.object(storage, "write_object", side_effect=OSError("storage down")),
     ):
@@ -222,6 +224,55 @@ def test_on_s3_storage_failing_mid_stream_and_after_it_is_a_503_that_leaves_noth
     assert response.status_code == 503 and response.json()["code"] == "service_unavailable"
     assert stored_files() == [] and not MediaItem.objects.exists() and StorageIntent.objects.count() == 0
     assert _open_s3_uploads() == []
+
+
+def jpeg_refused_only_by_its_decode() -> bytes:
+    """A progressive JPEG whose second scan header asks for an impossible progression (Ss > Se): its markers,
+    end and trailer are sound, so every check but the decode passes."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    pixels = (np.random.default_rng(14).random((600, 800, 3)) * 255).astype("uint8")
+    Image.fromarray(pixels).save(out, "JPEG", quality=90, progressive=True)
+    data = bytearray(out.getvalue())
+    second_scan = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
+    components = data[second_scan + 4]
+    spectral = second_scan + 5 + 2 * components
+    data[spectral], data[spectral + 1] = 63, 1
+    return bytes(data)
+
+
+def test_a_jpeg_refused_only_by_its_decode_is_refused_by_the_stream_after_every_other_check() -> None:
+    data = jpeg_refused_only_by_its_decode()
+    assert batch_verdict(data, "image/jpeg")[0] == "corrupt_file"
+    inspector = StreamInspector(declared_content_type="image/jpeg")
+    inspector.feed(data)
+    assert inspector.finish_but_decode().sha256 == hashlib.sha256(data).hexdigest()
+    with pytest.raises(HlekkrError) as caught:
+        inspector.finish_decode()
+    assert caught.value.code == "corrupt_file"
+
+
+@pytest_s3
+def test_on_s3_a_decode_refusal_after_the_streamed_write_deletes_the_object(
+    s3_storage: Any, client_a: Any, upload: Any
+) -> None:
+    """The streamed PUT's last bytes go out before the decode's verdict (S3 stores while the decode finishes);
+    a refusal then removes the object again, and leaves no row and no intent."""
+    data = jpeg_refused_only_by_its_decode()
+    sent = []
+    real_send_rest = storage.StreamingPut.send_rest
+
+    def spy(self: Any) -> None:
+        real_send_rest(self)
+        sent.append(self.body_sent)
+
+    with mock.patch.object(storage.StreamingPut, "send_rest", spy):
+        response = upload(client_a, "p.jpg", data)
+    assert response.status_code == 400 and response.json()["code"] == "corrupt_file", response.content
+    assert sent[:1] == [True]  # the whole body reached S3 before the verdict
+    assert stored_files() == [] and not MediaItem.objects.exists() and StorageIntent.objects.count() == 0
+    assert AuditEvent.objects.filter(action="media.upload_rejected", payload__code="corrupt_file").count() == 1
 
 
 @pytest_s3
