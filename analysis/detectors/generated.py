@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import scipy.fft
 
 from analysis.detectors.base import (
     AbstainCode,
@@ -122,7 +123,10 @@ def features(luma: np.ndarray, crop: int) -> dict[str, float] | None:
     if texture < 0.2:  # a smooth residual is itself a generator trace; only a blank image says nothing
         return None
     window = _window(side)
-    power = np.abs(np.fft.fftshift(np.fft.fft2(r * window))) ** 2
+    # scipy's FFT (pocketfft, as numpy's, but vectorised) takes ~2 ms of the 512 px crop where numpy's float32
+    # transform took ~7. In float64: the spectrum is then exact to ~1e-15 rather than ~1e-6 (the features move by
+    # up to ~3e-6 of their value, which is float32's own rounding).
+    power = np.abs(np.fft.fftshift(scipy.fft.fft2((r * window).astype(np.float64)))) ** 2
     logp = np.log(power + 1e-6)
     c = side // 2
 
