@@ -86,7 +86,7 @@ class JpegLocalDetector(PixelDetector):
         h, w = luma.shape
         crop, top, left = grid_centre_crop(luma, cfg.max_side)
         g = crop.astype(np.float32)
-        oy, ox = grid_offset(g, axis=0), grid_offset(g, axis=1)
+        oy, ox = grid_offset(crop, axis=0), grid_offset(crop, axis=1)
         coefficients = grid_block_dct(media, g, oy, ox)  # (by, bx, 8, 8)
         picks = np.array(ZIGZAG[: cfg.frequencies])
         values = coefficients[:, :, picks[:, 0], picks[:, 1]]  # (by, bx, F)
@@ -101,7 +101,7 @@ class JpegLocalDetector(PixelDetector):
         misfit, weight = _block_misfit(values[..., informative], steps[informative])
         # Blocks with clipped pixels (0 or 255) were rounded into range after the IDCT: their coefficients leave the
         # steps without any edit, so they are left out.
-        clipped = clipped_blocks(g[oy:, ox:])
+        clipped = clipped_blocks(crop[oy:, ox:])
         if media.decoded.format != "JPEG":
             # Outside JPEG the luma was computed from RGB, and a colour channel clipped in RGB (a saturated red)
             # moves it off the steps too, with the luma itself far from 0 or 255.
@@ -149,14 +149,30 @@ class JpegLocalDetector(PixelDetector):
 
 
 def grid_offset(g: np.ndarray, axis: int) -> int:
-    """The phase (mod 8) where differences across `axis` jump: JPEG block borders."""
-    d = np.abs(np.diff(g, axis=1 - axis if axis == 0 else 1)) if axis == 1 else np.abs(np.diff(g, axis=0))
-    profile = _integer_median(d, axis=0) if axis == 1 else _integer_median(d, axis=1)
-    profile = profile + np.mean(d, axis=0 if axis == 1 else 1)  # the median is 0 on smooth photos; add the mean
+    """The phase (mod 8) where differences across `axis` jump: JPEG block borders. `g` holds pixel values 0..255
+    (uint8, or a float copy of them)."""
+    if g.dtype == np.uint8:
+        profile = _difference_profile(g, axis)
+    else:
+        d = np.abs(np.diff(g, axis=1 - axis if axis == 0 else 1)) if axis == 1 else np.abs(np.diff(g, axis=0))
+        profile = _integer_median(d, axis=0) if axis == 1 else _integer_median(d, axis=1)
+        profile = profile + np.mean(d, axis=0 if axis == 1 else 1)  # the median is 0 on smooth photos: add the mean
     n = len(profile) // 8 * 8
     energy = profile[:n].reshape(-1, 8).mean(axis=0)
     # A difference at index i is between pixels i and i+1: a border before pixel 8k+o shows at i = 8k+o-1.
     return int((int(np.argmax(energy)) + 1) % 8)
+
+
+def _difference_profile(u: np.ndarray, axis: int) -> np.ndarray:
+    """grid_offset's profile (median plus mean of |pixel differences| across `axis`, per column or row) of uint8
+    pixels: the same float32 numbers as from a float copy (the sums of whole numbers are exact), ~2x faster."""
+    lines = np.ascontiguousarray(u.T) if axis == 1 else u  # differences between neighbouring lines
+    d = cv2.absdiff(lines[1:], lines[:-1])  # one row per border position, its differences contiguous
+    ordered = cv2.sort(d, cv2.SORT_EVERY_ROW | cv2.SORT_ASCENDING)
+    n = d.shape[1]
+    median = (ordered[:, (n - 1) // 2].astype(np.float32) + ordered[:, n // 2].astype(np.float32)) / np.float32(2)
+    mean = d.sum(axis=1, dtype=np.int32).astype(np.float32) / np.float32(n)
+    return np.asarray(median + mean, np.float32)
 
 
 def _integer_median(d: np.ndarray, axis: int) -> np.ndarray:
@@ -172,7 +188,12 @@ def _integer_median(d: np.ndarray, axis: int) -> np.ndarray:
 
 
 def clipped_blocks(g: np.ndarray) -> np.ndarray:
+    """The 8x8 blocks of `g` (pixel values, uint8 or float) holding a pixel at 0, 1, 254 or 255."""
     by, bx = g.shape[0] // 8, g.shape[1] // 8
+    if g.dtype == np.uint8 and by and bx:
+        # A block's mean of the 0/255 mask is >= 255/64 when any pixel is set: the area resize is an exact "any".
+        hit = cv2.bitwise_or(cv2.inRange(g, 0, 1), cv2.inRange(g, 254, 255))
+        return np.asarray(cv2.resize(hit[: by * 8, : bx * 8], (bx, by), interpolation=cv2.INTER_AREA) > 0)
     blocks = g[: by * 8, : bx * 8].reshape(by, 8, bx, 8)
     return np.asarray(((blocks <= 1) | (blocks >= 254)).any(axis=(1, 3)), bool)
 

@@ -115,13 +115,28 @@ def test_a_truncated_file_is_unreadable(tmp_path: Path, detector: type[Detector]
 
 
 def test_the_fast_step_estimate_and_median_match_the_plain_computations() -> None:
-    from analysis.detectors.jpeg_local import JpegLocalConfig, _integer_median, estimate_step
+    from analysis.detectors.jpeg_local import (
+        JpegLocalConfig,
+        _difference_profile,
+        _integer_median,
+        clipped_blocks,
+        estimate_step,
+    )
 
     rng = np.random.default_rng(2)
     d = rng.integers(0, 256, (301, 200)).astype(np.float32)
     for axis in (0, 1):
         assert np.array_equal(_integer_median(d, axis), np.median(d, axis=axis))
     assert np.array_equal(_integer_median(d[:300], 1), np.median(d[:300], axis=1))
+    pixels = rng.integers(0, 256, (203, 161), dtype=np.uint8)
+    pixels[50:60, 40:48] = 255
+    for axis in (0, 1):
+        diff = np.abs(np.diff(pixels.astype(np.float32), axis=axis))
+        profile = np.median(diff, axis=1 - axis) + np.mean(diff, axis=1 - axis)
+        assert np.array_equal(_difference_profile(pixels, axis), profile)
+    for origin in ((0, 0), (3, 5)):
+        part = pixels[origin[0] :, origin[1] :]
+        assert np.array_equal(clipped_blocks(part), clipped_blocks(part.astype(np.float32)))
 
     def plain(c: np.ndarray, cfg: JpegLocalConfig) -> int:
         best = 1
