@@ -152,3 +152,12 @@ def test_the_fast_step_estimate_and_median_match_the_plain_computations() -> Non
     for step in (1, 2, 3, 7, 12):
         c = (np.round(rng.laplace(0, 20, 8000) / step) * step + rng.normal(0, 0.3, 8000)).astype(np.float32)
         assert estimate_step(c, cfg) == plain(c, cfg)
+
+
+def test_a_block_heatmap_keeps_the_aspect_at_most_512_pixels() -> None:
+    from analysis.detectors.heatmaps import heatmap_png
+
+    wide = Image.open(io.BytesIO(heatmap_png(np.ones((31, 46), np.float32), 1500, 1000)))
+    assert (wide.size, wide.mode) == ((512, 341), "P")
+    small = Image.open(io.BytesIO(heatmap_png(np.ones((9, 12), np.float32), 400, 300)))
+    assert small.size == (400, 300)
