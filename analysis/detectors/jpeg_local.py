@@ -235,13 +235,14 @@ def grid_block_dct(media: MediaInput, g: np.ndarray, oy: int, ox: int) -> np.nda
 
 
 def block_dct(g: np.ndarray) -> np.ndarray:
+    """The 8x8 DCT-II of every block of `g` on its grid, (block row, block column, u, v) (a strided view)."""
     by, bx = g.shape[0] // 8, g.shape[1] // 8
-    blocks = np.ascontiguousarray((g[: by * 8, : bx * 8] - 128.0).reshape(by, 8, bx, 8).transpose(0, 2, 1, 3))
-    # D B D^T as two flat matrix products (rows of every block at once, then columns): ~10x faster than a
-    # batched einsum over 16k tiny 8x8 products.
-    cols = (blocks.reshape(-1, 8) @ _DCT.T).reshape(by, bx, 8, 8)
-    both = (np.ascontiguousarray(cols.transpose(0, 1, 3, 2)).reshape(-1, 8) @ _DCT.T).reshape(by, bx, 8, 8)
-    return both.transpose(0, 1, 3, 2)
+    x = g[: by * 8, : bx * 8] - 128.0
+    # D B D^T as two matrix products over the whole image, with no copy of the blocks in between: along every
+    # block's rows at once (a flat product: rows of 8 pixels are contiguous), then along its columns (one
+    # product per row of blocks). The same sums as transforming block by block, ~3x faster than cutting blocks.
+    rows = (x.reshape(-1, 8) @ _DCT.T).reshape(by, 8, bx * 8)
+    return np.matmul(_DCT, rows).reshape(by, 8, bx, 8).transpose(0, 2, 1, 3)
 
 
 def estimate_step(c: np.ndarray, cfg: JpegLocalConfig) -> int:

@@ -161,3 +161,16 @@ def test_a_block_heatmap_keeps_the_aspect_at_most_512_pixels() -> None:
     assert (wide.size, wide.mode) == ((512, 341), "P")
     small = Image.open(io.BytesIO(heatmap_png(np.ones((9, 12), np.float32), 400, 300)))
     assert small.size == (400, 300)
+
+
+def test_the_block_dct_is_the_dct_of_every_block() -> None:
+    import cv2
+
+    from analysis.detectors.jpeg_local import block_dct
+
+    g = np.random.default_rng(4).integers(0, 256, (43, 37)).astype(np.float32)
+    coefficients = block_dct(g)
+    assert coefficients.shape == (5, 4, 8, 8)
+    for by, bx in ((0, 0), (4, 3), (2, 1)):
+        block = g[by * 8 : by * 8 + 8, bx * 8 : bx * 8 + 8] - 128.0
+        assert np.allclose(coefficients[by, bx], cv2.dct(block), atol=1e-3)
