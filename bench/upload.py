@@ -12,7 +12,8 @@ What it does:
    options: the body streamed into one PutObject, no parsing, checks, database or Django), and the CPU time of the
    1/8-scale decode of those bytes alone (Pillow, in this process);
 3. multipart: a 256 MiB WAV through POST media/uploads/ + presigned part PUTs (4 threads) + complete, vs boto3
-   upload_fileobj with the same part size and concurrency (both pay moto's CompleteMultipartUpload);
+   upload_fileobj with the same part size and concurrency (both pay moto's CompleteMultipartUpload); then moto's
+   own completion cost alone, for an upload created as Hlekkr creates them and as boto3 does, and a ranged GET;
 4. peak memory of the web worker during its first 25 MB direct upload (measured before the others): VmHWM
    after resetting it (/proc clear_refs), minus the RSS before the upload;
 5. a failure run: several multipart uploads where 1 % of part PUTs (at least one) drop the connection
@@ -363,6 +364,20 @@ def main() -> None:
         print(
             f"  (for scale: one plain boto3 GET of the 256 MiB object from moto takes {time.perf_counter() - started:.1f} s)"
         )
+        moto_complete = {label: moto_completion(s3, bucket, wav, **extra) for label, extra in COMPLETIONS}
+        print(
+            "  (moto alone, no hlekkr: CompleteMultipartUpload of these 256 MiB takes "
+            f"{moto_complete['plain'][0]:.1f} s for an upload created as hlekkr creates them (no checksum algorithm: "
+            "clients PUT plain parts to presigned URLs; moto then builds S3's default full-object CRC64NVME over a "
+            f"copy of the object, in Python without awscrt) and {moto_complete['crc32'][0]:.1f} s for one created as "
+            "boto3's upload_fileobj does (CRC32 per part); a 4 MiB ranged GET of the completed object takes "
+            f"{moto_complete['plain'][1]:.2f} s, as moto reads the whole object for it)"
+        )
+        extra = moto_complete["plain"][0] - moto_complete["crc32"][0]
+        print(
+            f"  (diagnostic: hlekkr's median less that difference in moto's completion, {o - extra:.1f} s -> "
+            f"ratio {b / (o - extra):.2f})"
+        )
         del wav
         s3.delete_object(Bucket=bucket, Key="baseline/multipart")
 
@@ -388,6 +403,35 @@ def main() -> None:
         passthrough.stop()
         web.stop()
         moto.stop()
+
+
+COMPLETIONS: list[tuple[str, dict[str, str]]] = [("plain", {}), ("crc32", {"ChecksumAlgorithm": "CRC32"})]
+
+
+def moto_completion(s3: Any, bucket: str, data: bytes, **create: str) -> tuple[float, float]:
+    """Seconds of moto's CompleteMultipartUpload for `data` in 8 MiB parts PUT to presigned URLs (4 threads), and
+    of one 4 MiB ranged GET of the object afterwards; the upload is created with `create`'s parameters."""
+    key = f"baseline/complete-{len(create)}"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
+
+    def put(number: int) -> dict[str, Any]:
+        url = s3.generate_presigned_url(
+            "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+        )
+        response = requests.put(url, data=data[(number - 1) * 8 * MiB : number * 8 * MiB], timeout=120)
+        response.raise_for_status()
+        return {"PartNumber": number, "ETag": response.headers["ETag"]}
+
+    with futures.ThreadPoolExecutor(PART_THREADS) as pool:
+        parts = list(pool.map(put, range(1, -(-len(data) // (8 * MiB)) + 1)))
+    started = time.perf_counter()
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+    complete = time.perf_counter() - started
+    started = time.perf_counter()
+    s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{4 * MiB - 1}")["Body"].read()
+    ranged = time.perf_counter() - started
+    s3.delete_object(Bucket=bucket, Key=key)
+    return complete, ranged
 
 
 def jpeg_decode_cpu(data: bytes) -> float:
