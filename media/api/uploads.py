@@ -160,7 +160,8 @@ class InspectingUploadHandler(FileUploadHandler):
     """Keeps each uploaded file in memory, feeds it to a StreamInspector chunk by chunk and, when `stream_key`
     and `expected_length` are given, relays the `file` field to storage as it arrives."""
 
-    chunk_size = 1024 * 1024  # fewer parser round trips (and copies) than Django's 64 KiB; the limit bounds memory anyway
+    # fewer parser round trips (and copies) than Django's 64 KiB; the size limit bounds memory anyway
+    chunk_size = 1024 * 1024
 
     def __init__(self, request: Any = None, *, max_bytes: int, owner_key: Any = None,
                  expected_length: int | None = None) -> None:  # fmt: skip
