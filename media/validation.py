@@ -666,13 +666,21 @@ class _JpegDecode:
         if offset < self.skip:
             chunk = chunk[self.skip - offset :]
         with self.ready:
-            while self.waiting_bytes >= self.backlog and not self.stopped:
-                self.ready.wait()
+            while self.waiting_bytes >= self.backlog and not self.stopped and self.thread.is_alive():
+                self.ready.wait(1.0)
             self.waiting.append(chunk)
             self.waiting_bytes += len(chunk)
             self.ready.notify_all()
 
     def _run(self) -> None:
+        try:
+            self._decode_all()
+        except BaseException as exc:  # a thread that dies must not read as a decode that passed
+            self.error = exc
+        if not self.finished and self.error is None:
+            self.error = OSError("image file is truncated")
+
+    def _decode_all(self) -> None:
         data = b""
         while True:
             with self.ready:
@@ -698,8 +706,6 @@ class _JpegDecode:
             with self.ready:
                 self.waiting_bytes = max(0, self.waiting_bytes - len(chunk))
                 self.ready.notify_all()
-        if not self.finished and self.error is None:
-            self.error = OSError("image file is truncated")
 
     def _end(self) -> None:
         with self.ready:
