@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from media.api import urls as media_api_urls
+
 api_v1 = [
     path("", include("hlekkr.accounts.urls")),
     path("", include("media.api.urls")),
@@ -15,6 +17,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    *media_api_urls.root_urlpatterns,  # first: the media list and detail (media/api/urls.py)
     path("", include("hlekkr.ops.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

