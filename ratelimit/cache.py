@@ -14,15 +14,20 @@ same keys, same serializer; settings use it when REDIS_URL is set).
   `execute_command`, whose retry wrapper, observability hooks and per-call closures were about a sixth of a
   cached media read's CPU; it keeps what matters of them: EVAL when Redis lost the script, one retry on a new
   connection when a pooled one turns out dead, the connection dropped when a reply was not read to the end.
+  Its arguments (the limiter's and the detail cache's own ASCII keys, and integers) are written as the RESP
+  array redis-py would write, by `_pack`, and its keys prefixed with a string built once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import pickle
 from typing import Any
 
+from django.core.cache.backends.base import default_key_func
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
+from django.core.cache.backends.redis import RedisSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -84,7 +89,25 @@ class RedisCacheClient(DjangoRedisCacheClient):
         client = self.get_client(keys[0] if keys else None, write=True)
         out = _evalsha(client.connection_pool, _ADD_OR_INCR_MANY, [*keys, *read], [len(keys), *ttls])
         counts, raw = out[: len(keys)], out[len(keys) :]
-        return [int(n) for n in counts], [None if v is None else self._serializer.loads(v) for v in raw]  # type: ignore[attr-defined]
+        return [int(n) for n in counts], [None if v is None else _loads(self._serializer, v) for v in raw]  # type: ignore[attr-defined]
+
+
+def _loads(serializer: Any, data: bytes) -> Any:
+    """Django's RedisSerializer.loads (an integer's digits, else a pickle): a pickle starts with its PROTO
+    opcode (0x80), which int() would only refuse with a ValueError."""
+    if data[:1] == b"\x80" and type(serializer) is RedisSerializer:
+        return pickle.loads(data)  # noqa: S301  # nosec B301  # Django's own cache serializer, our own values
+    return serializer.loads(data)
+
+
+def _pack(*args: str | int) -> bytes:
+    """The RESP array of bulk strings redis-py's packer writes for these arguments (str as UTF-8, int as its
+    decimal digits), in one bytes object."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else b"%d" % arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def _evalsha(pool: Any, source: str, keys: list[str], args: list[Any]) -> Any:
@@ -93,7 +116,7 @@ def _evalsha(pool: Any, source: str, keys: list[str], args: list[Any]) -> Any:
     try:
         for attempt in (1, 2):
             try:
-                conn.send_command("EVALSHA", _ADD_OR_INCR_MANY_SHA, len(keys), *keys, *args)
+                conn.send_packed_command([_pack("EVALSHA", _ADD_OR_INCR_MANY_SHA, len(keys), *keys, *args)])
                 try:
                     return conn.read_response()
                 except NoScriptError:  # a restarted or flushed Redis: EVAL runs it and caches it again
@@ -117,6 +140,11 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+        # make_key's answer is this prefix and the key when the key function is Django's default.
+        self._made_key_prefix = f"{self.key_prefix}:{self.version}:" if self.key_func is default_key_func else None
+
+    def _prefixed(self, key: str) -> str:
+        return self.make_key(key) if self._made_key_prefix is None else self._made_key_prefix + key
 
     def count_many_and_get(
         self, keys_and_ttls: list[tuple[str, int]], read: list[str]
@@ -127,9 +155,9 @@ class RedisCache(DjangoRedisCache):
         memcached-compatibility scan."""
         client: RedisCacheClient = self._cache  # type: ignore[assignment]
         counts, values = client.add_or_incr_many(
-            [self.make_key(key) for key, _ in keys_and_ttls],
+            [self._prefixed(key) for key, _ in keys_and_ttls],
             [ttl for _, ttl in keys_and_ttls],
-            [self.make_key(key) for key in read],
+            [self._prefixed(key) for key in read],
         )
         found = {key: value for key, value in zip(read, values, strict=True) if value is not None}
         return {key: count for (key, _), count in zip(keys_and_ttls, counts, strict=True)}, found

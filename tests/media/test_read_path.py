@@ -248,14 +248,16 @@ def test_on_redis_a_cached_detail_read_is_one_round_trip(
         api = api_as(client_a)
         api.get(_url(item_a))
         sent: list[str] = []
-        # On the connection, where redis-py's commands and the limiter's direct EVALSHA (ratelimit/cache.py) pass.
-        original = redis.connection.AbstractConnection.send_command
+        # On the connection, where redis-py's commands and the limiter's direct EVALSHA (ratelimit/cache.py) pass,
+        # packed: the command's name is the first bulk string of the RESP array.
+        original = redis.connection.AbstractConnection.send_packed_command
 
-        def counting(self_: Any, *args: Any, **kwargs: Any) -> Any:
-            sent.append(str(args[0]))
-            return original(self_, *args, **kwargs)
+        def counting(self_: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+            packed = b"".join(command)  # a list of chunks
+            sent.append(packed.split(b"\r\n")[2].decode())
+            return original(self_, command, *args, **kwargs)
 
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", counting)
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
         monitor._local.last_push = time.monotonic() + 60  # the monitor pushes once a second, not per request
         assert api.get(_url(item_a)).status_code == 200
         during = list(sent)

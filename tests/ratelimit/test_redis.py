@@ -253,3 +253,20 @@ def test_counting_survives_a_redis_that_forgot_the_script_or_dropped_the_connect
     assert client.client_kill_filter(_id=pooled_id, skipme=False) == 1  # sent on that same connection
     assert backend.count_many_and_get([(key, 30)], [])[0] == {key: 3}  # type: ignore[attr-defined]
     assert limiter.circuit.open_until == 0
+
+
+def test_the_direct_evalsha_is_packed_and_read_back_as_redis_py_and_django_would() -> None:
+    """ratelimit/cache.py writes the limiter's command itself and skips the serializer's int() attempt on a
+    pickle: the same bytes on the wire and the same values back."""
+    import redis
+    from django.core.cache.backends.redis import RedisSerializer
+
+    from ratelimit import cache as cache_module
+
+    args = ("EVALSHA", "ab" * 20, 3, "p:1:rl:é", "p:1:media:detail:gen:*", "k", 1, 70, -5, 0)
+    assert cache_module._pack(*args) == b"".join(redis.Connection().pack_command(*args))
+    serializer = RedisSerializer()
+    for value in ({"body": [1, "x"]}, "a1b2", 7, b"\x80raw", None, True):
+        stored = serializer.dumps(value)
+        data = stored if isinstance(stored, bytes) else str(stored).encode()
+        assert cache_module._loads(serializer, data) == serializer.loads(data) == value
