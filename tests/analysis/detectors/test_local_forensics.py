@@ -174,3 +174,25 @@ def test_the_block_dct_is_the_dct_of_every_block() -> None:
     for by, bx in ((0, 0), (4, 3), (2, 1)):
         block = g[by * 8 : by * 8 + 8, bx * 8 : bx * 8 + 8] - 128.0
         assert np.allclose(coefficients[by, bx], cv2.dct(block), atol=1e-3)
+
+
+def test_clipped_colour_blocks_mark_any_saturated_channel_and_decode_a_lossless_file_once(tmp_path: Path) -> None:
+    from unittest import mock
+
+    from analysis.detectors import jpeg_local
+
+    rgb = np.full((64, 80, 3), 128, np.uint8)
+    rgb[10, 12, 0] = 255  # a saturated red in block (1, 1)
+    rgb[40, 70, 2] = 2  # a blue at 2: clipped with a margin of 3, not of 1, in block (5, 8)
+    path = tmp_path / "colour.png"
+    Image.fromarray(rgb).save(path)
+    media = MediaInput(path=path, kind="image", mime="image/png", size=path.stat().st_size)
+    with mock.patch.object(jpeg_local, "_colour_pixels", wraps=jpeg_local._colour_pixels) as decode:
+        tight = jpeg_local.clipped_colour_blocks(media, (0, 0), (8, 10))
+        loose = jpeg_local.clipped_colour_blocks(media, (0, 0), (8, 10), margin=3)
+        past = jpeg_local.clipped_colour_blocks(media, (8, 8), (8, 10))
+    assert decode.call_count == 1
+    assert [tuple(b) for b in np.argwhere(tight)] == [(1, 1)]
+    assert [tuple(b) for b in np.argwhere(loose)] == [(1, 1), (5, 8)]
+    # From (8, 8) the last block row and column reach past the image: counted as clipped, as padding would be.
+    assert past[7].all() and past[:, 9].all() and past[0, 0] and not past[:7, :9][1:].any()
