@@ -87,7 +87,8 @@ def noise_wav(size_bytes: int, seed: int) -> bytes:
 
 # --- the web process ---------------------------------------------------------------------------------------
 class Web:
-    def __init__(self, moto_url: str, bucket: str, workdir: Path) -> None:
+    def __init__(self, moto_url: str, bucket: str, workdir: Path, *, root: Path = ROOT) -> None:
+        self.root = root  # the checkout to run (bench/upload_ab.py runs two)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -106,7 +107,7 @@ class Web:
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
-            [PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=False
+            [PY, "manage.py", *args], cwd=self.root, env=self.env, capture_output=True, text=True, check=False
         )
         if done.returncode:
             raise SystemExit(f"manage.py {' '.join(args[:1])} failed:\n{done.stderr[-2000:]}")
@@ -128,7 +129,7 @@ class Web:
         self.proc = subprocess.Popen(
             [str(Path(PY).parent / "gunicorn"), "hlekkr.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
              "--workers", "1", "--threads", "4", "--timeout", "300", "--log-level", "warning"],
-            cwd=ROOT, env=self.env,
+            cwd=self.root, env=self.env,
         )  # fmt: skip
         for _ in range(120):
             try:
