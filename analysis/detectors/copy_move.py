@@ -288,7 +288,10 @@ def _ratio_candidates(desc: np.ndarray, ratio: float, slack: float = 1e-4) -> np
     if n < 3:
         return np.arange(n)
     norms = np.einsum("ij,ij->i", desc, desc)
-    d2 = norms[:, None] + norms[None, :] - 2.0 * (desc @ desc.T)
+    d2 = desc @ desc.T
+    d2 *= -2.0  # in place: temporaries of n x n floats cost as much as the product itself
+    d2 += norms[:, None]
+    d2 += norms[None, :]
     np.fill_diagonal(d2, np.inf)
     every = np.arange(n)
     nearest = d2.argmin(axis=1)
