@@ -123,11 +123,7 @@ def features(luma: np.ndarray, crop: int) -> dict[str, float] | None:
     if texture < 0.2:  # a smooth residual is itself a generator trace; only a blank image says nothing
         return None
     window = _window(side)
-    # scipy's FFT (pocketfft, as numpy's, but vectorised) takes ~2 ms of the 512 px crop where numpy's float32
-    # transform took ~7. In float64: the spectrum is then exact to ~1e-15 rather than ~1e-6 (the features move by
-    # up to ~3e-6 of their value, which is float32's own rounding).
-    power = np.abs(np.fft.fftshift(scipy.fft.fft2((r * window).astype(np.float64)))) ** 2
-    logp = np.log(power + 1e-6)
+    logp = np.fft.fftshift(_log_power(r * window))
     c = side // 2
 
     def peak(fy: float, fx: float) -> float:
@@ -168,6 +164,24 @@ def features(luma: np.ndarray, crop: int) -> dict[str, float] | None:
         "kurtosis": math.log(kurtosis),
         "near_zero": near_zero,
     }
+
+
+def _log_power(x: np.ndarray) -> np.ndarray:
+    """log(|FFT(x)|^2 + 1e-6) of a real square image with an even side, unshifted.
+
+    scipy's real FFT in float64 (pocketfft, as numpy's, but vectorised; numpy transformed the float32 input in
+    float32, ~7 ms for a 512 px crop): the half plane is computed and the other half is its mirror (a real
+    image's spectrum is conjugate-symmetric), ~3x cheaper than the full transform and the log of every cell. The
+    features agree with numpy's float32 transform to ~3e-6 of their value, which is float32's own rounding.
+    """
+    n = x.shape[0]
+    spectrum = scipy.fft.rfft2(x.astype(np.float64))  # columns 0 .. n/2
+    half = np.log(spectrum.real**2 + spectrum.imag**2 + 1e-6)
+    full = np.empty((n, n), np.float64)
+    full[:, : n // 2 + 1] = half
+    # Column v > n/2 of row u is the conjugate of column n - v of row -u (mod n).
+    full[:, n // 2 + 1 :] = half[(-np.arange(n)) % n, n // 2 - 1 : 0 : -1]
+    return full
 
 
 @lru_cache(maxsize=4)
