@@ -275,11 +275,15 @@ def estimate_step(c: np.ndarray, cfg: JpegLocalConfig) -> int:
     order = np.argsort(bucket, kind="stable")  # a radix sort of bytes
     angles = 2 * np.pi * magnitudes[order]
     starts = np.searchsorted(bucket[order], np.arange(2, cfg.max_step + 1), side="left")
+    scratch = np.empty_like(angles)  # cos(angle / q), in place: the mean of np.cos(big / q) without temporaries
     for q, start in zip(range(2, cfg.max_step + 1), starts.tolist(), strict=True):
-        big = angles[start:]
-        if big.size < 50:
+        n = angles.size - start
+        if n < 50:
             break
-        if float(np.cos(big / q).mean()) >= cfg.min_periodicity:
+        trial = scratch[:n]
+        np.divide(angles[start:], q, out=trial)
+        np.cos(trial, out=trial)
+        if float(np.add.reduce(trial) / n) >= cfg.min_periodicity:
             best = q
     return best
 
