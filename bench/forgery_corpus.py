@@ -30,6 +30,13 @@ mask, never a square block):
 Each manipulated item is saved as JPEG (q 70..95), PNG, or JPEG-then-PNG, drawn per item. The split is by source
 photo (a forgery and its control share a split, never a photo across splits): every third source, in a fixed
 seeded shuffle, is ``eval``; the rest ``tune``. Detector thresholds may only be set on ``tune``.
+
+Ground truth, beside ``labels.csv``: ``truth.csv`` (per item: ``save`` - the last save chain, or ``camera`` -,
+its JPEG ``quality``, and for edits the ``mask`` file and what made it: a splice's ``donor_quality`` and the
+paste's own 8x8 offset from the host grid ``shift_x``/``shift_y``, a copy's ``angle``/``scale``, a resample's
+``factor``) and ``masks/<label>/<subtype>/<name>.png`` (how much of each pixel was pasted, 0-255, the image's
+size). Recording them draws no random numbers, so the images are byte for byte those of a build without them.
+``bench/localisation.py`` compares the localising detectors' heatmaps with the masks.
 """
 
 from __future__ import annotations
@@ -158,6 +165,26 @@ def object_mask(size: int, rng: np.random.Generator, feather: float) -> np.ndarr
     return soft
 
 
+@dataclass
+class Edit:
+    """Where an edit landed and what made it, for ``truth.csv`` and the masks (drawing them takes no random
+    numbers, so a corpus built with them is byte for byte the one built without)."""
+
+    mask: np.ndarray  # float32 in [0, 1], the image's size: how much of each pixel is pasted
+    params: dict[str, int | float]
+
+
+def _record(
+    edits: list[Edit] | None, shape: tuple[int, ...], mask: np.ndarray, y: int, x: int, **params: int | float
+) -> None:
+    if edits is None:
+        return
+    full = np.zeros(shape[:2], np.float32)
+    s = mask.shape[0]
+    full[y : y + s, x : x + s] = mask
+    edits.append(Edit(full, params))
+
+
 def blend(base: np.ndarray, patch: np.ndarray, mask: np.ndarray, y: int, x: int) -> np.ndarray:
     out = base.astype(np.float32).copy()
     s = mask.shape[0]
@@ -201,7 +228,7 @@ def _free_spot(rgb: np.ndarray, size: int, rng: np.random.Generator, avoid: tupl
     return (avoid[0] + size + 8) % (h - size), (avoid[1] + size + 8) % (w - size)
 
 
-def copy_move(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def copy_move(rgb: np.ndarray, rng: np.random.Generator, edits: list[Edit] | None = None) -> np.ndarray:
     size = _region_size(rgb.shape, rng)
     angle = float(rng.uniform(-30, 30)) if rng.random() < 0.6 else 0.0
     scale = float(rng.uniform(0.8, 1.25)) if rng.random() < 0.5 else 1.0
@@ -213,20 +240,28 @@ def copy_move(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     m[:, 2] += (tx - sx, ty - sy)
     moved = cv2.warpAffine(rgb, m, (rgb.shape[1], rgb.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     patch = moved[ty : ty + size, tx : tx + size]
-    return blend(rgb, patch, object_mask(size, rng, float(rng.uniform(1.0, 4.0))), ty, tx)
+    mask = object_mask(size, rng, float(rng.uniform(1.0, 4.0)))
+    _record(edits, rgb.shape, mask, ty, tx, angle=round(angle, 2), scale=round(scale, 3))
+    return blend(rgb, patch, mask, ty, tx)
 
 
-def splice(rgb: np.ndarray, donor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def splice(rgb: np.ndarray, donor: np.ndarray, rng: np.random.Generator, edits: list[Edit] | None = None) -> np.ndarray:
     size = _region_size(rgb.shape, rng)
-    donor = decode(jpeg(donor, int(rng.integers(60, 96))))
+    donor_quality = int(rng.integers(60, 96))
+    donor = decode(jpeg(donor, donor_quality))
     size = min(size, min(donor.shape[:2]) - 1)
     dy, dx = _textured_spot(donor, size, rng, None)
     ty, tx = int(rng.integers(0, rgb.shape[0] - size)), int(rng.integers(0, rgb.shape[1] - size))
     patch = donor[dy : dy + size, dx : dx + size]
-    return blend(rgb, patch, object_mask(size, rng, float(rng.uniform(1.0, 4.0))), ty, tx)
+    mask = object_mask(size, rng, float(rng.uniform(1.0, 4.0)))
+    # The paste's own 8x8 lattice, offset from the host's (donor crops are on the donor's grid).
+    _record(edits, rgb.shape, mask, ty, tx, donor_quality=donor_quality, shift_x=(tx - dx) % 8, shift_y=(ty - dy) % 8)
+    return blend(rgb, patch, mask, ty, tx)
 
 
-def resample_paste(rgb: np.ndarray, donor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def resample_paste(
+    rgb: np.ndarray, donor: np.ndarray, rng: np.random.Generator, edits: list[Edit] | None = None
+) -> np.ndarray:
     size = _region_size(rgb.shape, rng)
     factor = float(rng.uniform(1.3, 2.0))
     small = max(16, int(size / factor))
@@ -234,7 +269,9 @@ def resample_paste(rgb: np.ndarray, donor: np.ndarray, rng: np.random.Generator)
     sy, sx = _textured_spot(src, small, rng, None)
     piece = cv2.resize(src[sy : sy + small, sx : sx + small], (size, size), interpolation=cv2.INTER_CUBIC)
     ty, tx = int(rng.integers(0, rgb.shape[0] - size)), int(rng.integers(0, rgb.shape[1] - size))
-    return blend(rgb, piece, object_mask(size, rng, float(rng.uniform(1.0, 3.0))), ty, tx)
+    mask = object_mask(size, rng, float(rng.uniform(1.0, 3.0)))
+    _record(edits, rgb.shape, mask, ty, tx, factor=round(factor, 3))
+    return blend(rgb, piece, mask, ty, tx)
 
 
 def _conv(x: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -285,19 +322,58 @@ def splits(sources: list[Source], seed: int) -> dict[str, str]:
     return {s.name: ("eval" if i % 3 == 0 else "tune") for i, s in enumerate(order)}
 
 
+TRUTH_FIELDS = (
+    "path",
+    "split",
+    "save",
+    "quality",
+    "mask",
+    "donor_quality",
+    "shift_x",
+    "shift_y",
+    "angle",
+    "scale",
+    "factor",
+)
+
+
 def build(out: Path, photos: Path | None, seed: int = 13) -> list[Row]:
     sources = load_sources(photos)
     if len(sources) < 2:
         raise SystemExit("need at least two source photos")
     split_of = splits(sources, seed)
     rows: list[Row] = []
+    truth: list[dict[str, str | int | float]] = []
     out.mkdir(parents=True, exist_ok=True)
 
-    def write(data: bytes, name: str, label: str, subtype: str, source: Source) -> None:
+    def write(
+        data: bytes,
+        name: str,
+        label: str,
+        subtype: str,
+        source: Source,
+        how: str = "",
+        quality: int = 0,
+        edit: Edit | None = None,
+    ) -> None:
         folder = out / label / subtype
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-        rows.append(Row(f"{label}/{subtype}/{name}", label, subtype, split_of[source.name]))
+        path = f"{label}/{subtype}/{name}"
+        rows.append(Row(path, label, subtype, split_of[source.name]))
+        record: dict[str, str | int | float] = {
+            "path": path,
+            "split": split_of[source.name],
+            "save": how or ("camera" if subtype == "camera" else ""),
+            "quality": quality if how in ("jpeg", "jpeg_png") else "",
+        }
+        if edit is not None:
+            mask_path = out / "masks" / label / subtype / (Path(name).stem + ".png")
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            mask_path.write_bytes(png(np.round(edit.mask * 255).astype(np.uint8)))
+            record["mask"] = str(mask_path.relative_to(out))
+            record.update(edit.params)
+        truth.append(record)
 
     for i, source in enumerate(sources):
         rng = np.random.default_rng([seed, i])
@@ -308,34 +384,43 @@ def build(out: Path, photos: Path | None, seed: int = 13) -> list[Row]:
         if source.original is not None:
             write(source.original, f"{source.name}.jpg", "authentic", "camera", source)
 
-        def saved(rgb: np.ndarray, rng: np.random.Generator = rng) -> tuple[bytes, str, str]:
+        def saved(rgb: np.ndarray, rng: np.random.Generator = rng) -> tuple[bytes, str, str, int]:
             how = str(rng.choice(SAVES))
-            data, ext = save(rgb, how, int(rng.integers(70, 96)))
-            return data, ext, how
+            quality = int(rng.integers(70, 96))
+            data, ext = save(rgb, how, quality)
+            return data, ext, how, quality
 
         for k in range(2):  # controls through the same save chains as the forgeries, two per photo
-            data, ext, how = saved(base)
-            write(data, f"{source.name}-{k}-{how}.{ext}", "authentic", "resaved", source)
+            data, ext, how, q = saved(base)
+            write(data, f"{source.name}-{k}-{how}.{ext}", "authentic", "resaved", source, how, q)
         for k in range(2):
-            data, ext, how = saved(copy_move(base, rng))
-            write(data, f"{source.name}-{k}-{how}.{ext}", "manipulated", "copy_move", source)
-        data, ext, how = saved(splice(base, donor.rgb, rng))
-        write(data, f"{source.name}-{donor.name}-{how}.{ext}", "manipulated", "splice", source)
-        data, ext, how = saved(resample_paste(base, donor.rgb, rng))
-        write(data, f"{source.name}-{how}.{ext}", "manipulated", "resample", source)
+            edits: list[Edit] = []
+            data, ext, how, q = saved(copy_move(base, rng, edits))
+            write(data, f"{source.name}-{k}-{how}.{ext}", "manipulated", "copy_move", source, how, q, edits[0])
+        edits = []
+        data, ext, how, q = saved(splice(base, donor.rgb, rng, edits))
+        write(data, f"{source.name}-{donor.name}-{how}.{ext}", "manipulated", "splice", source, how, q, edits[0])
+        edits = []
+        data, ext, how, q = saved(resample_paste(base, donor.rgb, rng, edits))
+        write(data, f"{source.name}-{how}.{ext}", "manipulated", "resample", source, how, q, edits[0])
         for k in range(2):
             fake, kind = upsample_generated(base, rng)
             if rng.random() < 0.5:
-                data, ext = png(fake), "png"
+                data, ext, how, q = png(fake), "png", "png", 0
             else:
-                data, ext = jpeg(fake, int(rng.integers(88, 97))), "jpg"
-            write(data, f"{source.name}-{k}-{kind}.{ext}", "generated", "upsample", source)
+                q = int(rng.integers(88, 97))
+                data, ext, how = jpeg(fake, q), "jpg", "jpeg"
+            write(data, f"{source.name}-{k}-{kind}.{ext}", "generated", "upsample", source, how, q)
 
     with (out / "labels.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "subtype", "split"])
         for row in rows:
             writer.writerow([row.path, row.label, row.subtype, row.split])
+    with (out / "truth.csv").open("w", newline="") as handle:
+        dict_writer = csv.DictWriter(handle, fieldnames=TRUTH_FIELDS, restval="")
+        dict_writer.writeheader()
+        dict_writer.writerows(truth)
     return rows
 
 
