@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connections
 from django.db.models import Q, QuerySet
+from psycopg.types.string import TextLoader
 
 from hlekkr.accounts.models import User
 from hlekkr.exceptions import NotFound
@@ -61,7 +63,9 @@ LIST_ROW_FIELDS = (
 )
 
 
-def _iso(value: datetime) -> str:
+def _iso(value: datetime | str) -> str:
+    if isinstance(value, str):  # str() of an aware UTC datetime (_utc_text_as_str): "YYYY-MM-DD HH:MM:SS…+00:00"
+        return value[:10] + "T" + value[11:-6] + "Z"
     return value.isoformat().replace("+00:00", "Z")
 
 
@@ -150,9 +154,35 @@ class _FirstPage:
         sql, params, owner_slots, columns = compiled
         for slot in owner_slots:
             params[slot] = self.owner.pk
-        with connections[MediaItem.objects.db].cursor() as cursor:
+        connection = connections[MediaItem.objects.db]
+        as_text = connection.vendor == "postgresql"
+        with connection.cursor() as cursor:
+            if as_text:  # created_at as PostgreSQL writes it, turned into its str() below
+                cursor.cursor.adapters.register_loader("timestamptz", TextLoader)
             cursor.execute(sql, params)
-            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        if as_text:
+            for row in rows:
+                row["created_at"] = _utc_text_as_str(row["created_at"])
+                if row["created_at"] is None:  # not UTC in DateStyle ISO: let the ORM load the page
+                    return list(self._queryset()[window])
+        return rows
+
+
+# How PostgreSQL writes a timestamptz as text in a UTC session under DateStyle ISO (Django's connections):
+# fractional seconds without trailing zeros, none when zero. Years past 9999, BC and infinities do not match.
+_PG_UTC_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?\+00")
+
+
+def _utc_text_as_str(text: Any) -> str | None:
+    """str() of the aware UTC datetime PostgreSQL wrote as `text` ("2026-01-02 03:04:05.12+00" ->
+    "2026-01-02 03:04:05.120000+00:00"), which is also what CursorPagination puts in a cursor; None when `text`
+    is not in that form. Loading 25 timestamps into datetimes and formatting them back was ~8 % of a page."""
+    match = _PG_UTC_TEXT.fullmatch(text) if isinstance(text, str) else None  # bytes under SQL_ASCII
+    if match is None:
+        return None
+    fraction = match.group(1)
+    return text[:19] + (fraction.ljust(7, "0") if fraction else "") + "+00:00"
 
 
 FIRST_PAGE_ORDERING = ("-created_at",)

@@ -449,6 +449,43 @@ def test_the_first_page_is_what_the_orm_pages_give_and_its_next_link_continues_i
     assert len(seen) == len(set(seen)) == 29 and set(seen) == expected and rest["next"] is None
 
 
+def test_the_first_page_writes_timestamps_and_its_cursor_as_the_orm_page_does(
+    client_a: User, api_as: Any, django_assert_num_queries: Any
+) -> None:
+    """On PostgreSQL the first page reads created_at as text (media.selectors._utc_text_as_str): every shape of
+    fractional seconds must come out as the ORM's datetimes do, in the rows and in the next cursor."""
+    from datetime import UTC, datetime
+    from urllib.parse import parse_qs, urlsplit
+
+    _make_items(client_a, 27)
+    stamps = [datetime(2026, 3, 4, 5, 6, 7, micro, tzinfo=UTC) for micro in (0, 120000, 123456, 5, 100, 999999)]
+    for n, pk in enumerate(MediaItem.objects.filter(owner=client_a).order_by("pk").values_list("pk", flat=True)):
+        MediaItem.objects.filter(pk=pk).update(created_at=stamps[n % len(stamps)].replace(day=1 + n))
+    api = api_as(client_a)
+    api.get("/api/v1/auth/me/")
+    with django_assert_num_queries(1):
+        first = api.get("/api/v1/media/").json()
+    through_orm = api.get("/api/v1/media/?page_size=25").json()
+    assert first["results"] == through_orm["results"]
+    assert {row["created_at"][19:] for row in first["results"]} >= {"Z", ".120000Z", ".123456Z", ".000005Z"}
+
+    def cursor(url: str) -> list[str]:
+        return parse_qs(urlsplit(url).query)["cursor"]
+
+    assert cursor(first["next"]) == cursor(through_orm["next"])
+
+
+def test_postgresql_timestamp_text_becomes_the_datetimes_str() -> None:
+    from media.selectors import _utc_text_as_str
+
+    assert _utc_text_as_str("2026-01-02 03:04:05+00") == "2026-01-02 03:04:05+00:00"
+    assert _utc_text_as_str("2026-01-02 03:04:05.12+00") == "2026-01-02 03:04:05.120000+00:00"
+    assert _utc_text_as_str("2026-01-02 03:04:05.000001+00") == "2026-01-02 03:04:05.000001+00:00"
+    for other in ("2026-01-02 03:04:05+01", "12026-01-02 03:04:05+00", "0001-01-02 03:04:05+00 BC", "infinity"):
+        assert _utc_text_as_str(other) is None
+    assert _utc_text_as_str(b"2026-01-02 03:04:05+00") is None
+
+
 def test_the_first_page_sql_is_compiled_once_per_page_size(client_a: User, client_b: User, api_as: Any) -> None:
     from django.db import connection
 
