@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,12 +73,73 @@ def _result_response(request: Request, result: services.UploadResult) -> Respons
     return Response(body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 
 
-class MediaCollectionView(_MethodGroups, APIView):
-    """GET: own items (filters, cursor pagination). POST: direct upload (multipart form field `file`)."""
+# Query strings and Accept headers the cached detail answers itself; anything else goes through DRF (which
+# validates the query, negotiates `Accept: text/html` into a 406 or `application/json; indent=4` into indented
+# JSON, and so on). The list answers only the first page without any query itself.
+_FAST_QUERIES = {"": False, "include_details=false": False, "include_details=true": True}
+_FAST_ACCEPTS = frozenset({"", "*/*", "application/json"})
+
+
+class _CountedBeforeDRF:
+    """For views that answer some GETs before DRF (`dispatch`): a request the limiter already counted there and
+    then handed to DRF (a refusal, a miss, trouble) is not counted again; a refusal is raised as DRF would."""
+
+    def check_throttles(self, request: Request) -> None:
+        if getattr(request._request, "ratelimit_counted", False):
+            decision = getattr(request._request, "ratelimit_decision", None)
+            if decision is not None and decision.refused:
+                raise decision.error()
+            return  # counted once already, before DRF
+        super().check_throttles(request)  # type: ignore[misc]
+
+
+class MediaCollectionView(_MethodGroups, _CountedBeforeDRF, APIView):
+    """GET: own items (filters, cursor pagination). POST: direct upload (multipart form field `file`).
+
+    The first page without any query, which clients poll, is answered before DRF (`_first_page`), as the cached
+    detail is: the caller authenticated and checked by the view's own classes, counted by the limiter, the page
+    read and paginated by the same selector and paginator, rendered by the same JSON renderer, with the headers
+    DRF sets. Anything else (a query, another Accept, a refusal, an error) is DRF's."""
 
     ratelimit_groups = {"GET": "read", "POST": "upload"}
     required_scopes = MEDIA_SCOPES
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method == "GET":
+            response = self._first_page(request)
+            if response is not None:
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
+    def _first_page(self, request: HttpRequest) -> HttpResponse | None:
+        meta = request.META
+        if meta.get("QUERY_STRING", "") or meta.get("HTTP_ACCEPT", "") not in _FAST_ACCEPTS:
+            return None
+        if list(self.renderer_classes) != [JSONRenderer]:  # then DRF negotiates (and adds Vary: Accept)
+            return None
+        caller = plain_caller(self, request)
+        if caller is None:
+            return None
+        user, _ = caller
+        request.ratelimit_counted = True  # type: ignore[attr-defined]  # check_throttles: not again
+        try:
+            limiter.enforce(request, group=limiter.group_for(self, "GET"), user=user, api_key=request_api_key(request))
+        except RateLimited:
+            return None  # DRF raises the decision's error (check_throttles), in the error shape
+        try:
+            paginator = self.paginator
+            page = paginator.paginate_queryset(
+                selectors.media_items_first_page(owner=user), Request(request), view=self
+            )
+            body = paginator.get_paginated_response([selectors.media_list_row(row) for row in page]).data
+        except Exception:  # a database outage, say: DRF reads again and answers it in the error shape
+            return None
+        return HttpResponse(
+            JSONRenderer().render(body),
+            content_type="application/json",
+            headers={"Allow": ", ".join(self.allowed_methods)},
+        )
 
     @extend_schema(
         parameters=[s.MediaListFilters],
@@ -218,14 +280,7 @@ class MediaFromUrlView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
-# Query strings and Accept headers the cached detail answers itself; anything else goes through DRF (which
-# validates the query, negotiates `Accept: text/html` into a 406 or `application/json; indent=4` into indented
-# JSON, and so on).
-_FAST_QUERIES = {"": False, "include_details=false": False, "include_details=true": True}
-_FAST_ACCEPTS = frozenset({"", "*/*", "application/json"})
-
-
-class MediaItemView(_MethodGroups, APIView):
+class MediaItemView(_MethodGroups, _CountedBeforeDRF, APIView):
     """GET: detail with ETag / If-None-Match and a 300 s server cache. DELETE: item and stored objects.
 
     An item created from a URL whose bytes the client already had answers 303 See Other to that item.
@@ -287,14 +342,6 @@ class MediaItemView(_MethodGroups, APIView):
         return HttpResponse(
             content, content_type="application/json", headers={**headers, "Cache-Control": "private, no-cache"}
         )
-
-    def check_throttles(self, request: Request) -> None:
-        if getattr(request._request, "ratelimit_counted", False):
-            decision = getattr(request._request, "ratelimit_decision", None)
-            if decision is not None and decision.refused:
-                raise decision.error()
-            return  # counted once already, by _cached_get
-        super().check_throttles(request)
 
     @extend_schema(
         parameters=[OpenApiParameter("include_details", bool, description="Add per-detector results")],

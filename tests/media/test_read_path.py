@@ -486,6 +486,77 @@ def test_postgresql_timestamp_text_becomes_the_datetimes_str() -> None:
     assert _utc_text_as_str(b"2026-01-02 03:04:05+00") is None
 
 
+def test_the_first_page_is_answered_before_drf_with_what_drf_answers(
+    client_a: User, api_as: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    from rest_framework.views import APIView
+
+    from media.api.views import MediaCollectionView
+
+    _make_items(client_a, 27)
+    wrapped: list[str] = []
+    original = APIView.initialize_request
+
+    def initialize_request(self: APIView, request: Any, *args: Any, **kwargs: Any) -> Any:
+        wrapped.append(request.path)
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(APIView, "initialize_request", initialize_request)
+    api = api_as(client_a)
+    api.get("/api/v1/auth/me/")
+    wrapped.clear()
+    with django_assert_num_queries(1):
+        fast = api.get("/api/v1/media/")
+    assert wrapped == []  # never became a DRF request
+    with monkeypatch.context() as m:
+        m.setattr(MediaCollectionView, "_first_page", lambda self, request: None)
+        through_drf = api.get("/api/v1/media/")
+    assert wrapped == ["/api/v1/media/"]
+    assert fast.status_code == through_drf.status_code == 200
+    assert _headers(fast) == _headers(through_drf) and fast["Content-Type"] == "application/json"
+    assert fast.content == through_drf.content and fast.json()["next"]
+
+
+def test_the_first_page_before_drf_counts_once_and_is_refused_in_the_error_shape(
+    client_a: User, api_as: Any, read_limit_3_a_minute: None
+) -> None:
+    api = api_as(client_a)
+    responses = [api.get("/api/v1/media/") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    refused = responses[-1].json()
+    assert refused["code"] == "rate_limited" and refused["details"]["group"] == "read"
+    assert responses[-1]["Retry-After"].isdigit()
+
+
+def test_the_first_page_needs_a_valid_credential_and_the_read_scope(client_a: User, api: Any, api_as: Any) -> None:
+    from hlekkr.accounts.services import api_key_create
+
+    assert api.get("/api/v1/media/").status_code == 401
+    api.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert api.get("/api/v1/media/").json()["code"] in ("token_not_valid", "authentication_failed")
+    writer = api_key_create(user=client_a, name="w", scopes=["media:write"])
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {writer.plaintext}")
+    refused = api.get("/api/v1/media/")
+    assert refused.status_code == 403 and set(refused.json()) == {"code", "message", "details"}
+
+
+def test_a_database_outage_on_the_first_page_is_drfs_503(
+    client_a: User, api_as: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from media import selectors
+
+    def down(*, owner: Any) -> Any:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(selectors, "media_items_first_page", down)
+    response = api_as(client_a).get("/api/v1/media/")
+    assert response.status_code == 503 and response.json()["code"] == "service_unavailable"
+    assert response["Retry-After"] == "5"
+
+
 def test_the_first_page_sql_is_compiled_once_per_page_size(client_a: User, client_b: User, api_as: Any) -> None:
     from django.db import connection
 
