@@ -156,6 +156,10 @@ class DecodedImage:
     height: int
     luma: np.ndarray  # (height, width) uint8, read-only
     orientation: int = 1  # EXIF orientation tag (1 = upright); detectors that look for upright content use it
+    # The (height, width, 3) uint8 RGB pixels, read-only, when the luminance was computed from them (colour images
+    # other than JPEG): a second decode of a lossless file costs ~30 ms at 1024 px, and the colour checks need
+    # them. None for JPEG (its Y plane needs no colour conversion), greyscale and high-bit-depth images.
+    rgb: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def upright(self, array: np.ndarray) -> np.ndarray:
         """`array` (same grid as `luma`, any scale) turned the way the EXIF orientation says."""
@@ -178,17 +182,22 @@ def decode_image(data: bytes) -> DecodedImage:
         if fmt == "JPEG" and mode in {"RGB", "YCbCr"}:
             image.draft("L", image.size)  # the Y plane straight from the decoder, no colour conversion
         image.load()
+        rgb = None
         if image.mode in {"I", "I;16", "I;16B", "I;16L", "F"}:
             a = np.asarray(image, dtype=np.float32)
             lo, hi = float(a.min()), float(a.max())
             luma = ((a - lo) * (255.0 / max(hi - lo, 1e-6))).astype(np.uint8)
+        elif image.mode == "L":
+            luma = np.asarray(image, dtype=np.uint8)
         else:
-            grey = image if image.mode == "L" else image.convert("RGB").convert("L")
-            luma = np.asarray(grey, dtype=np.uint8)
+            colour = image.convert("RGB")
+            luma = np.asarray(colour.convert("L"), dtype=np.uint8)
+            rgb = np.ascontiguousarray(np.asarray(colour, dtype=np.uint8))
+            rgb.flags.writeable = False
         width, height = image.size
     luma = np.ascontiguousarray(luma)
     luma.flags.writeable = False
-    return DecodedImage(fmt, mode, width, height, luma, orientation if 1 <= orientation <= 8 else 1)
+    return DecodedImage(fmt, mode, width, height, luma, orientation if 1 <= orientation <= 8 else 1, rgb)
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:

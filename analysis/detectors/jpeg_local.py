@@ -206,12 +206,11 @@ def clipped_colour_blocks(
     x, y = origin
     out = np.zeros(shape, bool)
     try:
-        if media.decoded.format == "JPEG":
-            rgb = _colour_pixels(media)  # only double_jpeg asks: not worth keeping a full-size copy
-        else:
-            # jpeg_local and double_jpeg both ask, and decoding a lossless file costs more than everything else
-            # either does with it (~30 ms for a 1024 px PNG): one decode per analysis.
-            rgb = media.shared(("colour_pixels",), lambda: _colour_pixels(media))
+        # A lossless colour file's RGB pixels come with the shared decode (its luminance was computed from them);
+        # a JPEG's are decoded here (only double_jpeg asks, so no full-size copy is kept).
+        rgb = media.decoded.rgb
+        if rgb is None:
+            rgb = _colour_pixels(media)
     except DECODE_ERRORS:
         return out
     if rgb is None:

@@ -118,3 +118,38 @@ def test_a_failed_shared_computation_is_tried_again(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         media.shared("key", broken)
     assert media.shared("key", lambda: 7) == 7
+
+
+def test_a_colour_png_is_decoded_once_for_its_luminance_and_its_colour_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.detectors import jpeg_local
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, "JPEG", quality=90)
+    pixels = np.asarray(Image.open(buffer).convert("RGB"))  # a JPEG saved as PNG: jpeg_local reads its grid
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path)
+    media = MediaInput(path=path, kind="image", mime="image/png", size=path.stat().st_size)
+    decodes: list[int] = []
+    colour_decodes: list[int] = []
+    original = jpeg_local._colour_pixels
+
+    def counting(content: bytes) -> base.DecodedImage:
+        decodes.append(1)
+        return decode_image(content)
+
+    def colour_counting(m: MediaInput) -> np.ndarray | None:
+        colour_decodes.append(1)
+        return original(m)
+
+    monkeypatch.setattr(base, "decode_image", counting)
+    monkeypatch.setattr(jpeg_local, "_colour_pixels", colour_counting)
+    runs = {r.name: r for r in run_detectors(detectors(DetectorConfig()), media, DetectorContext())}
+
+    assert (decodes, colour_decodes) == ([1], [])
+    assert runs["jpeg_local"].output.status == "ok" and runs["double_jpeg"].output.status != "error"
+    rgb = media.decoded.rgb
+    assert rgb is not None and not rgb.flags.writeable
+    assert np.array_equal(rgb, pixels)
+    assert np.array_equal(media.decoded.luma, np.asarray(Image.open(path).convert("L")))
