@@ -190,10 +190,11 @@ def decode_image(data: bytes) -> DecodedImage:
         elif image.mode == "L":
             luma = np.asarray(image, dtype=np.uint8)
         else:
-            colour = image.convert("RGB")
+            colour = image if image.mode == "RGB" else image.convert("RGB")  # no second full-size copy for RGB
             luma = np.asarray(colour.convert("L"), dtype=np.uint8)
             rgb = np.ascontiguousarray(np.asarray(colour, dtype=np.uint8))
             rgb.flags.writeable = False
+            del colour
         width, height = image.size
     luma = np.ascontiguousarray(luma)
     luma.flags.writeable = False
