@@ -348,6 +348,11 @@ HLEKKR_API_KEY_PREFIX = "hk_"
 # Seconds each web process remembers a JWT's user and an API key's row (hlekkr/accounts/auth_cache.py): the
 # bound on how long a deactivated user, a changed role or a revoked key keeps working in other processes.
 HLEKKR_AUTH_CACHE_SECONDS = env_float("HLEKKR_AUTH_CACHE_SECONDS", 5.0, minimum=0)
+# The rate limiter reads these on every request (docs/ratelimit.md): django-ratelimit's switch, at its own
+# default, and how often a process checks the shared policy version. Set here because reading a setting that
+# is not set costs LazySettings a raised AttributeError each time (~1.7 us), one that is set a dict lookup.
+RATELIMIT_ENABLE = True
+HLEKKR_RATELIMIT_POLICY_TTL = 2.0
 
 # Analysis (analysis/conf.py reads these; docs/analysis.md and docs/bedrock.md explain them).
 HLEKKR_PDQ_MAX_DISTANCE = env_int("HLEKKR_PDQ_MAX_DISTANCE", 31, minimum=0, maximum=128)
