@@ -71,33 +71,44 @@ def off_grid_evidence(
     ty, tx = (h - 8) // (8 * tile_blocks), (w - 8) // (8 * tile_blocks)
     if ty < 2 or tx < 2:
         return None
-    side_y, side_x = ty * 8 * tile_blocks, tx * 8 * tile_blocks
-    x = np.ascontiguousarray(g[: side_y + 7, : side_x + 7]) - 128.0
-    rows = {v: cv2.filter2D(x, cv2.CV_32F, DCT[v][None, :], anchor=(0, 0)) for v in {v for _, v in FREQUENCIES}}
-    # |c| of the block whose top-left pixel is (y, x), arranged (tile row, tile col, y mod 8, x mod 8, frequency
-    # and blocks of the tile at that offset) so every candidate step is one pass over contiguous memory.
-    values = np.stack(
-        [
-            np.abs(cv2.filter2D(rows[v], cv2.CV_32F, DCT[u][:, None], anchor=(0, 0))[:side_y, :side_x])
-            for u, v in FREQUENCIES
-        ]
-    )
-    t = tile_blocks
+    t, f_count = tile_blocks, len(FREQUENCIES)
     # Every other block row of each tile: half the work, and the lattice of a paste spans many rows anyway.
-    values = values.reshape(len(FREQUENCIES), ty, t, 8, tx, t, 8)[:, :, ::2].transpose(1, 4, 3, 6, 0, 2, 5)
-    values = np.ascontiguousarray(values).reshape(ty, tx, 8, 8, len(FREQUENCIES), -1)
-    best = np.full((ty, tx, 8, 8), -np.inf, np.float32)
-    phase = np.empty_like(values)
+    per_frequency = (t + 1) // 2 * t
+    m = f_count * per_frequency  # values per tile and offset
+    # Two tile rows at a time (~0.5 MB of values at 1024 px): they stay in cache through the nine steps, and no
+    # full-size temporary is allocated (fresh pages cost as much as the filtering).
+    band = 2
+    best = np.full((ty, tx * 64), -np.inf)
+    values = np.empty((f_count, (t + 1) // 2, t, band, tx, 8, 8), np.float32)
+    phase = np.empty((m, band * tx * 64), np.float32)
+    big = np.empty((m, band * tx * 64), bool)
     rows, cols = np.array(FREQUENCIES).T
-    for quality in QUALITIES:
-        steps = ijg_table(quality)[rows, cols][:, None]  # (F, 1)
-        big = values >= steps / 2
-        n = np.count_nonzero(big, axis=(-2, -1))
-        np.multiply(values, np.float32(2 * np.pi) / steps, out=phase)
-        np.cos(phase, out=phase)
-        np.multiply(phase, big, out=phase)  # values under half a step do not count
-        z = phase.sum(axis=(-2, -1)) / np.sqrt(np.maximum(n, 1) / 2)  # cos of a uniform phase has variance 1/2
-        best = np.maximum(best, np.where(n >= min_values, z, -np.inf))
+    steps = [ijg_table(quality)[rows, cols] for quality in QUALITIES]
+    root = np.sqrt(np.maximum(np.arange(m + 1), 1) / 2)  # cos of a uniform phase has variance 1/2
+    for top in range(0, ty, band):
+        k = min(band, ty - top)
+        x = g[top * 8 * t : (top + k) * 8 * t + 7, : tx * 8 * t + 7] - np.float32(128.0)
+        filtered = {v: cv2.filter2D(x, cv2.CV_32F, DCT[v][None, :], anchor=(0, 0)) for v in set(cols.tolist())}
+        for f, (u, v) in enumerate(FREQUENCIES):
+            # |c| of the block whose top-left pixel is (y, x), arranged (frequency, block row and column in the
+            # tile; tile row and column, y mod 8, x mod 8): one row per value a (tile, offset) sums over.
+            c = cv2.filter2D(filtered[v], cv2.CV_32F, DCT[u][:, None], anchor=(0, 0))[: k * 8 * t, : tx * 8 * t]
+            np.abs(c.reshape(k, t, 8, tx, t, 8)[:, ::2].transpose(1, 4, 0, 3, 2, 5), out=values[f, :, :, :k])
+        n_cols = k * tx * 64
+        vals, ph, bg = values.reshape(m, -1)[:, :n_cols], phase[:, :n_cols], big[:, :n_cols]
+        out = best[top : top + k].reshape(-1)
+        for step in steps:
+            for f in range(f_count):
+                part = slice(f * per_frequency, (f + 1) * per_frequency)
+                np.greater_equal(vals[part], step[f] / 2, out=bg[part])  # values under half a step do not count
+                np.multiply(vals[part], np.float32(2 * np.pi) / step[f], out=ph[part])
+            n = np.add.reduce(bg.view(np.uint8), axis=0, dtype=np.uint8)
+            np.cos(ph, out=ph)
+            np.multiply(ph, bg, out=ph)
+            z = _column_sums(ph) / root.take(n)
+            z[n < min_values] = -np.inf
+            np.maximum(out, z, out=out)
+    best = best.reshape(ty, tx, 8, 8)
     valid = np.isfinite(best)
     if int(valid.sum()) < 4 * 64:
         return None
@@ -115,3 +126,17 @@ def off_grid_evidence(
     if not np.isfinite(strength):
         return None
     return OffGrid(strength, (int(py), int(px)), (int(ry), int(rx)), deviation[:, :, py, px], 8 * tile_blocks)
+
+
+def _column_sums(a: np.ndarray) -> np.ndarray:
+    """The sum of each column of the float32 `a`, bit for bit numpy's own sum of a contiguous row of that length.
+
+    For 8 to 128 values (a multiple of 8) numpy sums a row pairwise: eight running sums, then combined in pairs.
+    Here whole rows are added at a time, which is several times faster than summing each short column.
+    """
+    if a.shape[0] % 8 or not 8 <= a.shape[0] <= 128:
+        return np.ascontiguousarray(a.T).sum(axis=1)
+    r = a[0:8].copy()
+    for i in range(8, a.shape[0], 8):
+        r += a[i : i + 8]
+    return ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))

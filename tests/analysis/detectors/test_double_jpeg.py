@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,8 +20,9 @@ from analysis.detectors.double_jpeg import (
     _ijg_quality,
     _periodic,
 )
+from analysis.detectors.jpeg import DCT
 from analysis.detectors.jpeg_local import ZIGZAG
-from analysis.detectors.off_grid import ijg_table
+from analysis.detectors.off_grid import FREQUENCIES, QUALITIES, _column_sums, ijg_table, off_grid_evidence
 
 
 def run(path: Path) -> DetectorOutput:
@@ -181,3 +183,41 @@ def test_a_jpeg_cropped_off_its_grid_as_a_whole_is_not_flagged(tmp_path: Path) -
     assert out.status == "ok" and (out.probability is None or out.probability <= 0.5)
     assert not any(r.category == Category.MANIPULATED for r in out.reasons)
     assert out.evidence["off_grid_z"] < 5
+
+
+def plain_tile_z(g: np.ndarray, tile_blocks: int = 8, min_values: int = 15) -> np.ndarray:
+    """Each tile's and offset's best z over the candidate steps, straight from the definition (off_grid.py)."""
+    ty, tx = (g.shape[0] - 8) // (8 * tile_blocks), (g.shape[1] - 8) // (8 * tile_blocks)
+    side_y, side_x, t = ty * 8 * tile_blocks, tx * 8 * tile_blocks, tile_blocks
+    x = g[: side_y + 7, : side_x + 7] - 128.0
+    values = []
+    for u, v in FREQUENCIES:
+        rows = cv2.filter2D(x, cv2.CV_32F, DCT[v][None, :], anchor=(0, 0))
+        values.append(np.abs(cv2.filter2D(rows, cv2.CV_32F, DCT[u][:, None], anchor=(0, 0))[:side_y, :side_x]))
+    arranged = np.stack(values).reshape(len(FREQUENCIES), ty, t, 8, tx, t, 8)[:, :, ::2]
+    arranged = arranged.transpose(1, 4, 3, 6, 0, 2, 5).reshape(ty, tx, 8, 8, -1)
+    best = np.full((ty, tx, 8, 8), -np.inf)
+    rows_, cols_ = np.array(FREQUENCIES).T
+    for quality in QUALITIES:
+        steps = np.repeat(ijg_table(quality)[rows_, cols_], arranged.shape[-1] // len(FREQUENCIES))
+        big = arranged >= steps / 2
+        n = big.sum(axis=-1)
+        z = (np.cos(arranged * (np.float32(2 * np.pi) / steps)) * big).sum(axis=-1) / np.sqrt(np.maximum(n, 1) / 2)
+        best = np.maximum(best, np.where(n >= min_values, z, -np.inf))
+    return best
+
+
+def test_the_off_grid_search_matches_the_plain_computation_bit_for_bit() -> None:
+    g = np.asarray(Image.fromarray(off_grid_spliced()).convert("L"), np.float32)[:, :456]
+    best = plain_tile_z(g)
+    median = np.nanmedian(np.where(np.isfinite(best), best, np.nan), axis=(0, 1), keepdims=True)
+    deviation = np.nan_to_num(np.where(np.isfinite(best), best, np.nan) - median, nan=0.0).astype(np.float32)
+    off = off_grid_evidence(g, (0, 0))
+    assert off is not None
+    py, px = off.shift
+    assert off.shift == (2, 3)  # the paste's grid (rows, columns)
+    assert np.array_equal(off.tile_z, deviation[:, :, py, px])
+    rng = np.random.default_rng(5)
+    for rows in (64, 8, 24, 4, 136):
+        a = rng.normal(0, 1, (rows, 300)).astype(np.float32)
+        assert np.array_equal(_column_sums(a), np.ascontiguousarray(a.T).sum(axis=1))
