@@ -192,18 +192,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hlekkr-bench-") as tmp:
         small = run_size(1024, 1024, args.small, Path(tmp), args.threads, args.repeat)
         print_result(small)
-        large = run_size(4000, 3000, args.large, Path(tmp), args.threads, args.repeat)
-        print_result(large)
+        # --large 0 measures 1024x1024 only (a child with no files would fail and leave this waiting on its queue).
+        large = run_size(4000, 3000, args.large, Path(tmp), args.threads, args.repeat) if args.large else None
+        if large is not None:
+            print_result(large)
     print("\ntargets:")
     print(
         f"  1024x1024 pipeline within {TARGET_RATIO_1024:.0f}x decode: {small['ratio']:.1f}x wall -> "
         f"{'met' if small['ratio'] <= TARGET_RATIO_1024 else 'MISSED'}; {small['cpu_ratio']:.1f}x CPU -> "
         f"{'met' if small['cpu_ratio'] <= TARGET_RATIO_1024 else 'MISSED'}"
     )
-    print(
-        f"  4000x3000 peak memory under {TARGET_PEAK_MB_LARGE:.0f} MB: {large['peak_mb']:.0f} MB -> "
-        f"{'met' if large['peak_mb'] < TARGET_PEAK_MB_LARGE else 'MISSED'}"
-    )
+    if large is not None:
+        print(
+            f"  4000x3000 peak memory under {TARGET_PEAK_MB_LARGE:.0f} MB: {large['peak_mb']:.0f} MB -> "
+            f"{'met' if large['peak_mb'] < TARGET_PEAK_MB_LARGE else 'MISSED'}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"small": small, "large": large}, indent=2))
 
