@@ -21,7 +21,7 @@ same keys, same serializer; settings use it when REDIS_URL is set).
 from __future__ import annotations
 
 import hashlib
-import pickle
+import pickle  # nosec B403  # only to read back the values Django's cache serializer wrote (see _loads)
 from typing import Any
 
 from django.core.cache.backends.base import default_key_func
