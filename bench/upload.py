@@ -85,6 +85,21 @@ def noise_wav(size_bytes: int, seed: int) -> bytes:
     return out.getvalue()
 
 
+def start_moto(bucket: str) -> tuple[Any, str, Any]:
+    """moto's S3 server on a free loopback port with `bucket` made; returns (server, its URL, a boto3 client)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    url = f"http://127.0.0.1:{port}"
+    s3 = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    s3.create_bucket(Bucket=bucket)
+    return moto, url, s3
+
+
 # --- the web process ---------------------------------------------------------------------------------------
 class Web:
     def __init__(self, moto_url: str, bucket: str, workdir: Path, *, root: Path = ROOT) -> None:
@@ -271,27 +286,14 @@ def main() -> None:
     import logging
     import threading
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto's request log
     # The injected dropped connections make moto's server thread print a traceback; that is the point of them.
     default_hook = threading.excepthook
     threading.excepthook = lambda a: None if issubclass(a.exc_type, OSError) else default_hook(a)
 
     t0 = time.perf_counter()
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    moto_url = f"http://127.0.0.1:{moto_port}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
     bucket = "hlekkr-bench"
-    s3.create_bucket(Bucket=bucket)
+    moto, moto_url, s3 = start_moto(bucket)
     workdir = Path(tempfile.mkdtemp(prefix="hlekkr-bench-"))
     web = Web(moto_url, bucket, workdir)
     passthrough = PassThrough(moto_url, bucket, workdir)

@@ -33,22 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     import logging
 
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
-    port = upload.free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    moto_url, bucket = f"http://127.0.0.1:{port}", "hlekkr-upload-ab"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    s3.create_bucket(Bucket=bucket)
+    bucket = "hlekkr-upload-ab"
+    moto, moto_url, s3 = upload.start_moto(bucket)
     webs = {
         "other": upload.Web(moto_url, bucket, Path(tempfile.mkdtemp(prefix="hlekkr-ab-")), root=args.other.resolve()),
         "this": upload.Web(moto_url, bucket, Path(tempfile.mkdtemp(prefix="hlekkr-ab-"))),

@@ -68,6 +68,22 @@ def cache_calls(monkeypatch: pytest.MonkeyPatch) -> CacheCalls:
     return CacheCalls(monkeypatch)
 
 
+@pytest.fixture
+def drf_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the requests that became DRF requests (APIView.initialize_request), in order."""
+    from rest_framework.views import APIView
+
+    paths: list[str] = []
+    original = APIView.initialize_request
+
+    def initialize_request(self: APIView, request: Any, *args: Any, **kwargs: Any) -> Any:
+        paths.append(request.path)
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(APIView, "initialize_request", initialize_request)
+    return paths
+
+
 # --- queries ----------------------------------------------------------------------------------------------
 def test_a_cached_detail_read_makes_no_query(
     client_a: User, api_as: Any, item_a: dict[str, Any], django_assert_num_queries: Any
@@ -301,18 +317,9 @@ def _body_without_url(response: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("details", [False, True])
 def test_a_cached_hit_answers_what_drf_answers_on_a_miss(
-    client_a: User, api_as: Any, item_a: dict[str, Any], details: bool, monkeypatch: pytest.MonkeyPatch
+    client_a: User, api_as: Any, item_a: dict[str, Any], details: bool, drf_requests: list[str]
 ) -> None:
-    from rest_framework.views import APIView
-
-    wrapped: list[str] = []
-    original = APIView.initialize_request
-
-    def initialize_request(self: APIView, request: Any, *args: Any, **kwargs: Any) -> Any:
-        wrapped.append(request.path)
-        return original(self, request, *args, **kwargs)
-
-    monkeypatch.setattr(APIView, "initialize_request", initialize_request)
+    wrapped = drf_requests
     api = api_as(client_a)
     miss = api.get(_url(item_a, details))  # rendered by DRF, then cached
     hit = api.get(_url(item_a, details))
@@ -487,21 +494,16 @@ def test_postgresql_timestamp_text_becomes_the_datetimes_str() -> None:
 
 
 def test_the_first_page_is_answered_before_drf_with_what_drf_answers(
-    client_a: User, api_as: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+    client_a: User,
+    api_as: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_assert_num_queries: Any,
+    drf_requests: list[str],
 ) -> None:
-    from rest_framework.views import APIView
-
+    wrapped = drf_requests
     from media.api.views import MediaCollectionView
 
     _make_items(client_a, 27)
-    wrapped: list[str] = []
-    original = APIView.initialize_request
-
-    def initialize_request(self: APIView, request: Any, *args: Any, **kwargs: Any) -> Any:
-        wrapped.append(request.path)
-        return original(self, request, *args, **kwargs)
-
-    monkeypatch.setattr(APIView, "initialize_request", initialize_request)
     api = api_as(client_a)
     api.get("/api/v1/auth/me/")
     wrapped.clear()
