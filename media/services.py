@@ -15,6 +15,7 @@ import logging
 import math
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -255,7 +256,7 @@ class _RefusedAfterWrite(Exception):
         self.error, self.deleted = error, deleted
 
 
-def _write_upload(uploaded_file: UploadedFile, item: MediaItem, *, size: int, judge: Any) -> None:
+def _write_upload(uploaded_file: UploadedFile, item: MediaItem, *, size: int, judge: Callable[[], None]) -> None:
     """The one write of a direct upload, around `judge()` (the JPEG decode's verdict, the only check that can
     still be running). Streamed on S3: the PutObject's held last chunk goes out first, so S3 stores the object
     while the decode finishes; a refusal then waits for S3's answer and deletes the object (the committed intent

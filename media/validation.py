@@ -863,12 +863,9 @@ class StreamInspector:
     # the verdict ---------------------------------------------------------------------------------------------
     def finish(self) -> Inspected:
         """Every check that needed the end of the stream, in validate_media's order; raises the refusal."""
-        try:
-            inspected = self._finish()
-            self._await_decode()
-            return inspected
-        finally:
-            self.close()
+        inspected = self.finish_but_decode()
+        self.finish_decode()
+        return inspected
 
     def finish_but_decode(self) -> Inspected:
         """finish() without waiting for the JPEG decode, the last check, which may still be running: every other
