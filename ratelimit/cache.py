@@ -87,7 +87,7 @@ class RedisCacheClient(DjangoRedisCacheClient):
         """(counts of `keys`, values of `read` deserialized, None where absent), in one round trip."""
         read = read or []
         client = self.get_client(keys[0] if keys else None, write=True)
-        out = _evalsha(client.connection_pool, _ADD_OR_INCR_MANY, [*keys, *read], [len(keys), *ttls])
+        out = _evalsha(client.connection_pool, [*keys, *read], [len(keys), *ttls])
         counts, raw = out[: len(keys)], out[len(keys) :]
         return [int(n) for n in counts], [None if v is None else _loads(self._serializer, v) for v in raw]  # type: ignore[attr-defined]
 
@@ -110,8 +110,9 @@ def _pack(*args: str | int) -> bytes:
     return b"".join(parts)
 
 
-def _evalsha(pool: Any, source: str, keys: list[str], args: list[Any]) -> Any:
-    """EVALSHA of the counting script on one pooled connection (EVAL if Redis lost it): one round trip."""
+def _evalsha(pool: Any, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA of the counting script (_ADD_OR_INCR_MANY) on one pooled connection (EVAL if Redis lost it): one
+    round trip."""
     conn = pool.get_connection()
     try:
         for attempt in (1, 2):
@@ -120,7 +121,7 @@ def _evalsha(pool: Any, source: str, keys: list[str], args: list[Any]) -> Any:
                 try:
                     return conn.read_response()
                 except NoScriptError:  # a restarted or flushed Redis: EVAL runs it and caches it again
-                    conn.send_command("EVAL", source, len(keys), *keys, *args)
+                    conn.send_command("EVAL", _ADD_OR_INCR_MANY, len(keys), *keys, *args)
                     return conn.read_response()
             except (RedisConnectionError, RedisTimeoutError):
                 # A pooled connection Redis closed (restart, idle timeout): redis-py retries those on a new
