@@ -168,9 +168,8 @@ def _difference_profile(u: np.ndarray, axis: int) -> np.ndarray:
     pixels: the same float32 numbers as from a float copy (the sums of whole numbers are exact), ~2x faster."""
     lines = np.ascontiguousarray(u.T) if axis == 1 else u  # differences between neighbouring lines
     d = cv2.absdiff(lines[1:], lines[:-1])  # one row per border position, its differences contiguous
-    ordered = cv2.sort(d, cv2.SORT_EVERY_ROW | cv2.SORT_ASCENDING)
     n = d.shape[1]
-    median = (ordered[:, (n - 1) // 2].astype(np.float32) + ordered[:, n // 2].astype(np.float32)) / np.float32(2)
+    median = _row_medians(d)
     mean = d.sum(axis=1, dtype=np.int32).astype(np.float32) / np.float32(n)
     return np.asarray(median + mean, np.float32)
 
@@ -181,7 +180,12 @@ def _integer_median(d: np.ndarray, axis: int) -> np.ndarray:
     Sorting the values as bytes (OpenCV sorts each row in place) is ~5x faster than numpy's float partition,
     and the middle values of whole numbers, averaged, are exactly what np.median returns.
     """
-    rows = np.ascontiguousarray((d if axis == 1 else d.T).astype(np.uint8))
+    return _row_medians(np.ascontiguousarray((d if axis == 1 else d.T).astype(np.uint8)))
+
+
+def _row_medians(rows: np.ndarray) -> np.ndarray:
+    """np.median of each row of the uint8 `rows`, as float32: the rows sorted as bytes (OpenCV), then the mean of
+    the middle two (the middle one for an odd length), as np.median takes it."""
     ordered = cv2.sort(rows, cv2.SORT_EVERY_ROW | cv2.SORT_ASCENDING)
     n = ordered.shape[1]
     return (ordered[:, (n - 1) // 2].astype(np.float32) + ordered[:, n // 2].astype(np.float32)) / np.float32(2)
@@ -191,11 +195,15 @@ def clipped_blocks(g: np.ndarray) -> np.ndarray:
     """The 8x8 blocks of `g` (pixel values, uint8 or float) holding a pixel at 0, 1, 254 or 255."""
     by, bx = g.shape[0] // 8, g.shape[1] // 8
     if g.dtype == np.uint8 and by and bx:
-        # A block's mean of the 0/255 mask is >= 255/64 when any pixel is set: the area resize is an exact "any".
-        hit = cv2.bitwise_or(cv2.inRange(g, 0, 1), cv2.inRange(g, 254, 255))
-        return np.asarray(cv2.resize(hit[: by * 8, : bx * 8], (bx, by), interpolation=cv2.INTER_AREA) > 0)
+        return _any_per_block(cv2.bitwise_or(cv2.inRange(g, 0, 1), cv2.inRange(g, 254, 255)), by, bx)
     blocks = g[: by * 8, : bx * 8].reshape(by, 8, bx, 8)
     return np.asarray(((blocks <= 1) | (blocks >= 254)).any(axis=(1, 3)), bool)
+
+
+def _any_per_block(mask: np.ndarray, by: int, bx: int) -> np.ndarray:
+    """Whether each of the `by` x `bx` 8x8 blocks of the 0/255 uint8 `mask` has a pixel set. A block's mean is
+    >= 255/64 when any pixel is set, so OpenCV's area resize is an exact "any", without cutting out the blocks."""
+    return np.asarray(cv2.resize(mask[: by * 8, : bx * 8], (bx, by), interpolation=cv2.INTER_AREA) > 0)
 
 
 def clipped_colour_blocks(
@@ -220,8 +228,7 @@ def clipped_colour_blocks(
     out[by:, :] = out[:, bx:] = True
     if by and bx:
         inside = cv2.inRange(part[: by * 8, : bx * 8], (margin + 1,) * 3, (254 - margin,) * 3)
-        # A block's mean of the 0/255 mask is >= 255/64 when any pixel is set: the area resize is an exact "any".
-        out[:by, :bx] = cv2.resize(cv2.bitwise_not(inside), (bx, by), interpolation=cv2.INTER_AREA) > 0
+        out[:by, :bx] = _any_per_block(cv2.bitwise_not(inside), by, bx)
     return out
 
 

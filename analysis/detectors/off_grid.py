@@ -85,6 +85,7 @@ def off_grid_evidence(
     rows, cols = np.array(FREQUENCIES).T
     steps = [ijg_table(quality)[rows, cols] for quality in QUALITIES]
     root = np.sqrt(np.maximum(np.arange(m + 1), 1) / 2)  # cos of a uniform phase has variance 1/2
+    count_type = np.uint8 if m <= 255 else np.uint16  # how many of a (tile, offset)'s m values count
     for top in range(0, ty, band):
         k = min(band, ty - top)
         x = g[top * 8 * t : (top + k) * 8 * t + 7, : tx * 8 * t + 7] - np.float32(128.0)
@@ -102,7 +103,7 @@ def off_grid_evidence(
                 part = slice(f * per_frequency, (f + 1) * per_frequency)
                 np.greater_equal(vals[part], step[f] / 2, out=bg[part])  # values under half a step do not count
                 np.multiply(vals[part], np.float32(2 * np.pi) / step[f], out=ph[part])
-            n = np.add.reduce(bg.view(np.uint8), axis=0, dtype=np.uint8)
+            n = np.add.reduce(bg.view(np.uint8), axis=0, dtype=count_type)
             np.cos(ph, out=ph)
             np.multiply(ph, bg, out=ph)
             z = _column_sums(ph) / root.take(n)
