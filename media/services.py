@@ -10,12 +10,12 @@ Rules the functions keep (docs/media.md):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import tempfile
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -153,11 +153,9 @@ def media_item_create_from_upload(
 
     The bytes are hashed, sniffed and validated in one pass (media.validation.StreamInspector): while the request
     body arrives when the API's handler received it (media/api/uploads.py), else here over the file's chunks.
-    Only bytes that passed are kept: a streamed write's last bytes go out once every check but the JPEG decode
-    has passed, and a decode that then fails deletes the object again (_write_upload). Any refusal raises a
-    HlekkrError (the codes are in media/validation.py) after an audit event, with no row and no object left
-    behind. The same owner's live item with the same bytes is returned with `duplicate=True`; then nothing is
-    stored or published.
+    Only bytes that passed are stored, in one write. Any refusal raises a HlekkrError (the codes are in
+    media/validation.py) after an audit event, with no row and no object left behind. The same owner's live
+    item with the same bytes is returned with `duplicate=True`; then nothing is stored or published.
     """
     name = sanitize_filename(filename if filename is not None else uploaded_file.name)
     declared = declared_content_type if declared_content_type is not None else (uploaded_file.content_type or "")
@@ -172,59 +170,46 @@ def media_item_create_from_upload(
                 code="payload_too_large",
                 details={"size": size, "max_bytes": limit},
             )
-        inspector = _inspected_stream(uploaded_file, declared)
-        inspected = inspector.finish_but_decode()
+        inspected = _inspect_upload(uploaded_file, declared)
     except HlekkrError as error:
         _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
         raise
     facts, sha256 = inspected.facts, inspected.sha256
 
-    def judge_decode() -> None:  # the last check, still running on its thread: refused like every other check
-        try:
-            inspector.finish_decode()
-        except HlekkrError as error:
-            _audit_rejection(owner=owner, error=error, filename=name, size=size, declared=declared)
-            raise
+    existing = _live_duplicate(owner, sha256)
+    if existing is not None:
+        _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
+        return UploadResult(existing, duplicate=True)
 
-    try:
-        existing = _live_duplicate(owner, sha256)
-        if existing is not None:
-            judge_decode()
-            _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
-            return UploadResult(existing, duplicate=True)
-        item = MediaItem(
-            id=getattr(uploaded_file, "media_id", None) or uuid.uuid4(),
-            owner=owner,
-            size=size,
-            sha256=sha256,
-            original_filename=name,
-            review_requested=review_requested,
-            priority=priority,
-            status=MediaStatus.STORED,
-        )
-        _apply_facts(item, facts)
-        item.storage_key = saved_name = storage.original_key(item)
-        intent = _intend(media_id=item.id, key=item.storage_key)
+    item = MediaItem(
+        id=getattr(uploaded_file, "media_id", None) or uuid.uuid4(),
+        owner=owner,
+        size=size,
+        sha256=sha256,
+        original_filename=name,
+        review_requested=review_requested,
+        priority=priority,
+        status=MediaStatus.STORED,
+    )
+    _apply_facts(item, facts)
+    item.storage_key = saved_name = storage.original_key(item)
+    intent = _intend(media_id=item.id, key=item.storage_key)
+    relay = _take_relay(uploaded_file)
+    if relay is None:
         try:
-            _write_upload(uploaded_file, item, size=size, judge=judge_decode)
-        except _RefusedAfterWrite as refused:
-            if refused.deleted:
-                _forget(intent)  # else the orphan sweep removes what S3 may still store
-            raise refused.error from None
-        except HlekkrError:
-            _forget(intent)  # refused before anything could be stored
-            raise
+            _write_kept(uploaded_file, item, size=size)
         except Exception as exc:
             # A write that failed half-way may have left part of the object behind (filesystem storage does).
-            _delete_object(item.storage_key)
+            _delete_object(saved_name)
             _forget(intent)
             raise _storage_unavailable(exc) from exc
-    finally:
-        inspector.close()
     try:
         with transaction.atomic():
-            item.save(force_insert=True)
+            item.save(force_insert=True)  # a concurrent duplicate fails here, before the streamed write's end
             _forget(intent)  # the row now owns the object: both commit together
+            if relay is not None:
+                # S3 stores the object while the rows are written; they commit only once it answered.
+                _send_rest(relay)
             audit_record(
                 actor=owner,
                 action="media.uploaded",
@@ -232,79 +217,90 @@ def media_item_create_from_upload(
                 payload={"kind": item.kind, "mime_type": item.mime_type, "size": size, "sha256": sha256},
             )
             publish(MEDIA_STORED, _stored_payload(item))
+            if relay is not None:
+                _finish_streamed_write(relay, uploaded_file, item, size=size)
     except IntegrityError:
         # The same bytes were stored by a concurrent request between our check and our insert.
-        _delete_object(saved_name)
+        _end_write(relay, saved_name)
         _forget(intent)
         existing = _live_duplicate(owner, sha256)
         if existing is None:
             raise
         _audit_duplicate(owner=owner, existing=existing, filename=name, via="direct")
         return UploadResult(existing, duplicate=True)
-    except BaseException:
+    except _StorageFailed as failed:
         _delete_object(saved_name)
+        _forget(intent)
+        raise _storage_unavailable(failed.cause) from failed.cause
+    except BaseException:
+        _end_write(relay, saved_name)
         _forget(intent)
         raise
     return UploadResult(item)
 
 
-class _RefusedAfterWrite(Exception):
-    """The JPEG decode refused bytes whose streamed write had already gone out; `deleted`: the object is gone."""
-
-    def __init__(self, error: HlekkrError, *, deleted: bool) -> None:
-        super().__init__(error.code)
-        self.error, self.deleted = error, deleted
+class _StorageFailed(Exception):
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
-def _write_upload(uploaded_file: UploadedFile, item: MediaItem, *, size: int, judge: Callable[[], None]) -> None:
-    """The one write of a direct upload, around `judge()` (the JPEG decode's verdict, the only check that can
-    still be running). Streamed on S3: the PutObject's held last chunk goes out first, so S3 stores the object
-    while the decode finishes; a refusal then waits for S3's answer and deletes the object (the committed intent
-    covers a crash in between, and a storage that does not answer). Otherwise the kept bytes are written after
-    the verdict, in one request."""
+def _take_relay(uploaded_file: UploadedFile) -> storage.StreamingPut | None:
+    """The PutObject that streamed while the body arrived, its last chunk held back (media/api/uploads.py)."""
     relay = getattr(uploaded_file, "relay", None)
     if relay is not None:
         uploaded_file.relay = None  # type: ignore[attr-defined]
-        try:
-            relay.send_rest()
-        except Exception as exc:
-            logger.warning("streamed write failed, writing the upload again: %s: %s", type(exc).__name__, exc)
-            relay.abort()
-            relay = None
-    try:
-        judge()
-    except HlekkrError as error:
-        if relay is None or not relay.body_sent:
-            if relay is not None:
-                relay.abort()
-            raise
-        try:
-            relay.commit()  # S3's answer first, so the delete comes after the object
-            answered = True
-        except Exception:
-            answered = False
-        _delete_object(item.storage_key)
-        raise _RefusedAfterWrite(error, deleted=answered) from None
-    except BaseException:
-        if relay is not None:
-            relay.abort()
-        raise
-    if relay is not None:
-        try:
-            relay.commit()
-            return
-        except Exception as exc:
-            logger.warning("streamed write failed, writing the upload again: %s: %s", type(exc).__name__, exc)
+    return relay
+
+
+def _write_kept(uploaded_file: UploadedFile, item: MediaItem, *, size: int) -> None:
     # S3 serves the object with this type later; it must be the sniffed one, never the client's claim.
     storage.write_object(item.storage_key, uploaded_file, size=size, content_type=item.mime_type)
 
 
-def _inspected_stream(uploaded_file: UploadedFile, declared: str) -> StreamInspector:
-    """The inspector that watched the upload's bytes arrive when there is one (and it judged them against the
-    same declared type), else one fed with the file's chunks now; either way every chunk has been fed."""
+def _send_rest(relay: storage.StreamingPut) -> None:
+    try:
+        relay.send_rest()
+    except Exception as exc:  # the kept bytes are written instead (_finish_streamed_write)
+        logger.warning("streamed write failed at its end: %s: %s", type(exc).__name__, exc)
+        relay.abort()
+
+
+def _finish_streamed_write(
+    relay: storage.StreamingPut, uploaded_file: UploadedFile, item: MediaItem, *, size: int
+) -> None:
+    """S3's answer to the streamed PutObject; if the stream failed, the kept bytes are written in one request.
+    Raises _StorageFailed when that fails too."""
+    try:
+        relay.commit()
+        return
+    except Exception as exc:
+        logger.warning("streamed write failed, writing the upload again: %s: %s", type(exc).__name__, exc)
+        relay.abort()
+    try:
+        _write_kept(uploaded_file, item, size=size)
+    except Exception as exc:
+        raise _StorageFailed(exc) from exc
+
+
+def _end_write(relay: storage.StreamingPut | None, key: str) -> None:
+    """Undo the write of an upload that will not be recorded: a streamed PutObject still holding its last chunk
+    is aborted (S3 never creates the object); one whose body went out is waited for first, so the delete comes
+    after the object."""
+    if relay is not None:
+        if relay.open and relay.body_complete:
+            with contextlib.suppress(Exception):  # nothing was stored, or the delete below removes it
+                relay.commit()
+        relay.abort()
+    _delete_object(key)
+
+
+def _inspect_upload(uploaded_file: UploadedFile, declared: str) -> Inspected:
+    """The verdict on an upload's bytes: from the inspector that watched them arrive when there is one (and it
+    judged them against the same declared type), else from one pass over the file's chunks now."""
     inspector = getattr(uploaded_file, "inspector", None)
     if isinstance(inspector, StreamInspector) and inspector.declared == declared:
-        return inspector
+        return inspector.finish()
     inspector = StreamInspector(declared_content_type=declared)
     uploaded_file.seek(0)
     try:
@@ -313,7 +309,7 @@ def _inspected_stream(uploaded_file: UploadedFile, declared: str) -> StreamInspe
     except BaseException:
         inspector.close()
         raise
-    return inspector
+    return inspector.finish()
 
 
 # --- multipart ---------------------------------------------------------------------------------------------

@@ -181,8 +181,8 @@ class StreamingPut:
         self.held = chunk
 
     @property
-    def body_sent(self) -> bool:
-        """The whole body went out: S3 may now create the object, whatever happens to this connection."""
+    def body_complete(self) -> bool:
+        """Every byte went out: S3 may create the object now, whatever becomes of this connection."""
         return self.sent == self.size and not self.held
 
     def send_rest(self) -> None:
@@ -196,6 +196,8 @@ class StreamingPut:
 
     def commit(self) -> None:
         """Send what is still held and wait for S3's answer; raises when S3 did not store the object."""
+        if not self.open:  # http.client would open a new connection and send the rest as a request of its own
+            raise RuntimeError("the streamed write was aborted")
         try:
             self.send_rest()
             response = self.connection.getresponse()

@@ -9,11 +9,10 @@ copy to storage each read it again; here every byte is touched once on the way i
   reading, and bytes past the limit are counted, not kept; the service answers 413), for the fallback write;
 * on S3, when the file's length is known before its bytes arrive (the form's last part: its length is the
   request's Content-Length minus what precedes it and the closing boundary, `file_length_from_prefix`), it is
-  streamed into one PutObject as it arrives (media.storage.StreamingPut). The last chunk is held back until
-  every check but the JPEG decode has passed and the bytes are not a duplicate, so those refusals never create an
-  object; S3 then stores it while the decode finishes, and a decode refusal deletes it (media.services). Otherwise
-  (fields after the file, other object parameters, storage refusing the connection) the service writes the kept
-  bytes in one request once they passed.
+  streamed into one PutObject as it arrives (media.storage.StreamingPut). The last chunk is held back until the
+  service has accepted the upload (every check passed, not a duplicate), so a refusal or a duplicate never creates
+  an object. Otherwise (fields after the file, other object parameters, storage refusing the connection) the
+  service writes the kept bytes in one request once they passed.
 """
 
 from __future__ import annotations
@@ -181,8 +180,7 @@ class InspectingUploadHandler(FileUploadHandler):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
         self._drop_relay()
         self.chunks = []
-        # Every chunk is kept (self.chunks), so the decoder may lag by the whole file at no cost in memory.
-        self.inspector = StreamInspector(declared_content_type=content_type, decode_backlog=self.max_bytes)
+        self.inspector = StreamInspector(declared_content_type=content_type)
         self.received = 0
         self.media_id = uuid.uuid4()
         self.relaying = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import re
 from typing import Any
 from unittest import mock
 
@@ -46,7 +47,11 @@ def streamed_verdict(data: bytes, declared: str, chunk: int) -> tuple[Any, ...]:
 
 
 def mutated_jpegs() -> list[tuple[str, bytes]]:
-    """Bit flips and cuts anywhere (headers, tables, scans) in a baseline and a progressive JPEG."""
+    """Bit flips and cuts anywhere (headers, tables, scans), and flips inside marker segments (frame, tables,
+    scan headers, the tables between progressive scans), in a baseline, a progressive and a restart-interval
+    JPEG. The stream judges JPEGs by decoding their skeleton (validation.decode_skeleton), the whole-file check
+    by decoding every byte: these cases hold the two to the same verdicts."""
+    import cv2
     from PIL import Image
     from skimage import data
 
@@ -55,17 +60,27 @@ def mutated_jpegs() -> list[tuple[str, bytes]]:
         out = io.BytesIO()
         Image.fromarray(data.astronaut()[::2, ::2]).save(out, "JPEG", quality=90, progressive=progressive)
         bases.append(out.getvalue())
+    coffee = cv2.cvtColor(data.coffee()[::2, ::2], cv2.COLOR_RGB2BGR)
+    bases.append(
+        cv2.imencode(".jpg", coffee, [cv2.IMWRITE_JPEG_QUALITY, 85, cv2.IMWRITE_JPEG_RST_INTERVAL, 2])[1].tobytes()
+    )
     rng = random.Random(15)
     cases = []
     for index, base in enumerate(bases):
         cases += [(f"base{index}", base), (f"padded{index}", base + b"\x00" * 40_000)]
         cases += [(f"trailer{index}", base + b"abc" * 8000), (f"markup{index}", base + b"<HTML>")]
+        segments = [found.start() for found in re.finditer(rb"\xff[\xc0-\xcf\xda\xdb\xdd]", base)]
         for trial in range(40):
             flipped = bytearray(base)
             for _ in range(rng.choice((1, 3))):
                 flipped[rng.randrange(2, len(base))] ^= 1 << rng.randrange(8)
             cases.append((f"flip{index}.{trial}", bytes(flipped)))
             cases.append((f"cut{index}.{trial}", base[: rng.randrange(1, len(base))]))
+            segment = rng.choice(segments)
+            length = max(2, int.from_bytes(base[segment + 2 : segment + 4], "big"))
+            marked = bytearray(base)
+            marked[rng.randrange(segment + 2, min(len(base) - 2, segment + 2 + length))] ^= 1 << rng.randrange(8)
+            cases.append((f"segment{index}.{trial}", bytes(marked)))
     return cases
 
 
@@ -144,6 +159,64 @@ def test_on_s3_the_upload_is_stored_by_the_put_that_streamed_with_the_body(
     got = multipart.s3_client().get_object(Bucket=multipart.s3_bucket(), Key=item.storage_key)
     assert got["Body"].read() == data and got["ContentType"] == "image/jpeg"
     assert StorageIntent.objects.count() == 0
+
+
+@pytest_s3
+def test_on_s3_the_rows_are_written_while_s3_stores_and_commit_after_its_answer(
+    s3_storage: Any, client_a: Any, upload: Any
+) -> None:
+    from django.db import connection
+
+    data = jpeg_bytes(18, size=(800, 600))
+    seen: list[tuple[str, bool, bool]] = []
+    real_send_rest, real_commit = storage.StreamingPut.send_rest, storage.StreamingPut.commit
+
+    def send_rest(self: Any) -> None:
+        seen.append(("send_rest", MediaItem.objects.exists(), connection.in_atomic_block))
+        real_send_rest(self)
+
+    def commit(self: Any) -> None:
+        seen.append(("commit", AuditEvent.objects.filter(action="media.uploaded").exists(), connection.in_atomic_block))
+        real_commit(self)
+
+    with (
+        mock.patch.object(storage.StreamingPut, "send_rest", send_rest),
+        mock.patch.object(storage.StreamingPut, "commit", commit),
+    ):
+        response = upload(client_a, "photo.jpg", data)
+    assert response.status_code == 201, response.content
+    # the item row exists (uncommitted) before the last bytes go out; the audit row before S3's answer is awaited
+    assert [name for name, _, _ in seen[:2]] == ["send_rest", "commit"]
+    assert all(exists and atomic for _, exists, atomic in seen[:2])
+
+
+@pytest_s3
+def test_on_s3_a_failure_after_the_body_went_out_leaves_no_row_and_no_object(
+    s3_storage: Any, client_a: Any, api_as: Any
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from media import services
+
+    client = api_as(client_a)
+    client.raise_request_exception = False
+    file = SimpleUploadedFile("photo.jpg", jpeg_bytes(19, size=(800, 600)), content_type="image/jpeg")
+    sent = []
+    real_send_rest = storage.StreamingPut.send_rest
+
+    def send_rest(self: Any) -> None:
+        real_send_rest(self)
+        sent.append(self.body_complete)
+
+    with (
+        mock.patch.object(services, "publish", side_effect=RuntimeError("event bus down")),
+        mock.patch.object(storage.StreamingPut, "send_rest", send_rest),
+    ):
+        response = client.post("/api/v1/media/", {"file": file}, format="multipart")
+    assert response.status_code == 500
+    assert sent[:1] == [True]  # the whole body had gone out: S3 stored the object, then it was deleted
+    assert stored_files() == [] and not MediaItem.objects.exists() and StorageIntent.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="media.uploaded").exists()
 
 
 @pytest_s3
@@ -242,36 +315,43 @@ def jpeg_refused_only_by_its_decode() -> bytes:
     return bytes(data)
 
 
-def test_a_jpeg_refused_only_by_its_decode_is_refused_by_the_stream_after_every_other_check() -> None:
+def test_a_jpeg_refused_only_by_its_decode_is_refused_by_the_stream_from_its_skeleton() -> None:
     data = jpeg_refused_only_by_its_decode()
     assert batch_verdict(data, "image/jpeg")[0] == "corrupt_file"
-    inspector = StreamInspector(declared_content_type="image/jpeg")
-    inspector.feed(data)
-    assert inspector.finish_but_decode().sha256 == hashlib.sha256(data).hexdigest()
-    with pytest.raises(HlekkrError) as caught:
-        inspector.finish_decode()
-    assert caught.value.code == "corrupt_file"
+    assert streamed_verdict(data, "image/jpeg", 65_536) == ("corrupt_file", "OSError")
+
+
+def test_the_skeleton_is_every_marker_segment_and_none_of_the_scan_data() -> None:
+    data = jpeg_bytes(16, size=(1600, 1200))
+    walk = validation._JpegWalk()
+    for start in range(0, len(data), 4096):
+        walk.feed(data[start : start + 4096], start)
+    skeleton = bytes(walk.skeleton)
+    assert walk.first_scan is not None
+    scan_header_end = walk.first_scan + 2 + int.from_bytes(data[walk.first_scan + 2 : walk.first_scan + 4], "big")
+    assert skeleton == data[:scan_header_end] + b"\xff\xd9"  # one scan: the header, its scan header, EOI
+    assert len(skeleton) < len(data) / 50
+    assert validation.decode_skeleton(skeleton, 1600, 1200) is None
+
+
+def test_a_jpeg_with_more_marker_segments_than_the_cap_is_refused() -> None:
+    base = jpeg_bytes(17)
+    eoi = base.rindex(b"\xff\xd9")
+    comments = b"".join(b"\xff\xfe" + (2 + 1000).to_bytes(2, "big") + b"c" * 1000 for _ in range(10))
+    data = base[:eoi] + comments + base[eoi:]  # comments after the scan: skipped by decoders, kept in the skeleton
+    assert streamed_verdict(data, "image/jpeg", 4096)[0] == "ok"
+    with mock.patch.object(validation, "SKELETON_CAP", 5000):
+        assert streamed_verdict(data, "image/jpeg", 4096) == ("corrupt_file", "marker_segments")
 
 
 @pytest_s3
-def test_on_s3_a_decode_refusal_after_the_streamed_write_deletes_the_object(
-    s3_storage: Any, client_a: Any, upload: Any
-) -> None:
-    """The streamed PUT's last bytes go out before the decode's verdict (S3 stores while the decode finishes);
-    a refusal then removes the object again, and leaves no row and no intent."""
+def test_on_s3_a_decode_refusal_creates_no_object(s3_storage: Any, client_a: Any, upload: Any) -> None:
+    """Every check, the decode too, is judged before the streamed PUT's held last bytes go out."""
     data = jpeg_refused_only_by_its_decode()
-    sent = []
-    real_send_rest = storage.StreamingPut.send_rest
-
-    def spy(self: Any) -> None:
-        real_send_rest(self)
-        sent.append(self.body_sent)
-
-    with mock.patch.object(storage.StreamingPut, "send_rest", spy):
-        response = upload(client_a, "p.jpg", data)
+    response = upload(client_a, "p.jpg", data)
     assert response.status_code == 400 and response.json()["code"] == "corrupt_file", response.content
-    assert sent[:1] == [True]  # the whole body reached S3 before the verdict
     assert stored_files() == [] and not MediaItem.objects.exists() and StorageIntent.objects.count() == 0
+    assert _open_s3_uploads() == []
     assert AuditEvent.objects.filter(action="media.upload_rejected", payload__code="corrupt_file").count() == 1
 
 
