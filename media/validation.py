@@ -191,36 +191,61 @@ def _zip_tail(fh: IO[bytes], size: int) -> bool:
     return False
 
 
-def _jpeg_end(fh: IO[bytes], size: int) -> int | None:
-    """Offset just after the EOI that ends the JPEG's last scan, walking marker segments and entropy-coded
-    data in windows; None if the stream ends first (truncated)."""
+@dataclass(frozen=True)
+class _JpegShape:
+    end: int | None  # offset just after the EOI that ends the last scan; None: the stream ends first (truncated)
+    scans: int  # SOS markers
+    skeleton: int  # bytes of everything but entropy-coded data (see _JpegWalk.skeleton)
+
+
+def _jpeg_shape(fh: IO[bytes], size: int) -> _JpegShape:
+    """Walk the JPEG's marker segments and entropy-coded data in windows (the whole-file twin of _JpegWalk)."""
     reader = _Window(fh, size)
-    pos = 2  # after SOI
+    pos, scans, skeleton = 2, 0, 2  # after SOI
     while pos < size:
         if reader.byte(pos) != 0xFF:
-            return None
+            break
         marker = reader.byte(pos + 1)
         if marker is None:
-            return None
+            break
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
         if marker == 0xD9:  # EOI
-            return pos + 2
+            return _JpegShape(pos + 2, scans, skeleton + 2)
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # standalone markers
             pos += 2
+            skeleton += 2
             continue
         length_bytes = reader.slice(pos + 2, 2)
         if len(length_bytes) < 2:
-            return None
+            break
         (length,) = struct.unpack(">H", length_bytes)
         pos += 2 + length
+        skeleton += 2 + length
         if marker == 0xDA:  # SOS: skip entropy-coded data up to the next real marker
+            scans += 1
             next_marker = reader.next_marker(pos)
             if next_marker is None:
-                return None
+                break
             pos = next_marker
-    return None
+    return _JpegShape(None, scans, skeleton)
+
+
+def _check_jpeg_limits(scans: int, skeleton: int) -> None:
+    """What a JPEG may ask of its decoder: every scan makes the decoder visit every block again, so a few KiB of
+    repeated scan headers cost seconds of CPU (1,000 scans of a 24 MP image: 0.85 s even with no scan data), and
+    marker segments beyond SKELETON_CAP are kept by nothing real."""
+    if scans > MAX_JPEG_SCANS:
+        raise ValidationFailed(
+            f"The JPEG has more than {MAX_JPEG_SCANS} scans.", code="corrupt_file", details={"reason": "too_many_scans"}
+        )
+    if skeleton > SKELETON_CAP:
+        raise ValidationFailed(
+            "The JPEG carries more marker segments than any image needs.",
+            code="corrupt_file",
+            details={"reason": "marker_segments"},
+        )
 
 
 class _Window:
@@ -333,7 +358,8 @@ def check_polyglot(fh: IO[bytes], size: int, mime: str) -> None:
         return
     if mime != "image/jpeg":
         return
-    end = _jpeg_end(fh, size)
+    shape = _jpeg_shape(fh, size)
+    end = shape.end
     if end is None:
         raise ValidationFailed("The JPEG is truncated: it has no end-of-image marker.", code="corrupt_file")
     if end < size and _markup_in(fh, end, size):
@@ -355,6 +381,7 @@ def check_polyglot(fh: IO[bytes], size: int, mime: str) -> None:
                 code="polyglot_file",
                 details={"trailing": size - end},
             )
+    _check_jpeg_limits(shape.scans, shape.skeleton)
 
 
 # --- decoding checks ---------------------------------------------------------------------------------------
@@ -505,6 +532,9 @@ TAIL_BYTES = 65_535 + 22
 # The JPEG's skeleton (every byte but the entropy-coded data, see _JpegWalk) is kept up to this size; a file with
 # more marker segments than that is refused (a real JPEG's are a few KiB beyond its header).
 SKELETON_CAP = HEADER_CAP + 4 * 1024 * 1024
+# Progressive JPEGs have about 10 scans (libjpeg's default script; optimised ones a few more); past this many a
+# file is refused (see _check_jpeg_limits).
+MAX_JPEG_SCANS = 256
 # The spool of formats checked at the end stays in memory up to this size (Django's own default), then disk.
 SPOOL_IN_MEMORY = 2_621_440
 _ZIP_NEEDLES = (_LOCAL_HEADER, _EOCD, _CENTRAL_HEADER)
@@ -530,7 +560,8 @@ class _JpegWalk:
         self.end: int | None = None  # offset just after the EOI
         self.broken = False  # the stream cannot be a JPEG (a byte where a marker must be)
         self.skeleton = bytearray(b"\xff\xd8")  # SOI, every marker segment in order, EOI
-        self.overfull = False  # the skeleton outgrew SKELETON_CAP and stopped growing
+        self.skeleton_bytes = 2  # what the skeleton holds or would hold past SKELETON_CAP
+        self.scans = 0
         self.trailer = 0
         self.trailer_data = False
         self.trailer_zip = False
@@ -579,7 +610,7 @@ class _JpegWalk:
                 pos += 1
                 continue
             if marker == 0xD9:
-                self.skeleton += b"\xff\xd9"
+                self._keep(bytearray(b"\xff\xd9"))
                 self.end = pos + 2
                 rest = bytes(buf[self.end - base :])
                 self.buf = bytearray()
@@ -597,6 +628,7 @@ class _JpegWalk:
                 if self.first_scan is None:
                     self.first_scan = pos
                 self.in_scan = True
+                self.scans += 1
             self.skip_to = pos + 2 + length
         self.pos = pos
         # Keep only what the walk has not passed (at most a marker's few bytes while skipping or scanning).
@@ -606,9 +638,8 @@ class _JpegWalk:
             self.base += keep_from
 
     def _keep(self, data: bytearray) -> None:
-        if len(self.skeleton) + len(data) > SKELETON_CAP:
-            self.overfull = True
-        else:
+        self.skeleton_bytes += len(data)
+        if self.skeleton_bytes <= SKELETON_CAP:  # past it the file is refused (verdict): stop keeping
             self.skeleton += data
 
     def _watch_trailer(self, chunk: bytes) -> None:
@@ -628,12 +659,6 @@ class _JpegWalk:
         """check_polyglot's JPEG rules, in its order, from what the walk saw."""
         if self.end is None:
             raise ValidationFailed("The JPEG is truncated: it has no end-of-image marker.", code="corrupt_file")
-        if self.overfull:
-            raise ValidationFailed(
-                "The JPEG carries more marker segments than any image needs.",
-                code="corrupt_file",
-                details={"reason": "marker_segments"},
-            )
         details = {"trailing": size - self.end}
         if self.trailer and self.trailer_markup:
             raise UnsupportedMediaType(
@@ -647,6 +672,7 @@ class _JpegWalk:
             raise UnsupportedMediaType(
                 "Significant data follows the end of the JPEG image.", code="polyglot_file", details=details
             )
+        _check_jpeg_limits(self.scans, self.skeleton_bytes)
 
 
 def decode_skeleton(skeleton: bytes, width: int, height: int) -> BaseException | None:

@@ -109,6 +109,21 @@ def _scan_start(jpeg: bytes) -> int:
 
 
 # --- bombs ------------------------------------------------------------------------------------------------------
+def jpeg_scan_bomb(repeats: int = 2000) -> bytes:
+    """A progressive JPEG whose first scan is repeated: a few KiB per repeat, and the decoder visits every block
+    again for each (libjpeg only warns about the bogus progression)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    rng = _rng()
+    pixels = bytes(rng.randrange(256) for _ in range(64 * 64 * 3))
+    Image.frombytes("RGB", (64, 64), pixels).save(out, "JPEG", quality=80, progressive=True)
+    data = out.getvalue()
+    first = _scan_start(data)
+    second = data.index(b"\xff\xda", first + 2)
+    return data[:second] + data[first:second] * repeats + data[second:]
+
+
 def png_pixel_bomb() -> bytes:
     """100 000 x 100 000 declared, a few bytes of compressed zeros: 10 gigapixels if anyone decoded it."""
     return _png_with([], width=100_000, height=100_000, idat=zlib.compress(b"\x00" * 100_000, 9))
@@ -375,6 +390,7 @@ def _entries() -> list[Hostile]:
     return [
         # bombs
         Hostile("png_pixel_bomb", "bomb", png_pixel_bomb, "bomb.png", "image/png", PIXELS),
+        Hostile("jpeg_scan_bomb", "bomb", jpeg_scan_bomb, "scans.jpg", "image/jpeg", CORRUPT),
         Hostile("png_under_limit_bomb", "bomb", png_under_limit_bomb, "big.png", "image/png", acc | CORRUPT),
         Hostile("png_text_bomb", "bomb", png_text_bomb, "text.png", "image/png", acc | CORRUPT),
         Hostile("png_icc_bomb", "bomb", png_icc_bomb, "icc.png", "image/png", acc | CORRUPT),

@@ -342,6 +342,27 @@ def test_a_jpeg_with_more_marker_segments_than_the_cap_is_refused() -> None:
     assert streamed_verdict(data, "image/jpeg", 4096)[0] == "ok"
     with mock.patch.object(validation, "SKELETON_CAP", 5000):
         assert streamed_verdict(data, "image/jpeg", 4096) == ("corrupt_file", "marker_segments")
+        assert batch_verdict(data, "image/jpeg") == ("corrupt_file", "marker_segments")
+
+
+def test_a_jpeg_with_more_scans_than_any_image_needs_is_refused() -> None:
+    """Every scan makes the decoder visit every block again: repeating a progressive JPEG's first scan costs a
+    few KiB per repeat and decodes (libjpeg only warns), so the count itself is the limit."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray((np.random.default_rng(20).random((64, 96, 3)) * 255).astype("uint8")).save(
+        out, "JPEG", quality=80, progressive=True
+    )
+    base = out.getvalue()
+    first = base.index(b"\xff\xda")
+    second = base.index(b"\xff\xda", first + 2)
+    scans = base.count(b"\xff\xda")  # no FF DA inside entropy-coded data: FF is always stuffed there
+    for total, expected in ((validation.MAX_JPEG_SCANS, "ok"), (validation.MAX_JPEG_SCANS + 1, "corrupt_file")):
+        data = base[:second] + base[first:second] * (total - scans) + base[second:]
+        assert streamed_verdict(data, "image/jpeg", 65_536)[0] == expected
+        assert batch_verdict(data, "image/jpeg")[0] == expected
+    assert streamed_verdict(data, "image/jpeg", 4096) == ("corrupt_file", "too_many_scans")
 
 
 @pytest_s3
