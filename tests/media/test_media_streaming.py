@@ -8,6 +8,7 @@ import hashlib
 import io
 import random
 import re
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -24,6 +25,9 @@ from media.models import MediaItem, StorageIntent
 from media.validation import StreamInspector, validate_media
 
 pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ARITHMETIC_JPEGS = ("astronaut-arithmetic.jpg", "astronaut-arithmetic-progressive.jpg")  # see fixtures/README.md
 
 
 def batch_verdict(data: bytes, declared: str) -> tuple[Any, ...]:
@@ -49,8 +53,9 @@ def streamed_verdict(data: bytes, declared: str, chunk: int) -> tuple[Any, ...]:
 def mutated_jpegs() -> list[tuple[str, bytes]]:
     """Bit flips and cuts anywhere (headers, tables, scans), and flips inside marker segments (frame, tables,
     scan headers, the tables between progressive scans), in a baseline, a progressive and a restart-interval
-    JPEG. The stream judges JPEGs by decoding their skeleton (validation.decode_skeleton), the whole-file check
-    by decoding every byte: these cases hold the two to the same verdicts."""
+    JPEG and two arithmetic-coded ones (baseline; progressive with restarts). The stream judges JPEGs by
+    decoding their skeleton (validation.decode_skeleton), the whole-file check by decoding every byte: these
+    cases hold the two to the same verdicts."""
     import cv2
     from PIL import Image
     from skimage import data
@@ -64,6 +69,7 @@ def mutated_jpegs() -> list[tuple[str, bytes]]:
     bases.append(
         cv2.imencode(".jpg", coffee, [cv2.IMWRITE_JPEG_QUALITY, 85, cv2.IMWRITE_JPEG_RST_INTERVAL, 2])[1].tobytes()
     )
+    bases += [(FIXTURES / name).read_bytes() for name in ARITHMETIC_JPEGS]
     rng = random.Random(15)
     cases = []
     for index, base in enumerate(bases):
