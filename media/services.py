@@ -240,6 +240,9 @@ def media_item_create_from_upload(
 
 
 class _StorageFailed(Exception):
+    """Storage failed inside the upload's transaction (the streamed write and the write of the kept bytes both):
+    raised through transaction.atomic so the rows roll back, then answered 503 like any storage failure."""
+
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
