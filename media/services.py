@@ -272,14 +272,16 @@ def _send_rest(relay: storage.StreamingPut) -> None:
 def _finish_streamed_write(
     relay: storage.StreamingPut, uploaded_file: UploadedFile, item: MediaItem, *, size: int
 ) -> None:
-    """S3's answer to the streamed PutObject; if the stream failed, the kept bytes are written in one request.
-    Raises _StorageFailed when that fails too."""
-    try:
-        relay.commit()
-        return
-    except Exception as exc:
-        logger.warning("streamed write failed, writing the upload again: %s: %s", type(exc).__name__, exc)
-        relay.abort()
+    """S3's answer to the streamed PutObject; if the stream failed (here, or at its end in _send_rest, which
+    aborted it and said why), the kept bytes are written in one request. Raises _StorageFailed when that fails
+    too."""
+    if relay.open:
+        try:
+            relay.commit()
+            return
+        except Exception as exc:
+            logger.warning("streamed write failed, writing the upload again: %s: %s", type(exc).__name__, exc)
+            relay.abort()
     try:
         _write_kept(uploaded_file, item, size=size)
     except Exception as exc:
